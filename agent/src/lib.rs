@@ -1,0 +1,1 @@
+//! bmon-agent (being built).

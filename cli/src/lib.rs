@@ -1,0 +1,1 @@
+//! bmon-cli (being built).

@@ -1,0 +1,1 @@
+//! bmon-consumers (being built).

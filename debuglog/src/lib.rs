@@ -1,0 +1,1 @@
+//! bmon-debuglog (being built).

@@ -1,0 +1,1 @@
+//! bmon-simnet (being built).
