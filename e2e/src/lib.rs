@@ -1,0 +1,1 @@
+//! End-to-end tests across bmon's parts live in `tests/`; this library is empty.

