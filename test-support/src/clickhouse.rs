@@ -125,13 +125,18 @@ impl ClickHouse {
     /// Runs one SQL statement over HTTP; returns the body (TabSeparated unless the SQL says
     /// otherwise) or the server's error text.
     pub fn query(&self, sql: &str) -> Result<String, String> {
+        self.query_in("default", sql)
+    }
+
+    /// Runs one SQL statement with `database` as the current database.
+    pub fn query_in(&self, database: &str, sql: &str) -> Result<String, String> {
         let mut s = TcpStream::connect(("127.0.0.1", self.port)).map_err(|e| e.to_string())?;
         s.set_read_timeout(Some(Duration::from_secs(60)))
             .map_err(|e| e.to_string())?;
         let req = format!(
-            "POST / HTTP/1.0\r\nHost: 127.0.0.1\r\nContent-Length: {}\r\n\r\n{}",
+            "POST /?database={database} HTTP/1.0\r\nHost: 127.0.0.1\r\nContent-Length: {}\r\n\r\n{}",
             sql.len(),
-            sql
+            sql,
         );
         s.write_all(req.as_bytes()).map_err(|e| e.to_string())?;
         let mut buf = Vec::new();
