@@ -1,0 +1,199 @@
+//! bmon's detectors: pure state machines over events.
+//!
+//! Each detector owns one analysis and turns `state + input -> outputs`, with no I/O, no clock
+//! and no async. The JetStream shell (in `consumers`) fetches envelopes from the detector's
+//! durable consumer (`det-<name>`), calls [`Detector::apply`], publishes the outputs (alerts to
+//! `bmon.alert.<kind>`), waits for their PubAcks and only then acks the input. During quiet
+//! periods it feeds [`Input::Tick`] so timeouts still fire.
+//!
+//! Replaying the stream gives the same outputs with the same ids: time comes only from events
+//! (`observed_at`, or header time where that is the meaning) and ticks; an alert's id is derived
+//! from its fingerprint, state and start time, which never depend on when a tick arrived.
+//!
+//! - [`chain`]: reorgs, stale tips, invalid blocks, consensus splits, suspected selfish mining,
+//!   rapid block runs.
+//! - [`inflation`]: coinbase above subsidy plus fees, UTXO set above the schedule, nodes that
+//!   disagree on the UTXO set.
+//! - [`health`]: stale tips, silent nodes, empty mempools, rejection bursts, IBD, peer drops.
+//! - [`propagation`]: first-seen per node, spread and lag of blocks and transactions.
+//!
+//! Shared pieces: [`incident`] (alert construction, open incidents, one-shot incidents) and
+//! [`seen`] (the bounded duplicate filter).
+
+pub mod chain;
+pub mod incident;
+pub mod inflation;
+pub mod seen;
+
+#[cfg(test)]
+pub(crate) mod testkit;
+
+use schema::event::Alert;
+use schema::{Envelope, EventId, NodeId, UnixMicros};
+use serde::{Deserialize, Serialize};
+
+pub use chain::{ChainConfig, ChainDetector};
+pub use inflation::{InflationConfig, InflationDetector};
+
+/// What a detector is fed: an event from the stream, or a tick from the shell.
+#[derive(Debug, Clone, Copy)]
+pub enum Input<'a> {
+    /// An event from the stream.
+    Event(&'a Envelope),
+    /// The shell's clock during a quiet period: lets timeouts fire when no event arrives.
+    Tick(UnixMicros),
+}
+
+impl Input<'_> {
+    /// The input's time: the event's `observed_at`, or the tick's instant.
+    pub fn time(&self) -> UnixMicros {
+        match self {
+            Input::Event(env) => env.observed_at,
+            Input::Tick(at) => *at,
+        }
+    }
+
+    /// The id that outputs caused by this input carry in `caused_by`. A tick has no event id,
+    /// so one is derived from its instant.
+    pub fn cause(&self) -> EventId {
+        match self {
+            Input::Event(env) => env.id,
+            Input::Tick(at) => tick_id(*at),
+        }
+    }
+}
+
+/// The id a tick at `at` stands for in `caused_by`.
+pub fn tick_id(at: UnixMicros) -> EventId {
+    let node = consumer_name("tick");
+    EventId::derive(&node, "tick", &[&at.0.to_le_bytes()])
+}
+
+/// Something a detector produces.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum Output {
+    /// An alert for `bmon.alert.<kind>` (turn it into an envelope with [`alert_envelope`]).
+    Alert(Alert),
+}
+
+impl Output {
+    /// The alert, if this output is one.
+    pub fn as_alert(&self) -> Option<&Alert> {
+        match self {
+            Output::Alert(a) => Some(a),
+        }
+    }
+}
+
+/// A pure state machine over events: `state + input -> outputs`.
+pub trait Detector {
+    /// The detector's name (`chain`, `inflation`, ...); its consumer is `det-<name>`.
+    fn name(&self) -> &'static str;
+
+    /// Folds one input into the state and returns what it caused. A duplicate event (same
+    /// `EventId`) returns nothing.
+    fn apply(&mut self, input: Input<'_>) -> Vec<Output>;
+}
+
+/// The node name a detector's outputs carry: `det-<name>`.
+pub fn consumer_name(detector: &str) -> NodeId {
+    // Detector names are fixed lowercase words, always valid node names; fall back to a
+    // fixed name rather than panic if one ever is not.
+    NodeId::new(format!("det-{detector}"))
+        .or_else(|_| NodeId::new("det-unknown"))
+        .expect("a constant node name is valid")
+}
+
+/// Wraps an alert into an envelope from `det-<detector>`, observed at `at` (the causing input's
+/// time, [`Input::time`]). The id depends only on the detector, the fingerprint, the state and
+/// `starts_at`, so a replay publishes the same ids.
+pub fn alert_envelope(detector: &str, alert: Alert, at: UnixMicros) -> Envelope {
+    Envelope::new(consumer_name(detector), at, alert)
+}
+
+/// Every detector's configuration, as one table per detector (`[chain]`, `[inflation]`, ...).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// The chain detector.
+    pub chain: ChainConfig,
+    /// The inflation detector.
+    pub inflation: InflationConfig,
+}
+
+/// Failures of this crate.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// No detector has this name. The caller reports the configuration mistake and exits.
+    #[error("unknown detector {name:?} (known: chain, health, inflation, propagation)")]
+    UnknownDetector {
+        /// The name asked for.
+        name: String,
+    },
+}
+
+/// Names of every detector, for `bmon-consumer <name>` and config checks.
+pub const NAMES: &[&str] = &["chain", "inflation"];
+
+/// Builds the detector called `name` with its part of `config`.
+pub fn build(name: &str, config: &Config) -> Result<Box<dyn Detector + Send>, Error> {
+    Ok(match name {
+        "chain" => Box::new(ChainDetector::new(config.chain.clone())),
+        "inflation" => Box::new(InflationDetector::new(config.inflation.clone())),
+        other => {
+            return Err(Error::UnknownDetector {
+                name: other.to_string(),
+            })
+        }
+    })
+}
+
+/// Microseconds in `secs` seconds.
+pub(crate) fn secs(secs: u64) -> i64 {
+    i64::try_from(secs)
+        .unwrap_or(i64::MAX / 1_000_000)
+        .saturating_mul(1_000_000)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_named_detector_builds_and_reports_its_name() {
+        let config = Config::default();
+        for name in NAMES {
+            let det = build(name, &config).unwrap();
+            assert_eq!(det.name(), *name);
+        }
+        assert!(matches!(
+            build("nope", &config),
+            Err(Error::UnknownDetector { .. })
+        ));
+    }
+
+    #[test]
+    fn config_takes_partial_tables_and_rejects_unknown_keys() {
+        let c: Config = toml::from_str("[chain]\nrapid_run_blocks = 4\n").unwrap();
+        assert_eq!(c.chain.rapid_run_blocks, 4);
+        assert_eq!(c.inflation, InflationConfig::default());
+        assert!(toml::from_str::<Config>("[chain]\nrapid_run = 4\n").is_err());
+        assert!(toml::from_str::<Config>("[nope]\n").is_err());
+    }
+
+    #[test]
+    fn alert_envelopes_come_from_the_detector_and_keep_ids_on_replay() {
+        let alert = incident::firing(
+            "reorg",
+            schema::event::Severity::Warning,
+            "reorg:x".into(),
+            UnixMicros(5),
+            tick_id(UnixMicros(5)),
+        );
+        let a = alert_envelope("chain", alert.clone(), UnixMicros(7));
+        let b = alert_envelope("chain", alert, UnixMicros(9));
+        assert_eq!(a.node.as_str(), "det-chain");
+        assert_eq!(a.id, b.id);
+        assert_eq!(a.subject(), "bmon.alert.reorg");
+    }
+}
