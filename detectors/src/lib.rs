@@ -21,6 +21,7 @@
 //! [`seen`] (the bounded duplicate filter).
 
 pub mod chain;
+pub mod health;
 pub mod incident;
 pub mod inflation;
 pub mod seen;
@@ -33,6 +34,7 @@ use schema::{Envelope, EventId, NodeId, UnixMicros};
 use serde::{Deserialize, Serialize};
 
 pub use chain::{ChainConfig, ChainDetector};
+pub use health::{HealthConfig, HealthDetector};
 pub use inflation::{InflationConfig, InflationDetector};
 
 /// What a detector is fed: an event from the stream, or a tick from the shell.
@@ -119,6 +121,8 @@ pub struct Config {
     pub chain: ChainConfig,
     /// The inflation detector.
     pub inflation: InflationConfig,
+    /// The health detector.
+    pub health: HealthConfig,
 }
 
 /// Failures of this crate.
@@ -133,12 +137,13 @@ pub enum Error {
 }
 
 /// Names of every detector, for `bmon-consumer <name>` and config checks.
-pub const NAMES: &[&str] = &["chain", "inflation"];
+pub const NAMES: &[&str] = &["chain", "health", "inflation"];
 
 /// Builds the detector called `name` with its part of `config`.
 pub fn build(name: &str, config: &Config) -> Result<Box<dyn Detector + Send>, Error> {
     Ok(match name {
         "chain" => Box::new(ChainDetector::new(config.chain.clone())),
+        "health" => Box::new(HealthDetector::new(config.health.clone())),
         "inflation" => Box::new(InflationDetector::new(config.inflation.clone())),
         other => {
             return Err(Error::UnknownDetector {
@@ -174,10 +179,10 @@ mod tests {
 
     #[test]
     fn config_takes_partial_tables_and_rejects_unknown_keys() {
-        let c: Config = toml::from_str("[chain]\nrapid_run_blocks = 4\n").unwrap();
-        assert_eq!(c.chain.rapid_run_blocks, 4);
-        assert_eq!(c.inflation, InflationConfig::default());
-        assert!(toml::from_str::<Config>("[chain]\nrapid_run = 4\n").is_err());
+        let c: Config = toml::from_str("[health]\ntip_max_age_secs = 60\n").unwrap();
+        assert_eq!(c.health.tip_max_age_secs, 60);
+        assert_eq!(c.chain, ChainConfig::default());
+        assert!(toml::from_str::<Config>("[health]\ntip_max_age = 60\n").is_err());
         assert!(toml::from_str::<Config>("[nope]\n").is_err());
     }
 
