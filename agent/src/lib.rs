@@ -1,1 +1,143 @@
-//! bmon-agent (being built).
+//! bmon-agent: runs beside one bitcoind and turns what the node says into typed, timestamped
+//! [`schema::Envelope`]s published to NATS JetStream. It never analyses across nodes.
+//!
+//! Layout, by concern:
+//! - [`config`]: the configuration (figment: defaults, TOML file, `BMON_` environment) and its
+//!   validation.
+//! - [`sources`]: bitcoind's ZMQ notifications ([`sources::zmq`]: pure frame decoding plus the
+//!   subscriber thread) and JSON-RPC ([`sources::rpc`], typed answers in [`sources::answers`]).
+//! - [`chain`] and [`mempool`]: pure state machines that turn node notifications into
+//!   `block_connected`, `block_disconnected`, `reorg`, `tx_seen` and `tx_removed` events.
+//! - [`status`]: pure conversions of RPC polls into `node_status`, `chain_tips` and
+//!   `mempool_snapshot`.
+//! - [`node`]: the I/O shell that feeds the state machines from ZMQ and RPC and sends envelopes
+//!   into the publisher's bounded channel.
+//! - [`publish`] and [`spool`]: JetStream publishing with batched PubAcks, and the disk spool
+//!   that keeps events while NATS is away.
+//! - [`metrics`]: Prometheus metrics and the `/metrics` server.
+//!
+//! [`run`] wires them together until the shutdown token fires.
+
+pub mod chain;
+pub mod config;
+pub mod error;
+pub mod mempool;
+pub mod metrics;
+pub mod node;
+pub mod publish;
+pub mod sources;
+pub mod spool;
+pub mod status;
+
+#[cfg(test)]
+pub(crate) mod fixtures;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+pub use config::Config;
+pub use error::Error;
+pub use metrics::Metrics;
+
+/// Capacity of the channel from the node driver to the publisher.
+pub const EVENT_CHANNEL: usize = 4_096;
+/// Capacity of the channel from the ZMQ thread to the node driver.
+pub const ZMQ_CHANNEL: usize = 10_000;
+
+/// Runs the agent until `shutdown` fires: sources stop, in-flight events are published or
+/// spooled, and the function returns.
+pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), Error> {
+    let metrics = Metrics::new(&config.node);
+    run_with_metrics(config, metrics, shutdown).await
+}
+
+/// [`run`] with a caller-supplied metrics handle (tests read counters from it).
+pub async fn run_with_metrics(
+    config: Config,
+    metrics: Metrics,
+    shutdown: CancellationToken,
+) -> Result<(), Error> {
+    tracing::info!(config = ?config, "starting bmon-agent");
+    let (metrics_addr, metrics_task) =
+        metrics::serve(config.metrics_listen, metrics.clone(), shutdown.clone()).await?;
+    tracing::info!(%metrics_addr, "serving /metrics");
+
+    let spool = spool::Spool::open(&config.spool.dir, config.spool.max_bytes)?;
+    let client = publish::connect(
+        &config.nats.url,
+        config.nats.credentials_file.as_deref(),
+        &config.node,
+    )
+    .await?;
+    let (ev_tx, ev_rx) = mpsc::channel(EVENT_CHANNEL);
+    let publisher = publish::Publisher::new(client, spool, metrics.clone(), config.node.clone());
+    let publisher = tokio::spawn(publisher.run(ev_rx));
+
+    let result = run_sources(&config, &metrics, ev_tx, shutdown.clone()).await;
+    // Whatever ended the sources, stop the rest.
+    shutdown.cancel();
+    match publisher.await {
+        Ok(0) => tracing::info!("publisher done; spool empty"),
+        Ok(left) => tracing::info!(spooled = left, "publisher done; events kept in the spool"),
+        Err(e) => tracing::error!(error = %e, "publisher task failed"),
+    }
+    let _ = metrics_task.await;
+    result
+}
+
+async fn run_sources(
+    config: &Config,
+    metrics: &Metrics,
+    ev_tx: mpsc::Sender<schema::Envelope>,
+    shutdown: CancellationToken,
+) -> Result<(), Error> {
+    let rpc = Arc::new(sources::rpc::RpcClient::new(
+        &config.rpc.url,
+        config.rpc.auth.clone(),
+        config.rpc.timeout,
+        metrics.clone(),
+    )?);
+    let info = match rpc.wait_ready(&shutdown).await {
+        None => return Ok(()),
+        Some(r) => r?,
+    };
+    if config::parse_network(&info.chain) != Some(config.network) {
+        return Err(Error::WrongChain {
+            url: config.rpc.url.clone(),
+            node_chain: info.chain,
+            configured: config.network.to_string(),
+        });
+    }
+    let (zmq_tx, zmq_rx) = mpsc::channel(ZMQ_CHANNEL);
+    let zmq_thread =
+        sources::zmq::spawn_subscriber(&config.zmq, zmq_tx, metrics.clone(), shutdown.clone())?;
+    let driver = node::NodeDriver::new(
+        config.node.clone(),
+        config.network,
+        rpc,
+        metrics.clone(),
+        ev_tx,
+    );
+    let intervals = node::Intervals {
+        status: config.status_interval,
+        mempool: config.mempool_interval,
+    };
+    let span = tracing::info_span!("node", node = %config.node);
+    let res =
+        tracing::Instrument::instrument(driver.run(zmq_rx, intervals, shutdown.clone()), span)
+            .await;
+    if res.is_err() {
+        tracing::warn!("publisher stopped before the sources");
+    }
+    shutdown.cancel();
+    let joined = tokio::task::spawn_blocking(move || zmq_thread.join()).await;
+    if !matches!(joined, Ok(Ok(()))) {
+        tracing::warn!("zmq thread ended abnormally");
+    }
+    // Give nothing else a chance to hold the channel: the driver (and its sender) is gone.
+    tokio::time::sleep(Duration::from_millis(0)).await;
+    Ok(())
+}

@@ -1,0 +1,734 @@
+//! The agent's configuration: serde defaults, then the TOML file, then `BMON_` environment
+//! variables (nested keys split on `__`, e.g. `BMON_RPC__URL`).
+//!
+//! [`Config::load`] reads file and environment; [`Config::from_figment`] is pure (tests build
+//! figments from strings). Extraction rejects unknown keys and wrong types, naming the file and
+//! the key; [`FileConfig::validate`] then reports every remaining problem at once, before
+//! anything connects.
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use bitcoin::Network;
+use figment::providers::{Env, Format, Toml};
+use figment::Figment;
+use schema::NodeId;
+use serde::Deserialize;
+
+use crate::sources::rpc::RpcAuth;
+use crate::sources::zmq::{Topic, ZmqEndpoints};
+
+/// A secret (RPC password) whose `Debug` and `Display` never show it.
+#[derive(Clone, PartialEq, Eq, Deserialize)]
+#[serde(transparent)]
+pub struct Secret(String);
+
+impl Secret {
+    /// Wraps a secret.
+    pub fn new(s: impl Into<String>) -> Self {
+        Secret(s.into())
+    }
+
+    /// The secret itself, for the one place that sends it.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret(***)")
+    }
+}
+
+/// `[rpc]` as written.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RpcSection {
+    /// `http://host:port/`.
+    pub url: Option<String>,
+    /// Path of the node's `.cookie` file.
+    pub cookie_file: Option<PathBuf>,
+    /// RPC user.
+    pub user: Option<String>,
+    /// RPC password.
+    pub password: Option<Secret>,
+    /// Per-call timeout, seconds.
+    pub timeout_secs: u64,
+}
+
+impl Default for RpcSection {
+    fn default() -> Self {
+        RpcSection {
+            url: None,
+            cookie_file: None,
+            user: None,
+            password: None,
+            timeout_secs: 30,
+        }
+    }
+}
+
+/// `[zmq]` as written: one endpoint per topic.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ZmqSection {
+    /// `-zmqpubsequence` endpoint.
+    pub sequence: Option<String>,
+    /// `-zmqpubrawblock` endpoint.
+    pub rawblock: Option<String>,
+    /// `-zmqpubrawtx` endpoint.
+    pub rawtx: Option<String>,
+}
+
+/// `[nats]` as written.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct NatsSection {
+    /// Server URL(s), comma-separated.
+    pub url: String,
+    /// A `.creds` file for this node's NATS user.
+    pub credentials_file: Option<PathBuf>,
+}
+
+impl Default for NatsSection {
+    fn default() -> Self {
+        NatsSection {
+            url: "nats://127.0.0.1:4222".into(),
+            credentials_file: None,
+        }
+    }
+}
+
+/// `[spool]` as written.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SpoolSection {
+    /// Directory of the spool segments.
+    pub dir: PathBuf,
+    /// Upper bound of the spool on disk.
+    pub max_bytes: u64,
+}
+
+impl Default for SpoolSection {
+    fn default() -> Self {
+        SpoolSection {
+            dir: PathBuf::from("/var/lib/bmon-agent/spool"),
+            max_bytes: 1 << 30,
+        }
+    }
+}
+
+/// `[poll]` as written.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PollSection {
+    /// `node_status` (and `chain_tips` check) interval, seconds.
+    pub status_secs: u64,
+    /// `mempool_snapshot` interval, seconds.
+    pub mempool_secs: u64,
+}
+
+impl Default for PollSection {
+    fn default() -> Self {
+        PollSection {
+            status_secs: 10,
+            mempool_secs: 30,
+        }
+    }
+}
+
+/// `[metrics]` as written.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MetricsSection {
+    /// Listen address of `/metrics`.
+    pub listen: String,
+}
+
+impl Default for MetricsSection {
+    fn default() -> Self {
+        MetricsSection {
+            listen: "127.0.0.1:9332".into(),
+        }
+    }
+}
+
+/// The configuration as written, before validation.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct FileConfig {
+    /// Node name (subject token).
+    pub node: Option<String>,
+    /// `main`/`bitcoin`, `test`/`testnet`, `testnet4`, `signet`, `regtest`.
+    pub network: Option<String>,
+    /// RPC.
+    pub rpc: RpcSection,
+    /// ZMQ.
+    pub zmq: ZmqSection,
+    /// NATS.
+    pub nats: NatsSection,
+    /// Disk spool.
+    pub spool: SpoolSection,
+    /// Poll intervals.
+    pub poll: PollSection,
+    /// Metrics endpoint.
+    pub metrics: MetricsSection,
+}
+
+/// Top-level keys the environment may set (other `BMON_` variables belong to other tools).
+const ENV_KEYS: &[&str] = &[
+    "node", "network", "rpc", "zmq", "nats", "spool", "poll", "metrics",
+];
+
+/// One mistake in the configuration, named after what the operator got wrong.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ConfigProblem {
+    /// `node` is not set.
+    #[error("`node` is missing: name this node (it ends every subject it publishes on)")]
+    MissingNode,
+    /// `node` cannot be a subject token.
+    #[error(
+        "`node` = {name:?} is not usable: use 1-64 characters from a-z, A-Z, 0-9, '-' and '_'"
+    )]
+    InvalidNodeName {
+        /// The name given.
+        name: String,
+    },
+    /// `network` is not set.
+    #[error("`network` is missing: one of main, test, testnet4, signet, regtest")]
+    MissingNetwork,
+    /// `network` is unknown.
+    #[error("`network` = {name:?} is unknown: one of main, test, testnet4, signet, regtest")]
+    UnknownNetwork {
+        /// The name given.
+        name: String,
+    },
+    /// `rpc.url` is not set.
+    #[error("`rpc.url` is missing (e.g. http://127.0.0.1:8332/)")]
+    MissingRpcUrl,
+    /// `rpc.url` is not an http URL.
+    #[error("`rpc.url` = {url:?} is not an http:// URL")]
+    InvalidRpcUrl {
+        /// The URL given.
+        url: String,
+    },
+    /// Neither cookie nor user/password.
+    #[error("no RPC credentials: set `rpc.cookie_file`, or `rpc.user` and `rpc.password`")]
+    NoRpcAuth,
+    /// Both cookie and user/password.
+    #[error("`rpc.cookie_file` and `rpc.user`/`rpc.password` are both set: keep one")]
+    ConflictingRpcAuth,
+    /// Only one of user and password.
+    #[error("`rpc.user` and `rpc.password` go together: set both")]
+    IncompleteRpcUserPassword,
+    /// A zero timeout.
+    #[error("`rpc.timeout_secs` must be at least 1")]
+    ZeroRpcTimeout,
+    /// A topic has no endpoint.
+    #[error(
+        "`zmq.{topic}` is missing: the node's -zmqpub{topic} endpoint (e.g. tcp://127.0.0.1:28332)"
+    )]
+    MissingZmqEndpoint {
+        /// The topic.
+        topic: &'static str,
+    },
+    /// A topic's endpoint is not a ZMQ endpoint.
+    #[error("`zmq.{topic}` = {endpoint:?} is not a tcp://, ipc:// or inproc:// endpoint")]
+    InvalidZmqEndpoint {
+        /// The topic.
+        topic: &'static str,
+        /// The endpoint given.
+        endpoint: String,
+    },
+    /// `nats.url` does not look like a NATS URL.
+    #[error("`nats.url` = {url:?} is not a nats://, tls://, ws:// or host:port address")]
+    InvalidNatsUrl {
+        /// The URL given.
+        url: String,
+    },
+    /// The spool cannot hold anything.
+    #[error("`spool.max_bytes` = {max_bytes} is too small: at least {min}")]
+    SpoolTooSmall {
+        /// The bound given.
+        max_bytes: u64,
+        /// The minimum.
+        min: u64,
+    },
+    /// A zero poll interval.
+    #[error("`poll.{name}` must be at least 1 second")]
+    ZeroInterval {
+        /// Which interval.
+        name: &'static str,
+    },
+    /// `metrics.listen` is not `ip:port`.
+    #[error("`metrics.listen` = {addr:?} is not an ip:port address")]
+    InvalidMetricsAddress {
+        /// The address given.
+        addr: String,
+    },
+}
+
+/// Why the configuration cannot be used. The binary prints it and exits non-zero.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file or environment could not be read or has wrong keys or types (the message names
+    /// the file and the key).
+    #[error("cannot read the configuration: {0}")]
+    Load(#[from] Box<figment::Error>),
+    /// The values were read but do not make a usable configuration.
+    #[error("{} configuration problem(s): {}", .0.len(), join(.0))]
+    Invalid(Vec<ConfigProblem>),
+}
+
+fn join(problems: &[ConfigProblem]) -> String {
+    problems
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+/// RPC settings, checked.
+#[derive(Debug, Clone)]
+pub struct RpcConfig {
+    /// URL.
+    pub url: String,
+    /// Credentials.
+    pub auth: RpcAuth,
+    /// Per-call timeout.
+    pub timeout: Duration,
+}
+
+/// NATS settings, checked.
+#[derive(Debug, Clone)]
+pub struct NatsConfig {
+    /// Server URL(s).
+    pub url: String,
+    /// Credentials file.
+    pub credentials_file: Option<PathBuf>,
+}
+
+/// Spool settings, checked.
+#[derive(Debug, Clone)]
+pub struct SpoolConfig {
+    /// Directory.
+    pub dir: PathBuf,
+    /// Upper bound in bytes.
+    pub max_bytes: u64,
+}
+
+/// The validated configuration the agent runs with.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Node name.
+    pub node: NodeId,
+    /// Chain (for the subsidy schedule).
+    pub network: Network,
+    /// RPC.
+    pub rpc: RpcConfig,
+    /// ZMQ endpoints.
+    pub zmq: ZmqEndpoints,
+    /// NATS.
+    pub nats: NatsConfig,
+    /// Spool.
+    pub spool: SpoolConfig,
+    /// `node_status` / `chain_tips` interval.
+    pub status_interval: Duration,
+    /// `mempool_snapshot` interval.
+    pub mempool_interval: Duration,
+    /// `/metrics` listen address.
+    pub metrics_listen: SocketAddr,
+}
+
+/// Smallest accepted spool bound.
+pub const MIN_SPOOL_BYTES: u64 = 64 * 1024;
+
+/// Parses a chain name as Core (`main`, `test`) or rust-bitcoin (`bitcoin`, `testnet`) spell it.
+pub fn parse_network(name: &str) -> Option<Network> {
+    match name {
+        "main" | "mainnet" | "bitcoin" => Some(Network::Bitcoin),
+        "test" | "testnet" | "testnet3" => Some(Network::Testnet),
+        "testnet4" => Some(Network::Testnet4),
+        "signet" => Some(Network::Signet),
+        "regtest" => Some(Network::Regtest),
+        _ => None,
+    }
+}
+
+impl Config {
+    /// Reads `path` (TOML) and the `BMON_` environment over the defaults, then validates.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        Config::from_figment(Config::figment(path))
+    }
+
+    /// The figment [`Config::load`] reads: defaults, the file, the environment.
+    pub fn figment(path: &Path) -> Figment {
+        Figment::new().merge(Toml::file_exact(path)).merge(
+            Env::prefixed("BMON_").split("__").filter(|k| {
+                let top = k.as_str().split('.').next().unwrap_or_default();
+                ENV_KEYS.iter().any(|e| e.eq_ignore_ascii_case(top))
+            }),
+        )
+    }
+
+    /// Extracts and validates (pure).
+    pub fn from_figment(figment: Figment) -> Result<Config, ConfigError> {
+        let raw: FileConfig = figment.extract().map_err(Box::new)?;
+        raw.validate()
+    }
+}
+
+impl FileConfig {
+    /// Checks everything and returns the typed configuration, or every problem found.
+    pub fn validate(&self) -> Result<Config, ConfigError> {
+        let mut problems = Vec::new();
+        let node = match &self.node {
+            None => {
+                problems.push(ConfigProblem::MissingNode);
+                None
+            }
+            Some(n) => match NodeId::new(n.clone()) {
+                Ok(id) => Some(id),
+                Err(_) => {
+                    problems.push(ConfigProblem::InvalidNodeName { name: n.clone() });
+                    None
+                }
+            },
+        };
+        let network = match &self.network {
+            None => {
+                problems.push(ConfigProblem::MissingNetwork);
+                None
+            }
+            Some(n) => {
+                let parsed = parse_network(n);
+                if parsed.is_none() {
+                    problems.push(ConfigProblem::UnknownNetwork { name: n.clone() });
+                }
+                parsed
+            }
+        };
+        match &self.rpc.url {
+            None => problems.push(ConfigProblem::MissingRpcUrl),
+            Some(u) if !(u.starts_with("http://") || u.starts_with("https://")) => {
+                problems.push(ConfigProblem::InvalidRpcUrl { url: u.clone() })
+            }
+            Some(_) => {}
+        }
+        let auth = match (&self.rpc.cookie_file, &self.rpc.user, &self.rpc.password) {
+            (Some(c), None, None) => Some(RpcAuth::Cookie(c.clone())),
+            (None, Some(u), Some(p)) => Some(RpcAuth::UserPass {
+                user: u.clone(),
+                password: p.clone(),
+            }),
+            (None, None, None) => {
+                problems.push(ConfigProblem::NoRpcAuth);
+                None
+            }
+            (Some(_), _, _) => {
+                problems.push(ConfigProblem::ConflictingRpcAuth);
+                None
+            }
+            (None, _, _) => {
+                problems.push(ConfigProblem::IncompleteRpcUserPassword);
+                None
+            }
+        };
+        if self.rpc.timeout_secs == 0 {
+            problems.push(ConfigProblem::ZeroRpcTimeout);
+        }
+        let mut endpoints = Vec::new();
+        for (topic, ep) in [
+            (Topic::Sequence, &self.zmq.sequence),
+            (Topic::RawBlock, &self.zmq.rawblock),
+            (Topic::RawTx, &self.zmq.rawtx),
+        ] {
+            match ep {
+                None => problems.push(ConfigProblem::MissingZmqEndpoint {
+                    topic: topic.as_str(),
+                }),
+                Some(e)
+                    if !["tcp://", "ipc://", "inproc://"]
+                        .iter()
+                        .any(|p| e.starts_with(p)) =>
+                {
+                    problems.push(ConfigProblem::InvalidZmqEndpoint {
+                        topic: topic.as_str(),
+                        endpoint: e.clone(),
+                    })
+                }
+                Some(e) => endpoints.push((topic, e.clone())),
+            }
+        }
+        let nats_ok = self.nats.url.split(',').all(|u| {
+            let u = u.trim();
+            ["nats://", "tls://", "ws://", "wss://"]
+                .iter()
+                .any(|p| u.starts_with(p) && u.len() > p.len())
+                || (!u.contains("://") && u.contains(':'))
+        });
+        if !nats_ok {
+            problems.push(ConfigProblem::InvalidNatsUrl {
+                url: self.nats.url.clone(),
+            });
+        }
+        if self.spool.max_bytes < MIN_SPOOL_BYTES {
+            problems.push(ConfigProblem::SpoolTooSmall {
+                max_bytes: self.spool.max_bytes,
+                min: MIN_SPOOL_BYTES,
+            });
+        }
+        if self.poll.status_secs == 0 {
+            problems.push(ConfigProblem::ZeroInterval {
+                name: "status_secs",
+            });
+        }
+        if self.poll.mempool_secs == 0 {
+            problems.push(ConfigProblem::ZeroInterval {
+                name: "mempool_secs",
+            });
+        }
+        let metrics_listen = match self.metrics.listen.parse::<SocketAddr>() {
+            Ok(a) => Some(a),
+            Err(_) => {
+                problems.push(ConfigProblem::InvalidMetricsAddress {
+                    addr: self.metrics.listen.clone(),
+                });
+                None
+            }
+        };
+        match (node, network, &self.rpc.url, auth, metrics_listen) {
+            (Some(node), Some(network), Some(url), Some(auth), Some(metrics_listen))
+                if problems.is_empty() =>
+            {
+                Ok(Config {
+                    node,
+                    network,
+                    rpc: RpcConfig {
+                        url: url.clone(),
+                        auth,
+                        timeout: Duration::from_secs(self.rpc.timeout_secs),
+                    },
+                    zmq: ZmqEndpoints { endpoints },
+                    nats: NatsConfig {
+                        url: self.nats.url.clone(),
+                        credentials_file: self.nats.credentials_file.clone(),
+                    },
+                    spool: SpoolConfig {
+                        dir: self.spool.dir.clone(),
+                        max_bytes: self.spool.max_bytes,
+                    },
+                    status_interval: Duration::from_secs(self.poll.status_secs),
+                    mempool_interval: Duration::from_secs(self.poll.mempool_secs),
+                    metrics_listen,
+                })
+            }
+            _ => Err(ConfigError::Invalid(problems)),
+        }
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::result_large_err)] // figment::Jail's closures return figment::Error
+mod tests {
+    use super::*;
+
+    const GOOD: &str = r#"
+        node = "node0"
+        network = "regtest"
+        [rpc]
+        url = "http://127.0.0.1:18443/"
+        user = "bmon"
+        password = "hunter2"
+        [zmq]
+        sequence = "tcp://127.0.0.1:28332"
+        rawblock = "tcp://127.0.0.1:28333"
+        rawtx = "tcp://127.0.0.1:28333"
+    "#;
+
+    fn from(toml: &str) -> Result<Config, ConfigError> {
+        Config::from_figment(Figment::from(Toml::string(toml)))
+    }
+
+    fn problems(toml: &str) -> Vec<ConfigProblem> {
+        match from(toml) {
+            Err(ConfigError::Invalid(p)) => p,
+            other => panic!("expected problems, got {other:?}"),
+        }
+    }
+
+    fn with(extra_top: &str, section_edit: (&str, &str)) -> String {
+        let base = GOOD.replace(section_edit.0, section_edit.1);
+        format!("{extra_top}\n{base}")
+    }
+
+    #[test]
+    fn the_example_config_loads() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("config.example.toml");
+        let cfg = Config::from_figment(Figment::from(Toml::file_exact(&path))).unwrap();
+        assert_eq!(cfg.node.as_str(), "node0");
+        assert_eq!(cfg.status_interval, Duration::from_secs(10));
+        assert_eq!(cfg.mempool_interval, Duration::from_secs(30));
+    }
+
+    #[test]
+    fn defaults_fill_what_the_file_leaves_out() {
+        let cfg = from(GOOD).unwrap();
+        assert_eq!(cfg.network, Network::Regtest);
+        assert_eq!(cfg.nats.url, "nats://127.0.0.1:4222");
+        assert_eq!(cfg.spool.max_bytes, 1 << 30);
+        assert_eq!(cfg.rpc.timeout, Duration::from_secs(30));
+        assert_eq!(cfg.zmq.endpoints.len(), 3);
+    }
+
+    #[test]
+    fn the_password_never_shows_in_debug_output() {
+        let cfg = from(GOOD).unwrap();
+        let text = format!("{cfg:?}");
+        assert!(!text.contains("hunter2"), "{text}");
+        assert!(text.contains("***"));
+    }
+
+    #[test]
+    fn environment_overrides_the_file() {
+        figment::Jail::expect_with(|jail| {
+            jail.create_file("agent.toml", GOOD)?;
+            jail.set_env("BMON_NODE", "from-env");
+            jail.set_env("BMON_POLL__STATUS_SECS", "3");
+            jail.set_env("BMON_FIXTURES", "/elsewhere"); // another tool's variable
+            let cfg = Config::load(Path::new("agent.toml")).map_err(|e| e.to_string())?;
+            assert_eq!(cfg.node.as_str(), "from-env");
+            assert_eq!(cfg.status_interval, Duration::from_secs(3));
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn a_bad_file_names_the_file_and_the_key() {
+        figment::Jail::expect_with(|jail| {
+            jail.create_file(
+                "bad.toml",
+                &GOOD.replace("[rpc]", "[rpc]\ntimeout_secs = \"soon\""),
+            )?;
+            let err = Config::load(Path::new("bad.toml")).unwrap_err().to_string();
+            assert!(err.contains("bad.toml"), "{err}");
+            assert!(err.contains("rpc.timeout_secs"), "{err}");
+            Ok(())
+        });
+        figment::Jail::expect_with(|jail| {
+            jail.create_file("typo.toml", &GOOD.replace("[rpc]", "[rpc]\nurll = \"x\""))?;
+            let err = Config::load(Path::new("typo.toml"))
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains("urll") && err.contains("typo.toml"), "{err}");
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn a_missing_file_is_a_load_error() {
+        assert!(matches!(
+            Config::load(Path::new("/nonexistent/agent.toml")),
+            Err(ConfigError::Load(_))
+        ));
+    }
+
+    #[test]
+    fn every_problem_is_reported_at_once() {
+        let p = problems("[poll]\nstatus_secs = 0\nmempool_secs = 0\n[spool]\nmax_bytes = 10");
+        for expected in [
+            ConfigProblem::MissingNode,
+            ConfigProblem::MissingNetwork,
+            ConfigProblem::MissingRpcUrl,
+            ConfigProblem::NoRpcAuth,
+            ConfigProblem::MissingZmqEndpoint { topic: "sequence" },
+            ConfigProblem::MissingZmqEndpoint { topic: "rawblock" },
+            ConfigProblem::MissingZmqEndpoint { topic: "rawtx" },
+            ConfigProblem::SpoolTooSmall {
+                max_bytes: 10,
+                min: MIN_SPOOL_BYTES,
+            },
+            ConfigProblem::ZeroInterval {
+                name: "status_secs",
+            },
+            ConfigProblem::ZeroInterval {
+                name: "mempool_secs",
+            },
+        ] {
+            assert!(p.contains(&expected), "{expected:?} not in {p:?}");
+        }
+    }
+
+    #[test]
+    fn each_bad_value_has_its_own_problem() {
+        let cases: Vec<(String, ConfigProblem)> = vec![
+            (
+                GOOD.replace("\"node0\"", "\"node.0\""),
+                ConfigProblem::InvalidNodeName {
+                    name: "node.0".into(),
+                },
+            ),
+            (
+                GOOD.replace("\"regtest\"", "\"moon\""),
+                ConfigProblem::UnknownNetwork {
+                    name: "moon".into(),
+                },
+            ),
+            (
+                GOOD.replace("http://127.0.0.1:18443/", "127.0.0.1:18443"),
+                ConfigProblem::InvalidRpcUrl {
+                    url: "127.0.0.1:18443".into(),
+                },
+            ),
+            (
+                GOOD.replace("user = \"bmon\"", "cookie_file = \"/c\"\nuser = \"bmon\""),
+                ConfigProblem::ConflictingRpcAuth,
+            ),
+            (
+                GOOD.replace("password = \"hunter2\"", ""),
+                ConfigProblem::IncompleteRpcUserPassword,
+            ),
+            (
+                GOOD.replace("[rpc]", "[rpc]\ntimeout_secs = 0"),
+                ConfigProblem::ZeroRpcTimeout,
+            ),
+            (
+                GOOD.replace("tcp://127.0.0.1:28332", "127.0.0.1:28332"),
+                ConfigProblem::InvalidZmqEndpoint {
+                    topic: "sequence",
+                    endpoint: "127.0.0.1:28332".into(),
+                },
+            ),
+            (
+                with("", ("[zmq]", "[nats]\nurl = \"http://x\"\n[zmq]")),
+                ConfigProblem::InvalidNatsUrl {
+                    url: "http://x".into(),
+                },
+            ),
+            (
+                with("", ("[zmq]", "[metrics]\nlisten = \"localhost\"\n[zmq]")),
+                ConfigProblem::InvalidMetricsAddress {
+                    addr: "localhost".into(),
+                },
+            ),
+        ];
+        for (toml, expected) in cases {
+            assert_eq!(problems(&toml), vec![expected]);
+        }
+    }
+
+    #[test]
+    fn cookie_auth_is_accepted_alone() {
+        let toml = GOOD
+            .replace(
+                "user = \"bmon\"",
+                "cookie_file = \"/var/lib/bitcoind/.cookie\"",
+            )
+            .replace("password = \"hunter2\"", "");
+        let cfg = from(&toml).unwrap();
+        assert!(matches!(cfg.rpc.auth, RpcAuth::Cookie(_)));
+    }
+}

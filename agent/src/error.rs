@@ -1,0 +1,65 @@
+//! The agent's error type.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use crate::config::ConfigError;
+use crate::sources::rpc::RpcError;
+use crate::spool::SpoolError;
+
+/// Everything that stops the agent. Per-message problems (a malformed frame, a failed poll) are
+/// counted and logged where they happen and never become an `Error`.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The configuration is unusable. Fix the file or environment.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// An RPC call failed in a way waiting does not fix (401, an unsupported answer).
+    #[error(transparent)]
+    Rpc(#[from] RpcError),
+    /// The node runs a different chain than configured. Fix `network` or the RPC URL.
+    #[error("the node at {url} runs chain {node_chain:?}, the config says {configured}")]
+    WrongChain {
+        /// RPC URL.
+        url: String,
+        /// What `getblockchaininfo.chain` says.
+        node_chain: String,
+        /// The configured network.
+        configured: String,
+    },
+    /// A ZMQ socket could not be set up.
+    #[error("zmq {endpoint}: {reason}")]
+    Zmq {
+        /// Endpoint.
+        endpoint: String,
+        /// What libzmq reported.
+        reason: String,
+    },
+    /// The NATS client could not be created.
+    #[error("nats {url}: {reason}")]
+    NatsConnect {
+        /// Server URL.
+        url: String,
+        /// What the client reported.
+        reason: String,
+    },
+    /// The NATS credentials file cannot be used.
+    #[error("nats credentials {path}: {reason}")]
+    NatsCredentials {
+        /// Path.
+        path: PathBuf,
+        /// Why.
+        reason: String,
+    },
+    /// The spool directory cannot be used.
+    #[error(transparent)]
+    Spool(#[from] SpoolError),
+    /// `/metrics` cannot listen.
+    #[error("cannot listen for /metrics on {addr}: {reason}")]
+    MetricsListen {
+        /// Address.
+        addr: SocketAddr,
+        /// Why.
+        reason: String,
+    },
+}

@@ -1,0 +1,291 @@
+//! The agent's mirror of its node's mempool, and the transaction events derived from it.
+//!
+//! [`MempoolTracker`] is a pure state machine fed by ZMQ `rawtx` (transaction details, cached
+//! briefly), `sequence` `A`/`R` (entries and removals), connected blocks (bitcoind sends no `R`
+//! for transactions that leave by block inclusion, so the tracker infers them) and RPC resyncs
+//! (`getrawmempool` with `mempool_sequence`). It returns `tx_seen` / `tx_removed` events and
+//! keeps an order-independent digest of the txid set for `mempool_snapshot`.
+
+use std::collections::{HashMap, HashSet, VecDeque};
+
+use bitcoin::{Transaction, Txid, Wtxid};
+use schema::event::{RemovalReason, Source, TxRemoved, TxSeen, TxSetDigest};
+use schema::Event;
+
+/// Details of a transaction seen on `rawtx`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TxDetails {
+    /// Witness txid.
+    pub wtxid: Wtxid,
+    /// Virtual size.
+    pub vsize: u64,
+}
+
+/// Default number of `rawtx` details kept while waiting for their `A` (block transactions are
+/// sent on `rawtx` too, so the cache holds a few blocks' worth).
+pub const RAWTX_CACHE: usize = 50_000;
+
+/// The agent's mirror of the node's mempool.
+#[derive(Debug)]
+pub struct MempoolTracker {
+    details: HashMap<Txid, TxDetails>,
+    order: VecDeque<Txid>,
+    cap: usize,
+    mirror: HashSet<Txid>,
+    digest: TxSetDigest,
+    sequence: Option<u64>,
+}
+
+impl Default for MempoolTracker {
+    fn default() -> Self {
+        MempoolTracker::new(RAWTX_CACHE)
+    }
+}
+
+impl MempoolTracker {
+    /// A tracker that caches the details of up to `cap` raw transactions.
+    pub fn new(cap: usize) -> Self {
+        MempoolTracker {
+            details: HashMap::new(),
+            order: VecDeque::new(),
+            cap: cap.max(1),
+            mirror: HashSet::new(),
+            digest: TxSetDigest::default(),
+            sequence: None,
+        }
+    }
+
+    /// A transaction arrived on `rawtx`: remember its details for its `A`.
+    pub fn raw_tx(&mut self, tx: &Transaction) {
+        let txid = tx.compute_txid();
+        let d = TxDetails {
+            wtxid: tx.compute_wtxid(),
+            vsize: tx.vsize() as u64,
+        };
+        if self.details.insert(txid, d).is_none() {
+            self.order.push_back(txid);
+        }
+        while self.order.len() > self.cap {
+            if let Some(old) = self.order.pop_front() {
+                self.details.remove(&old);
+            }
+        }
+    }
+
+    /// `A`: a transaction entered the mempool.
+    pub fn added(&mut self, txid: Txid, mempool_sequence: u64) -> Event {
+        if self.mirror.insert(txid) {
+            self.digest.toggle(&txid);
+        }
+        self.sequence = Some(mempool_sequence);
+        let d = self.details.get(&txid);
+        Event::TxSeen(TxSeen {
+            txid,
+            wtxid: d.map(|d| d.wtxid),
+            mempool_sequence: Some(mempool_sequence),
+            vsize: d.map(|d| d.vsize),
+            fee: None,
+            source: Source::Zmq,
+        })
+    }
+
+    /// `R`: a transaction left the mempool for a reason other than block inclusion.
+    pub fn removed(&mut self, txid: Txid, mempool_sequence: u64) -> Event {
+        if self.mirror.remove(&txid) {
+            self.digest.toggle(&txid);
+        }
+        self.sequence = Some(mempool_sequence);
+        Event::TxRemoved(TxRemoved {
+            txid,
+            mempool_sequence: Some(mempool_sequence),
+            reason: RemovalReason::Unknown,
+            source: Source::Zmq,
+        })
+    }
+
+    /// A block was connected: its transactions that were in the mirror left by inclusion.
+    pub fn block_connected(&mut self, txids: &[Txid]) -> Vec<Event> {
+        let mut out = Vec::new();
+        for txid in txids {
+            if self.mirror.remove(txid) {
+                self.digest.toggle(txid);
+                out.push(Event::TxRemoved(TxRemoved {
+                    txid: *txid,
+                    mempool_sequence: None,
+                    reason: RemovalReason::Block,
+                    source: Source::Zmq,
+                }));
+            }
+        }
+        out
+    }
+
+    /// Replaces the mirror with the node's own list (`getrawmempool` with `mempool_sequence`).
+    pub fn reset(&mut self, txids: &[Txid], mempool_sequence: Option<u64>) {
+        self.mirror = txids.iter().copied().collect();
+        self.digest = TxSetDigest::of(self.mirror.iter());
+        self.sequence = mempool_sequence;
+    }
+
+    /// Number of transactions in the mirror.
+    pub fn len(&self) -> usize {
+        self.mirror.len()
+    }
+
+    /// Whether the mirror is empty.
+    pub fn is_empty(&self) -> bool {
+        self.mirror.is_empty()
+    }
+
+    /// Digest of the mirrored txid set.
+    pub fn digest(&self) -> TxSetDigest {
+        self.digest
+    }
+
+    /// The last mempool sequence seen.
+    pub fn sequence(&self) -> Option<u64> {
+        self.sequence
+    }
+
+    /// Whether the mirror holds `txid`.
+    pub fn contains(&self, txid: &Txid) -> bool {
+        self.mirror.contains(txid)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::fixtures::{block_store, capture};
+    use crate::sources::zmq::{decode, SequenceEvent, ZmqMessage};
+    use std::str::FromStr;
+
+    fn t(s: &str) -> Txid {
+        Txid::from_str(s).unwrap()
+    }
+
+    const T: [&str; 6] = [
+        "20b5033ea59d99d9b8afae4bf6eac07b82b676a846ebc1358d2a4470c9d1e6f4",
+        "a0d6b1e63eaaeceb1723ae358a6a5ff92ac76893d6453ba137468aebe8ede33a",
+        "354de784191de3c50f5ed6f54ee2bc36d4351a8983823b73be95ca8c6b89a1e3",
+        "32808d3f97540bc461819fe6a2aa34120c66c3096255c34c3be6bbda8a11fa4a",
+        "e0199a855b2ab4cd5e60f7bdaa0eda61c73d5f33b62b135e268133eedb137e77",
+        "fdb5aa0dcc4e1d46e1914e81199e9c5b921bb1bb2654b94eacd130d8f0ad7848",
+    ];
+
+    /// Replays node2's capture: rawtx, A/R, and block connects (from the rawblock store).
+    fn replay_node2(stop_after_seq: Option<u32>) -> (MempoolTracker, Vec<Event>) {
+        let blocks = block_store();
+        let mut m = MempoolTracker::default();
+        let mut out = Vec::new();
+        for msg in capture(2) {
+            let Ok(decoded) = decode(msg.topic.as_bytes(), &msg.body, &msg.seq.to_le_bytes())
+            else {
+                continue;
+            };
+            match decoded {
+                ZmqMessage::RawTx { tx, .. } => m.raw_tx(&tx),
+                ZmqMessage::Sequence { seq, event } => {
+                    match event {
+                        SequenceEvent::TxAdded {
+                            txid,
+                            mempool_sequence,
+                        } => out.push(m.added(txid, mempool_sequence)),
+                        SequenceEvent::TxRemoved {
+                            txid,
+                            mempool_sequence,
+                        } => out.push(m.removed(txid, mempool_sequence)),
+                        SequenceEvent::BlockConnected(hash) => {
+                            if let Some(b) = blocks.get(&hash) {
+                                let txids: Vec<Txid> =
+                                    b.txdata.iter().map(|t| t.compute_txid()).collect();
+                                out.extend(m.block_connected(&txids));
+                            }
+                        }
+                        SequenceEvent::BlockDisconnected(_) => {}
+                    }
+                    if Some(seq) == stop_after_seq {
+                        break;
+                    }
+                }
+                ZmqMessage::RawBlock { .. } => {}
+            }
+        }
+        (m, out)
+    }
+
+    #[test]
+    fn round_one_mempool_matches_getrawmempool() {
+        // Sequence message 116 is the sixth `A` of round 1 on node2.
+        let (m, events) = replay_node2(Some(116));
+        let expected: Vec<Txid> = T.iter().map(|s| t(s)).collect();
+        assert_eq!(m.len(), 6);
+        assert_eq!(m.digest(), TxSetDigest::of(expected.iter()));
+        // Every tx_seen carries wtxid and vsize from rawtx.
+        let seen: Vec<&TxSeen> = events
+            .iter()
+            .filter_map(|e| match e {
+                Event::TxSeen(s) => Some(s),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(seen.len(), 6);
+        assert!(seen.iter().all(|s| s.wtxid.is_some() && s.vsize.is_some()));
+        // T1 is p2wpkh: its wtxid differs from its txid.
+        let t1 = seen.iter().find(|s| s.txid == t(T[0])).unwrap();
+        assert_ne!(t1.wtxid.map(|w| w.to_string()), Some(T[0].to_string()));
+        assert_eq!(seen[0].mempool_sequence, Some(1));
+    }
+
+    #[test]
+    fn replacement_on_node2_removes_b_and_block_113_removes_a() {
+        let (m, events) = replay_node2(None);
+        let b = t("9fbed1276dd9060ab1f5d90eacd8e34d7957f8c6583349b38185d558ac936d76");
+        let a = t("670b8519aa2418fafabdb8ca955bc2d9c78e2272497d6f1c05d3de96a1d1a55b");
+        let removed: Vec<(Txid, RemovalReason)> = events
+            .iter()
+            .filter_map(|e| match e {
+                Event::TxRemoved(r) => Some((r.txid, r.reason)),
+                _ => None,
+            })
+            .collect();
+        assert!(removed.contains(&(b, RemovalReason::Unknown)));
+        assert!(removed.contains(&(a, RemovalReason::Block)));
+        // Round 1 left by block 111.
+        for s in T {
+            assert!(removed.contains(&(t(s), RemovalReason::Block)), "{s}");
+        }
+        // Everything was mined by the end of the run.
+        assert!(m.is_empty(), "left: {}", m.len());
+        assert_eq!(m.digest(), TxSetDigest::default());
+    }
+
+    #[test]
+    fn reset_replaces_the_mirror() {
+        let mut m = MempoolTracker::default();
+        m.added(t(T[0]), 1);
+        m.reset(&[t(T[1]), t(T[2])], Some(9));
+        assert!(!m.contains(&t(T[0])));
+        assert_eq!(m.digest(), TxSetDigest::of([&t(T[2]), &t(T[1])]));
+        assert_eq!(m.sequence(), Some(9));
+        // An `A` for a txid already in the mirror (resync raced the notification) keeps the
+        // digest right.
+        m.added(t(T[1]), 10);
+        assert_eq!(m.digest(), TxSetDigest::of([&t(T[2]), &t(T[1])]));
+    }
+
+    #[test]
+    fn rawtx_cache_is_bounded() {
+        let mut m = MempoolTracker::new(2);
+        let txs: Vec<Transaction> = capture(0)
+            .into_iter()
+            .filter(|c| c.topic == "rawtx")
+            .take(5)
+            .map(|c| bitcoin::consensus::deserialize(&c.body).unwrap())
+            .collect();
+        for tx in &txs {
+            m.raw_tx(tx);
+        }
+        assert_eq!(m.details.len(), 2);
+    }
+}

@@ -1,0 +1,333 @@
+//! The agent's Prometheus metrics (`bmon_agent_*`, every series labelled with the node) and the
+//! small HTTP server that exposes them on `/metrics`.
+//!
+//! Labels stay low-cardinality: event kind, ZMQ topic, RPC method and fixed reason names;
+//! never a hash, txid or address.
+
+use std::borrow::Cow;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::registry::Registry;
+use tokio_util::sync::CancellationToken;
+
+/// Label set with one `kind` label.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct KindLabel {
+    kind: String,
+}
+
+/// Label set with one `topic` label.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct TopicLabel {
+    topic: String,
+}
+
+/// Label set with one `reason` label.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ReasonLabel {
+    reason: String,
+}
+
+/// Label set with one `method` label.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct MethodLabel {
+    method: String,
+}
+
+struct Inner {
+    registry: Registry,
+    events_published: Family<KindLabel, Counter>,
+    publish_errors: Counter,
+    spool_bytes: Gauge,
+    spool_events: Gauge,
+    spooled: Counter,
+    spool_dropped: Counter,
+    zmq_messages: Family<TopicLabel, Counter>,
+    zmq_malformed: Family<ReasonLabel, Counter>,
+    rpc_calls: Family<MethodLabel, Counter>,
+    rpc_errors: Family<MethodLabel, Counter>,
+    resyncs: Family<ReasonLabel, Counter>,
+}
+
+/// Handle to the agent's metrics; cheap to clone.
+#[derive(Clone)]
+pub struct Metrics {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for Metrics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Metrics")
+    }
+}
+
+impl Metrics {
+    /// A fresh registry whose series carry `node="<node>"`.
+    pub fn new(node: &schema::NodeId) -> Metrics {
+        let mut registry = Registry::with_prefix_and_labels(
+            "bmon_agent",
+            [(Cow::Borrowed("node"), Cow::Owned(node.to_string()))].into_iter(),
+        );
+        let events_published = Family::<KindLabel, Counter>::default();
+        let publish_errors = Counter::default();
+        let spool_bytes = Gauge::default();
+        let spool_events = Gauge::default();
+        let spooled = Counter::default();
+        let spool_dropped = Counter::default();
+        let zmq_messages = Family::<TopicLabel, Counter>::default();
+        let zmq_malformed = Family::<ReasonLabel, Counter>::default();
+        let rpc_calls = Family::<MethodLabel, Counter>::default();
+        let rpc_errors = Family::<MethodLabel, Counter>::default();
+        let resyncs = Family::<ReasonLabel, Counter>::default();
+        registry.register(
+            "events_published",
+            "Events acknowledged by JetStream, by kind",
+            events_published.clone(),
+        );
+        registry.register(
+            "publish_errors",
+            "Publishes that failed or were not acknowledged (the events went to the spool)",
+            publish_errors.clone(),
+        );
+        registry.register(
+            "spool_bytes",
+            "Bytes held in the disk spool",
+            spool_bytes.clone(),
+        );
+        registry.register(
+            "spool_events",
+            "Events held in the disk spool",
+            spool_events.clone(),
+        );
+        registry.register(
+            "spooled_events",
+            "Events written to the disk spool",
+            spooled.clone(),
+        );
+        registry.register(
+            "spool_dropped_events",
+            "Events dropped because the spool was full",
+            spool_dropped.clone(),
+        );
+        registry.register(
+            "zmq_messages",
+            "ZMQ messages received, by topic",
+            zmq_messages.clone(),
+        );
+        registry.register(
+            "zmq_malformed_frames",
+            "ZMQ messages that could not be decoded, by reason",
+            zmq_malformed.clone(),
+        );
+        registry.register("rpc_calls", "RPC calls, by method", rpc_calls.clone());
+        registry.register(
+            "rpc_errors",
+            "RPC calls that failed, by method",
+            rpc_errors.clone(),
+        );
+        registry.register(
+            "resyncs",
+            "RPC resyncs of chain and mempool, by reason",
+            resyncs.clone(),
+        );
+        Metrics {
+            inner: Arc::new(Inner {
+                registry,
+                events_published,
+                publish_errors,
+                spool_bytes,
+                spool_events,
+                spooled,
+                spool_dropped,
+                zmq_messages,
+                zmq_malformed,
+                rpc_calls,
+                rpc_errors,
+                resyncs,
+            }),
+        }
+    }
+
+    /// One event acknowledged by JetStream.
+    pub fn published(&self, kind: schema::Kind) {
+        self.inner
+            .events_published
+            .get_or_create(&KindLabel {
+                kind: kind.as_str().to_string(),
+            })
+            .inc();
+    }
+
+    /// A publish failed.
+    pub fn publish_error(&self) {
+        self.inner.publish_errors.inc();
+    }
+
+    /// Current spool size.
+    pub fn spool_size(&self, bytes: u64, events: u64) {
+        self.inner
+            .spool_bytes
+            .set(i64::try_from(bytes).unwrap_or(i64::MAX));
+        self.inner
+            .spool_events
+            .set(i64::try_from(events).unwrap_or(i64::MAX));
+    }
+
+    /// Events written to the spool.
+    pub fn spooled(&self, n: u64) {
+        self.inner.spooled.inc_by(n);
+    }
+
+    /// Events dropped because the spool was full.
+    pub fn spool_dropped(&self, n: u64) {
+        self.inner.spool_dropped.inc_by(n);
+    }
+
+    /// A ZMQ message arrived on `topic`.
+    pub fn zmq_message(&self, topic: &str) {
+        self.inner
+            .zmq_messages
+            .get_or_create(&TopicLabel {
+                topic: topic.to_string(),
+            })
+            .inc();
+    }
+
+    /// A ZMQ message could not be decoded.
+    pub fn zmq_malformed(&self, reason: &str) {
+        self.inner
+            .zmq_malformed
+            .get_or_create(&ReasonLabel {
+                reason: reason.to_string(),
+            })
+            .inc();
+    }
+
+    /// An RPC call was made.
+    pub fn rpc_call(&self, method: &str) {
+        self.inner
+            .rpc_calls
+            .get_or_create(&MethodLabel {
+                method: method.to_string(),
+            })
+            .inc();
+    }
+
+    /// An RPC call failed.
+    pub fn rpc_error(&self, method: &str) {
+        self.inner
+            .rpc_errors
+            .get_or_create(&MethodLabel {
+                method: method.to_string(),
+            })
+            .inc();
+    }
+
+    /// A resync ran.
+    pub fn resync(&self, reason: &str) {
+        self.inner
+            .resyncs
+            .get_or_create(&ReasonLabel {
+                reason: reason.to_string(),
+            })
+            .inc();
+    }
+
+    /// Number of malformed frames counted so far for `reason` (tests, status).
+    pub fn malformed_count(&self, reason: &str) -> u64 {
+        self.inner
+            .zmq_malformed
+            .get_or_create(&ReasonLabel {
+                reason: reason.to_string(),
+            })
+            .get()
+    }
+
+    /// Events published so far of `kind`.
+    pub fn published_count(&self, kind: schema::Kind) -> u64 {
+        self.inner
+            .events_published
+            .get_or_create(&KindLabel {
+                kind: kind.as_str().to_string(),
+            })
+            .get()
+    }
+
+    /// The registry in Prometheus' text format.
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        if let Err(e) = prometheus_client::encoding::text::encode(&mut out, &self.inner.registry) {
+            tracing::warn!(error = %e, "cannot encode metrics");
+        }
+        out
+    }
+}
+
+/// Serves `/metrics` on `addr` until `shutdown` fires. Returns the bound address (port 0 picks
+/// a free port) and the server task.
+pub async fn serve(
+    addr: SocketAddr,
+    metrics: Metrics,
+    shutdown: CancellationToken,
+) -> Result<(SocketAddr, tokio::task::JoinHandle<()>), crate::Error> {
+    let listener =
+        tokio::net::TcpListener::bind(addr)
+            .await
+            .map_err(|e| crate::Error::MetricsListen {
+                addr,
+                reason: e.to_string(),
+            })?;
+    let bound = listener.local_addr().unwrap_or(addr);
+    let app = axum::Router::new().route(
+        "/metrics",
+        axum::routing::get(move || {
+            let m = metrics.clone();
+            async move {
+                (
+                    [(
+                        axum::http::header::CONTENT_TYPE,
+                        "application/openmetrics-text; version=1.0.0; charset=utf-8",
+                    )],
+                    m.render(),
+                )
+            }
+        }),
+    );
+    let task = tokio::spawn(async move {
+        let res = axum::serve(listener, app)
+            .with_graceful_shutdown(async move { shutdown.cancelled().await })
+            .await;
+        if let Err(e) = res {
+            tracing::warn!(error = %e, "metrics server stopped");
+        }
+    });
+    Ok((bound, task))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn series_are_prefixed_and_labelled_with_the_node() {
+        let m = Metrics::new(&schema::NodeId::new("node7").unwrap());
+        m.published(schema::Kind::TxSeen);
+        m.zmq_malformed("short_body");
+        m.rpc_call("getblockchaininfo");
+        let text = m.render();
+        assert!(
+            text.contains("bmon_agent_events_published_total{node=\"node7\",kind=\"tx_seen\"} 1"),
+            "{text}"
+        );
+        assert!(text.contains(
+            "bmon_agent_zmq_malformed_frames_total{node=\"node7\",reason=\"short_body\"} 1"
+        ));
+        assert!(text.contains("bmon_agent_rpc_calls_total"));
+        assert_eq!(m.malformed_count("short_body"), 1);
+    }
+}

@@ -1,0 +1,410 @@
+//! The node driver: the I/O shell around the pure trackers. It reads decoded ZMQ messages,
+//! asks RPC for what they lack (the block behind a `C`, its height and fees, the header behind
+//! an unknown `D`), polls RPC on timers, and sends every event as an envelope into the
+//! publisher's bounded channel.
+//!
+//! A gap or restart in a topic's ZMQ sequence numbers triggers a resync: chain tip (catching up
+//! missed blocks over RPC), chain tips and the mempool mirror are re-read.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
+use std::time::Duration;
+
+use bitcoin::{Block, BlockHash, Network};
+use schema::event::{ChainTips, Source};
+use schema::{Envelope, Event, Height, NodeId, UnixMicros};
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+use crate::chain::{bip34_height, block_facts, ChainTracker};
+use crate::mempool::MempoolTracker;
+use crate::metrics::Metrics;
+use crate::sources::rpc::RpcClient;
+use crate::sources::zmq::{
+    now_micros, Received, SeqCheck, SequenceEvent, SequenceTracker, ZmqMessage,
+};
+use crate::status;
+
+/// How long the block stream must pause before a run of disconnects and connects is reported
+/// as one reorg.
+pub const REORG_SETTLE: Duration = Duration::from_millis(250);
+
+/// Most blocks caught up over RPC after a resync (more is an operator's job: the node is far
+/// ahead of what the agent saw).
+pub const MAX_CATCH_UP: u32 = 100;
+
+/// Recent `rawblock`s kept for their `C`.
+const BLOCK_CACHE: usize = 8;
+
+/// The publisher's inbox is gone (the agent is stopping).
+#[derive(Debug)]
+pub struct PublisherGone;
+
+/// Poll intervals.
+#[derive(Debug, Clone, Copy)]
+pub struct Intervals {
+    /// `node_status` and the `chain_tips` check.
+    pub status: Duration,
+    /// `mempool_snapshot`.
+    pub mempool: Duration,
+}
+
+/// Drives one node's sources.
+pub struct NodeDriver {
+    node: NodeId,
+    rpc: Arc<RpcClient>,
+    metrics: Metrics,
+    out: mpsc::Sender<Envelope>,
+    chain: ChainTracker,
+    mempool: MempoolTracker,
+    seqs: SequenceTracker,
+    blocks: HashMap<BlockHash, Block>,
+    block_order: VecDeque<BlockHash>,
+    last_tips: Option<ChainTips>,
+}
+
+impl NodeDriver {
+    /// A driver for `node` on `network`, sending into `out`.
+    pub fn new(
+        node: NodeId,
+        network: Network,
+        rpc: Arc<RpcClient>,
+        metrics: Metrics,
+        out: mpsc::Sender<Envelope>,
+    ) -> Self {
+        NodeDriver {
+            node,
+            rpc,
+            metrics,
+            out,
+            chain: ChainTracker::new(network),
+            mempool: MempoolTracker::default(),
+            seqs: SequenceTracker::default(),
+            blocks: HashMap::new(),
+            block_order: VecDeque::new(),
+            last_tips: None,
+        }
+    }
+
+    /// Runs until `shutdown` fires, the ZMQ channel closes, or the publisher is gone.
+    pub async fn run(
+        mut self,
+        mut zmq: mpsc::Receiver<Received>,
+        intervals: Intervals,
+        shutdown: CancellationToken,
+    ) -> Result<(), PublisherGone> {
+        self.resync("startup").await?;
+        let mut status_tick = tokio::time::interval(intervals.status);
+        let mut mempool_tick = tokio::time::interval(intervals.mempool);
+        status_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        mempool_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut settle_at: Option<Instant> = None;
+        loop {
+            let settle = async {
+                match settle_at {
+                    Some(t) => tokio::time::sleep_until(t).await,
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                _ = shutdown.cancelled() => break,
+                msg = zmq.recv() => {
+                    let Some(msg) = msg else { break };
+                    let block_msg = self.handle(msg).await?;
+                    if block_msg && self.chain.has_pending() {
+                        settle_at = Some(Instant::now() + REORG_SETTLE);
+                    }
+                }
+                _ = settle => {
+                    settle_at = None;
+                    if let Some(ev) = self.chain.flush() {
+                        self.emit(ev, now_micros()).await?;
+                    }
+                }
+                _ = status_tick.tick() => self.poll_status().await?,
+                _ = mempool_tick.tick() => self.poll_mempool().await?,
+            }
+        }
+        if let Some(ev) = self.chain.flush() {
+            self.emit(ev, now_micros()).await?;
+        }
+        Ok(())
+    }
+
+    async fn emit(&self, event: Event, observed_at: UnixMicros) -> Result<(), PublisherGone> {
+        let env = Envelope::new(self.node.clone(), observed_at, event);
+        self.out.send(env).await.map_err(|_| PublisherGone)
+    }
+
+    async fn emit_all(
+        &self,
+        events: Vec<Event>,
+        observed_at: UnixMicros,
+    ) -> Result<(), PublisherGone> {
+        for e in events {
+            self.emit(e, observed_at).await?;
+        }
+        Ok(())
+    }
+
+    /// Handles one received message; returns whether it was a block connect/disconnect.
+    async fn handle(&mut self, rec: Received) -> Result<bool, PublisherGone> {
+        let msg = match rec.message {
+            Ok(m) => m,
+            Err(e) => {
+                self.metrics.zmq_malformed(e.reason());
+                tracing::warn!(endpoint = %rec.endpoint, error = %e, "malformed ZMQ message skipped");
+                return Ok(false);
+            }
+        };
+        let check = self.seqs.check(msg.topic(), msg.seq());
+        if check.needs_resync() {
+            let reason = match check {
+                SeqCheck::Restart { .. } => "restart",
+                _ => "gap",
+            };
+            tracing::warn!(topic = %msg.topic(), ?check, "ZMQ sequence broken; resyncing over RPC");
+            self.resync(reason).await?;
+        }
+        let at = rec.observed_at;
+        match msg {
+            ZmqMessage::RawBlock { block, .. } => {
+                let hash = block.block_hash();
+                if self.blocks.insert(hash, *block).is_none() {
+                    self.block_order.push_back(hash);
+                }
+                while self.block_order.len() > BLOCK_CACHE {
+                    if let Some(old) = self.block_order.pop_front() {
+                        self.blocks.remove(&old);
+                    }
+                }
+                Ok(false)
+            }
+            ZmqMessage::RawTx { tx, .. } => {
+                self.mempool.raw_tx(&tx);
+                Ok(false)
+            }
+            ZmqMessage::Sequence { event, .. } => match event {
+                SequenceEvent::BlockConnected(hash) => {
+                    self.block_connected(hash, Source::Zmq, at).await?;
+                    Ok(true)
+                }
+                SequenceEvent::BlockDisconnected(hash) => {
+                    let header = if self.chain.height_of(&hash).is_some()
+                        && self.chain.prev_of(&hash).is_some()
+                    {
+                        None
+                    } else {
+                        match self.rpc.get_block_header(&hash).await {
+                            Ok(h) => h.previousblockhash.map(|p| (Height(h.height), p)),
+                            Err(e) => {
+                                tracing::warn!(block = %hash, error = %e, "no header for a disconnected block");
+                                None
+                            }
+                        }
+                    };
+                    let events = self.chain.disconnected(hash, header, Source::Zmq);
+                    self.emit_all(events, at).await?;
+                    Ok(true)
+                }
+                SequenceEvent::TxAdded {
+                    txid,
+                    mempool_sequence,
+                } => {
+                    let ev = self.mempool.added(txid, mempool_sequence);
+                    self.emit(ev, at).await?;
+                    Ok(false)
+                }
+                SequenceEvent::TxRemoved {
+                    txid,
+                    mempool_sequence,
+                } => {
+                    let ev = self.mempool.removed(txid, mempool_sequence);
+                    self.emit(ev, at).await?;
+                    Ok(false)
+                }
+            },
+        }
+    }
+
+    /// A block was connected: fetch what the notification lacks and emit `block_connected`
+    /// (plus `tx_removed` for mirrored transactions it confirmed).
+    async fn block_connected(
+        &mut self,
+        hash: BlockHash,
+        source: Source,
+        at: UnixMicros,
+    ) -> Result<(), PublisherGone> {
+        if self.chain.tip().is_some_and(|(t, _)| t == hash) {
+            return Ok(()); // already known (a resync caught it up)
+        }
+        let block = match self.blocks.remove(&hash) {
+            Some(b) => b,
+            None => match self.rpc.get_block(&hash).await {
+                Ok(b) => b,
+                Err(e) => {
+                    tracing::warn!(block = %hash, error = %e, "cannot fetch a connected block; skipped");
+                    return Ok(());
+                }
+            },
+        };
+        let height = match self.chain.height_after(&block.header.prev_blockhash) {
+            Some(h) => h,
+            None => match self.rpc.get_block_header(&hash).await {
+                Ok(h) => Height(h.height),
+                Err(e) => match bip34_height(&block) {
+                    Some(h) => h,
+                    None => {
+                        tracing::warn!(block = %hash, error = %e, "unknown height of a connected block; skipped");
+                        return Ok(());
+                    }
+                },
+            },
+        };
+        let fees = match self.rpc.get_block_stats(&hash).await {
+            Ok(s) => s.totalfee,
+            Err(e) => {
+                tracing::debug!(block = %hash, error = %e, "no getblockstats for block");
+                None
+            }
+        };
+        let facts = block_facts(&block, height, fees);
+        let mut events = self.chain.connected(&facts, source);
+        events.extend(self.mempool.block_connected(&facts.txids));
+        self.emit_all(events, at).await
+    }
+
+    /// Re-reads the node's state over RPC after startup, a ZMQ gap or a node restart.
+    async fn resync(&mut self, reason: &'static str) -> Result<(), PublisherGone> {
+        self.metrics.resync(reason);
+        self.seqs.reset();
+        tracing::info!(reason, "resync over RPC");
+        match self.rpc.get_blockchain_info().await {
+            Ok(info) => {
+                let best = info.bestblockhash;
+                let node_height = Height(info.blocks);
+                match self.chain.tip() {
+                    Some((tip, tip_height))
+                        if tip != best
+                            && node_height > tip_height
+                            && node_height.blocks_since(tip_height) <= MAX_CATCH_UP =>
+                    {
+                        self.catch_up(tip, tip_height, node_height).await?;
+                        if self.chain.tip().map(|t| t.0) != Some(best) {
+                            self.chain.set_tip(best, node_height);
+                        }
+                    }
+                    Some((tip, _)) if tip == best => {}
+                    _ => self.chain.set_tip(best, node_height),
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "resync: getblockchaininfo failed"),
+        }
+        self.poll_tips().await?;
+        match self.rpc.get_raw_mempool_sequence().await {
+            Ok(raw) => self.mempool.reset(&raw.txids, Some(raw.mempool_sequence)),
+            Err(e) => tracing::warn!(error = %e, "resync: getrawmempool failed"),
+        }
+        Ok(())
+    }
+
+    /// Emits `block_connected` (source RPC) for blocks the node connected while the agent did
+    /// not hear of them, if they extend the agent's tip.
+    async fn catch_up(
+        &mut self,
+        tip: BlockHash,
+        tip_height: Height,
+        node_height: Height,
+    ) -> Result<(), PublisherGone> {
+        let mut expected_prev = tip;
+        let mut h = tip_height.next();
+        while h <= node_height {
+            let Ok(hash) = self.rpc.get_block_hash(h.0).await else {
+                return Ok(());
+            };
+            let Ok(header) = self.rpc.get_block_header(&hash).await else {
+                return Ok(());
+            };
+            if header.previousblockhash != Some(expected_prev) {
+                // The node reorganised while the agent was blind; chain_tips tells.
+                return Ok(());
+            }
+            self.block_connected(hash, Source::Rpc, now_micros())
+                .await?;
+            expected_prev = hash;
+            h = h.next();
+        }
+        Ok(())
+    }
+
+    async fn poll_tips(&mut self) -> Result<(), PublisherGone> {
+        match self.rpc.get_chain_tips().await {
+            Ok(tips) => {
+                let tips = status::chain_tips(&tips);
+                if self.last_tips.as_ref() != Some(&tips) {
+                    self.last_tips = Some(tips.clone());
+                    self.emit(Event::ChainTips(tips), now_micros()).await?;
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "getchaintips failed"),
+        }
+        Ok(())
+    }
+
+    async fn poll_status(&mut self) -> Result<(), PublisherGone> {
+        let at = now_micros();
+        let (chain, net, mempool, uptime) = tokio::join!(
+            self.rpc.get_blockchain_info(),
+            self.rpc.get_network_info(),
+            self.rpc.get_mempool_info(),
+            self.rpc.uptime(),
+        );
+        match (chain, net, mempool, uptime) {
+            (Ok(c), Ok(n), Ok(m), Ok(u)) => {
+                let s = status::node_status(&c, &n, &m, u);
+                self.emit(Event::NodeStatus(s), at).await?;
+            }
+            (c, n, m, u) => {
+                let err = [
+                    c.err().map(|e| e.to_string()),
+                    n.err().map(|e| e.to_string()),
+                    m.err().map(|e| e.to_string()),
+                    u.err().map(|e| e.to_string()),
+                ]
+                .into_iter()
+                .flatten()
+                .collect::<Vec<_>>()
+                .join("; ");
+                tracing::warn!(error = %err, "node_status poll failed");
+            }
+        }
+        self.poll_tips().await
+    }
+
+    async fn poll_mempool(&mut self) -> Result<(), PublisherGone> {
+        let at = now_micros();
+        let (info, raw) = tokio::join!(
+            self.rpc.get_mempool_info(),
+            self.rpc.get_raw_mempool_sequence()
+        );
+        match (info, raw) {
+            (Ok(info), Ok(raw)) => {
+                let snap = status::mempool_snapshot(&info, &raw);
+                self.emit(Event::MempoolSnapshot(snap), at).await
+            }
+            (i, r) => {
+                let err = [
+                    i.err().map(|e| e.to_string()),
+                    r.err().map(|e| e.to_string()),
+                ]
+                .into_iter()
+                .flatten()
+                .collect::<Vec<_>>()
+                .join("; ");
+                tracing::warn!(error = %err, "mempool_snapshot poll failed");
+                Ok(())
+            }
+        }
+    }
+}

@@ -1,0 +1,298 @@
+//! The publisher: takes envelopes from the agent's bounded channel and publishes them to
+//! JetStream, or to the disk spool when NATS is unreachable.
+//!
+//! - Each envelope goes to [`schema::Envelope::subject`] with all four
+//!   [`schema::Envelope::headers`]; `Nats-Msg-Id` makes re-sends harmless.
+//! - Throughput: a batch of up to [`MAX_BATCH`] envelopes is sent without waiting, then all
+//!   PubAck futures are awaited together.
+//! - When NATS is down, or a PubAck fails or times out, the events go to the [`Spool`]. While
+//!   the spool holds anything, new events are appended behind it so order is kept; when NATS is
+//!   back the spool is re-published oldest first. Events dropped because the spool was full are
+//!   reported by one `gap` event once the spool has drained.
+//! - The publisher ends when every sender of its channel is gone, after publishing (or
+//!   spooling) what it holds.
+//!
+//! The stream itself (`BMON_EVENTS`) is created by `bmon setup`, never here.
+
+use std::time::Duration;
+
+use async_nats::jetstream;
+use async_nats::HeaderMap;
+use bytes::Bytes;
+use futures::future::join_all;
+use schema::event::Gap;
+use schema::{Envelope, NodeId};
+use tokio::sync::mpsc;
+
+use crate::metrics::Metrics;
+use crate::sources::zmq::now_micros;
+use crate::spool::Spool;
+
+/// Most envelopes in flight at once (sent before their PubAcks are awaited).
+pub const MAX_BATCH: usize = 256;
+
+/// Connects to NATS without waiting for the server: the client keeps retrying in the
+/// background, and the publisher spools meanwhile.
+pub async fn connect(
+    url: &str,
+    credentials_file: Option<&std::path::Path>,
+    node: &NodeId,
+) -> Result<async_nats::Client, crate::Error> {
+    let mut opts = async_nats::ConnectOptions::new()
+        .name(format!("bmon-agent-{node}"))
+        .retry_on_initial_connect()
+        .max_reconnects(None)
+        .connection_timeout(Duration::from_secs(5))
+        .reconnect_delay_callback(|attempts| {
+            Duration::from_millis((100 * attempts as u64).min(2_000))
+        })
+        .event_callback(|ev| async move {
+            match ev {
+                async_nats::Event::Connected => tracing::info!("connected to NATS"),
+                async_nats::Event::Disconnected => tracing::warn!("disconnected from NATS"),
+                other => tracing::info!(event = %other, "NATS event"),
+            }
+        });
+    if let Some(path) = credentials_file {
+        opts = opts
+            .credentials_file(path)
+            .await
+            .map_err(|e| crate::Error::NatsCredentials {
+                path: path.to_path_buf(),
+                reason: e.to_string(),
+            })?;
+    }
+    opts.connect(url)
+        .await
+        .map_err(|e| crate::Error::NatsConnect {
+            url: url.to_string(),
+            reason: e.to_string(),
+        })
+}
+
+/// Publishes envelopes, spooling what NATS does not acknowledge.
+pub struct Publisher {
+    client: async_nats::Client,
+    js: jetstream::Context,
+    spool: Spool,
+    metrics: Metrics,
+    node: NodeId,
+    retry: Duration,
+}
+
+impl Publisher {
+    /// A publisher over `client`, spooling into `spool`.
+    pub fn new(client: async_nats::Client, spool: Spool, metrics: Metrics, node: NodeId) -> Self {
+        let mut js = jetstream::new(client.clone());
+        js.set_timeout(Duration::from_secs(5));
+        let p = Publisher {
+            client,
+            js,
+            spool,
+            metrics,
+            node,
+            retry: Duration::from_millis(500),
+        };
+        p.report_spool();
+        p
+    }
+
+    /// Sets how often a non-empty spool is retried while no new events arrive.
+    pub fn with_retry(mut self, retry: Duration) -> Self {
+        self.retry = retry;
+        self
+    }
+
+    fn connected(&self) -> bool {
+        self.client.connection_state() == async_nats::connection::State::Connected
+    }
+
+    fn report_spool(&self) {
+        self.metrics
+            .spool_size(self.spool.bytes(), self.spool.events());
+    }
+
+    /// Runs until every sender of `rx` is dropped, then publishes or spools what is left.
+    /// Returns the number of events still in the spool.
+    pub async fn run(mut self, mut rx: mpsc::Receiver<Envelope>) -> u64 {
+        loop {
+            if !self.spool.is_empty() || self.spool.drops().count > 0 {
+                self.drain_spool().await;
+            }
+            let first = if self.spool.is_empty() && self.spool.drops().count == 0 {
+                rx.recv().await
+            } else {
+                tokio::select! {
+                    m = rx.recv() => m,
+                    _ = tokio::time::sleep(self.retry) => continue,
+                }
+            };
+            let Some(first) = first else { break };
+            let mut batch = vec![first];
+            while batch.len() < MAX_BATCH {
+                match rx.try_recv() {
+                    Ok(e) => batch.push(e),
+                    Err(_) => break,
+                }
+            }
+            self.publish_or_spool(batch).await;
+        }
+        // Shutting down: one last attempt to empty the spool.
+        self.drain_spool().await;
+        if let Err(e) = self.client.flush().await {
+            tracing::debug!(error = %e, "NATS flush at shutdown failed");
+        }
+        self.spool.events()
+    }
+
+    async fn publish_or_spool(&mut self, batch: Vec<Envelope>) {
+        if !self.spool.is_empty() || !self.connected() {
+            self.spool_all(&batch);
+            return;
+        }
+        let failed = self.publish_batch(batch).await;
+        if !failed.is_empty() {
+            self.spool_all(&failed);
+        }
+    }
+
+    /// Publishes a batch; returns the envelopes that were not acknowledged, in order.
+    async fn publish_batch(&self, batch: Vec<Envelope>) -> Vec<Envelope> {
+        let mut failed = Vec::new();
+        let mut pending = Vec::with_capacity(batch.len());
+        for env in batch {
+            match self.send(&env).await {
+                Ok(ack) => pending.push((env, ack)),
+                Err(reason) => {
+                    self.metrics.publish_error();
+                    tracing::warn!(event_id = %env.id, kind = %env.kind(), %reason, "publish failed; spooling");
+                    failed.push(env);
+                }
+            }
+        }
+        let results = join_all(
+            pending
+                .into_iter()
+                .map(|(env, ack)| async move { (env, ack.await) }),
+        )
+        .await;
+        for (env, res) in results {
+            match res {
+                Ok(_) => self.metrics.published(env.kind()),
+                Err(e) => {
+                    self.metrics.publish_error();
+                    tracing::warn!(event_id = %env.id, kind = %env.kind(), error = %e, "no PubAck; spooling");
+                    failed.push(env);
+                }
+            }
+        }
+        failed
+    }
+
+    async fn send(&self, env: &Envelope) -> Result<jetstream::context::PublishAckFuture, String> {
+        let payload = env.encode().map_err(|e| e.to_string())?;
+        let mut headers = HeaderMap::new();
+        for (name, value) in env.headers() {
+            headers.insert(name, value.as_str());
+        }
+        self.js
+            .publish_with_headers(env.subject(), headers, Bytes::from(payload))
+            .await
+            .map_err(|e| e.to_string())
+    }
+
+    fn spool_all(&mut self, envs: &[Envelope]) {
+        let mut written = 0;
+        let mut dropped = 0;
+        for env in envs {
+            let bytes = match env.encode() {
+                Ok(b) => b,
+                Err(e) => {
+                    tracing::error!(event_id = %env.id, error = %e, "cannot encode event; dropped");
+                    continue;
+                }
+            };
+            match self.spool.append(&bytes, env.observed_at) {
+                Ok(true) => written += 1,
+                Ok(false) => dropped += 1,
+                Err(e) => {
+                    dropped += 1;
+                    tracing::error!(event_id = %env.id, error = %e, "cannot write the spool; event dropped");
+                }
+            }
+        }
+        self.metrics.spooled(written);
+        if dropped > 0 {
+            self.metrics.spool_dropped(dropped);
+            tracing::warn!(dropped, "spool full; events dropped");
+        }
+        self.report_spool();
+    }
+
+    /// Re-publishes the spool oldest first while NATS acknowledges; then the `gap` event for
+    /// any drops.
+    async fn drain_spool(&mut self) {
+        while !self.spool.is_empty() && self.connected() {
+            let records = match self.spool.peek(MAX_BATCH) {
+                Ok(r) => r,
+                Err(e) => {
+                    tracing::error!(error = %e, "cannot read the spool");
+                    return;
+                }
+            };
+            let n = records.len();
+            let mut envs = Vec::with_capacity(n);
+            let mut positions = Vec::with_capacity(n);
+            for (i, r) in records.iter().enumerate() {
+                match Envelope::decode(r) {
+                    Ok(env) => {
+                        envs.push(env);
+                        positions.push(i);
+                    }
+                    Err(e) => {
+                        tracing::error!(error = %e, "undecodable spool record; skipped");
+                    }
+                }
+            }
+            let ids: Vec<schema::EventId> = envs.iter().map(|e| e.id).collect();
+            let failed = self.publish_batch(envs).await;
+            // Consume the prefix up to the first failure; the rest is retried later
+            // (re-publishing an acknowledged one is de-duplicated by its id).
+            let first_failed = failed
+                .first()
+                .and_then(|f| ids.iter().position(|id| *id == f.id))
+                .map(|pos| positions[pos])
+                .unwrap_or(n);
+            if let Err(e) = self.spool.consume(first_failed) {
+                tracing::error!(error = %e, "cannot advance the spool cursor");
+                return;
+            }
+            self.report_spool();
+            if first_failed < n {
+                return;
+            }
+        }
+        if self.spool.is_empty() && self.spool.drops().count > 0 && self.connected() {
+            let d = self.spool.drops();
+            let gap = Envelope::new(
+                self.node.clone(),
+                now_micros(),
+                Gap {
+                    lost_events: d.count,
+                    from: d.from,
+                    to: d.to,
+                    reason: "spool full".into(),
+                },
+            );
+            if self.publish_batch(vec![gap]).await.is_empty() {
+                if let Err(e) = self.spool.take_drops() {
+                    tracing::error!(error = %e, "cannot clear the spool's drop count");
+                }
+                tracing::warn!(
+                    lost_events = d.count,
+                    "published gap event for dropped events"
+                );
+            }
+        }
+    }
+}
