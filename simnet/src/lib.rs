@@ -1,1 +1,34 @@
-//! bmon-simnet (being built).
+//! simnet: a fleet of emulated Bitcoin Core nodes for bmon's tests and demo.
+//!
+//! Each node answers JSON-RPC over HTTP and publishes ZMQ notifications the way Bitcoin Core
+//! v30 does (the fixtures in `bitcoin-core-v30/` are the reference), while one simulation task
+//! mines real regtest blocks, makes transactions, relays both along delayed links and injects
+//! reorgs, partitions and faults from a [`Scenario`]. Everything each node did is written to a
+//! truth file ([`TruthRecord`]) to compare bmon's observations with.
+//!
+//! - [`scenario`]: the TOML scenario and its validation.
+//! - [`chain`], [`mempool`]: one node's block tree, UTXO set, coin statistics and mempool.
+//! - [`miner`]: blocks (BIP34, witness commitment, regtest PoW) and anyone-can-spend txs.
+//! - [`node`]: how a node reacts to blocks and transactions, and what it publishes.
+//! - [`network`]: the simulation loop (timeline, relay, injected events).
+//! - [`rpc`]: the JSON-RPC server; [`zmq`]: the ZMQ publishers; [`truth`]: the truth file.
+//! - [`fleet`]: start, observe and stop a fleet.
+
+#![recursion_limit = "256"]
+
+pub mod chain;
+pub mod error;
+pub mod fleet;
+pub mod mempool;
+pub mod miner;
+mod network;
+pub mod node;
+pub mod rpc;
+pub mod scenario;
+pub mod truth;
+pub mod zmq;
+
+pub use error::Error;
+pub use fleet::{Fleet, NodeEndpoints};
+pub use scenario::Scenario;
+pub use truth::{TruthEvent, TruthRecord, TruthSink};

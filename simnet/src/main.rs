@@ -1,0 +1,61 @@
+//! `bmon-simnet`: runs a scenario, writes the endpoints and the truth file.
+
+use std::path::PathBuf;
+
+use anyhow::Context;
+use clap::Parser;
+use simnet::{Fleet, Scenario, TruthSink};
+
+/// Run a fleet of emulated Bitcoin Core nodes (JSON-RPC + ZMQ) from a scenario file.
+#[derive(Debug, Parser)]
+#[command(name = "bmon-simnet", version)]
+struct Args {
+    /// Scenario file (TOML).
+    #[arg(long)]
+    scenario: PathBuf,
+    /// Where to write the truth file (JSON lines).
+    #[arg(long)]
+    truth: PathBuf,
+    /// Where to write the nodes' endpoints (JSON) once every socket listens.
+    #[arg(long)]
+    endpoints: Option<PathBuf>,
+    /// Keep serving RPC and ZMQ after the scenario ends, until SIGINT/SIGTERM.
+    #[arg(long)]
+    linger: bool,
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let args = Args::parse();
+    let scenario = Scenario::load(&args.scenario).context("loading the scenario")?;
+    let sink = TruthSink::file(&args.truth).context("creating the truth file")?;
+    let fleet = Fleet::start(scenario, sink)
+        .await
+        .context("starting the fleet")?;
+    let endpoints = serde_json::to_string_pretty(fleet.nodes())?;
+    match &args.endpoints {
+        Some(path) => {
+            let tmp = path.with_extension("tmp");
+            std::fs::write(&tmp, &endpoints)
+                .with_context(|| format!("writing {}", tmp.display()))?;
+            std::fs::rename(&tmp, path).with_context(|| format!("writing {}", path.display()))?;
+        }
+        None => println!("{endpoints}"),
+    }
+    let mut sigterm = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    tokio::select! {
+        _ = async { fleet.finished().await; if args.linger { std::future::pending::<()>().await } } => {
+            tracing::info!("scenario done");
+        }
+        _ = tokio::signal::ctrl_c() => tracing::info!("SIGINT, stopping"),
+        _ = sigterm.recv() => tracing::info!("SIGTERM, stopping"),
+    }
+    fleet.shutdown().await.context("stopping the fleet")?;
+    Ok(())
+}

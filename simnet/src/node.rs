@@ -1,0 +1,503 @@
+//! One emulated node's state and how it reacts to a block or a transaction: block index and
+//! active chain (reorgs included), mempool, orphans, and the notifications Core would publish,
+//! in Core's order.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use bitcoin::{Amount, BlockHash, Transaction};
+
+use crate::chain::{BlockRef, Chain};
+use crate::mempool::Mempool;
+use crate::truth::{RemovalReason, TruthEvent};
+use crate::zmq::ZmqMessage;
+
+/// Blocks a coinbase output must wait before it can be spent.
+pub const COINBASE_MATURITY: u32 = 100;
+const MAX_ORPHANS: usize = 1000;
+
+/// Something the node did that the outside sees: a ZMQ message or a truth record, in order.
+#[derive(Debug, Clone)]
+pub enum Notice {
+    /// Publish on ZMQ.
+    Zmq(ZmqMessage),
+    /// Record in the truth file.
+    Truth(TruthEvent),
+}
+
+/// What one step of a node produced.
+#[derive(Debug, Default)]
+pub struct Outbox {
+    /// Notifications in publish order.
+    pub notices: Vec<Notice>,
+    /// Blocks to announce to peers (newly connected ones, lowest first).
+    pub relay_blocks: Vec<BlockRef>,
+    /// Transactions to announce to peers.
+    pub relay_txs: Vec<Arc<Transaction>>,
+}
+
+impl Outbox {
+    fn zmq(&mut self, m: ZmqMessage) {
+        self.notices.push(Notice::Zmq(m));
+    }
+    fn truth(&mut self, t: TruthEvent) {
+        self.notices.push(Notice::Truth(t));
+    }
+}
+
+/// Why a transaction was not accepted.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TxReject {
+    /// Already in the mempool or the chain.
+    Known,
+    /// An input is unknown (kept as an orphan).
+    MissingInputs,
+    /// An input is already spent by a mempool transaction.
+    Conflict,
+    /// A coinbase input is not mature yet.
+    Immature,
+    /// Outputs exceed inputs.
+    NegativeFee,
+}
+
+/// A peer as `getpeerinfo` shows it.
+#[derive(Debug, Clone)]
+pub struct Peer {
+    /// Peer id (per node, in connection order).
+    pub id: u64,
+    /// Peer node name.
+    pub name: String,
+    /// Whether we opened the connection.
+    pub outbound: bool,
+    /// One-way delay, ms.
+    pub delay_ms: u64,
+    /// Its subversion.
+    pub subver: String,
+    /// Its version number.
+    pub version: u32,
+}
+
+/// The full state of one emulated node.
+#[derive(Debug)]
+pub struct NodeState {
+    /// Node name.
+    pub name: String,
+    /// Core version number.
+    pub version: u32,
+    /// Core user agent.
+    pub subversion: String,
+    /// Block tree, active chain, UTXO set.
+    pub chain: Chain,
+    /// Mempool.
+    pub mempool: Mempool,
+    /// Peers (from the scenario's links).
+    pub peers: Vec<Peer>,
+    /// Whether the node is cut off from its peers.
+    pub partitioned: bool,
+    /// Unix time (s) the node started.
+    pub started_at: u64,
+    orphan_txs: Vec<(Arc<Transaction>, Option<String>)>,
+    orphan_blocks: HashMap<BlockHash, Vec<(BlockRef, Option<String>)>>,
+}
+
+fn unix_now() -> u64 {
+    crate::truth::now_us() / 1_000_000
+}
+
+impl NodeState {
+    /// A node with the given chain (already holding its initial blocks).
+    pub fn new(name: &str, version: u32, subversion: &str, chain: Chain) -> NodeState {
+        NodeState {
+            name: name.to_owned(),
+            version,
+            subversion: subversion.to_owned(),
+            chain,
+            mempool: Mempool::new(),
+            peers: Vec::new(),
+            partitioned: false,
+            started_at: unix_now(),
+            orphan_txs: Vec::new(),
+            orphan_blocks: HashMap::new(),
+        }
+    }
+
+    /// Handles a block from a peer (`from`) or its own miner (`None`).
+    pub fn receive_block(&mut self, block: BlockRef, from: Option<String>, out: &mut Outbox) {
+        let mut queue = vec![(block, from)];
+        while let Some((block, from)) = queue.pop() {
+            if self.chain.contains(&block.hash) {
+                continue;
+            }
+            if !self.chain.contains(&block.prev()) {
+                self.orphan_blocks
+                    .entry(block.prev())
+                    .or_default()
+                    .push((block, from));
+                continue;
+            }
+            out.truth(TruthEvent::BlockReceived {
+                hash: block.hash,
+                height: block.height,
+                from,
+            });
+            self.chain.insert(block.clone());
+            self.activate_best_chain(out);
+            if let Some(children) = self.orphan_blocks.remove(&block.hash) {
+                queue.extend(children);
+            }
+        }
+    }
+
+    /// Switches to the best known branch if it has more work than the tip.
+    fn activate_best_chain(&mut self, out: &mut Outbox) {
+        let best = self.chain.best_header();
+        let old_tip = self.chain.tip();
+        if best == old_tip {
+            return;
+        }
+        let Some(best_entry) = self.chain.get(&best) else {
+            return;
+        };
+        if best_entry.block.height <= self.chain.height() {
+            return;
+        }
+        let old_height = self.chain.height();
+        let fork = self.chain.fork_point(&best);
+        // 1. Disconnect down to the fork point: each block's txs on hashtx/rawtx, then `D`.
+        let mut disconnected = Vec::new();
+        while self.chain.tip() != fork {
+            let Some(b) = self.chain.disconnect_tip() else {
+                break;
+            };
+            for tx in &b.block.txdata {
+                out.zmq(ZmqMessage::hashtx(tx.compute_txid()));
+                out.zmq(ZmqMessage::rawtx(tx));
+            }
+            out.zmq(ZmqMessage::disconnected(b.hash));
+            out.truth(TruthEvent::BlockDisconnected {
+                hash: b.hash,
+                height: b.height,
+            });
+            disconnected.push(b);
+        }
+        // 2. Connect the new branch; confirmed txs leave the mempool without an `R`.
+        let mut connected = Vec::new();
+        for b in self.chain.branch(&fork, &best) {
+            if let Err(e) = self.chain.connect(&b.hash) {
+                tracing::error!(node = %self.name, block = %b.hash, error = ?e, "cannot connect block");
+                break;
+            }
+            for tx in b.block.txdata.iter().skip(1) {
+                if let Some((_, seq)) = self.mempool.remove(&tx.compute_txid()) {
+                    out.truth(TruthEvent::TxRemoved {
+                        txid: tx.compute_txid(),
+                        reason: RemovalReason::Block,
+                        mempool_sequence: seq,
+                    });
+                }
+            }
+            connected.push(b);
+        }
+        // 3. Transactions of disconnected blocks go back to the mempool (Core publishes these
+        //    `A`s before the `C`s of the new branch).
+        for b in disconnected.iter().rev() {
+            for tx in b.block.txdata.iter().skip(1) {
+                let tx = Arc::new(tx.clone());
+                let _ = self.accept_tx_inner(tx, None, out, false);
+            }
+        }
+        // 4. The new branch's connect notifications: each block's txs, then `C`.
+        for b in &connected {
+            for tx in &b.block.txdata {
+                out.zmq(ZmqMessage::hashtx(tx.compute_txid()));
+                out.zmq(ZmqMessage::rawtx(tx));
+            }
+            out.zmq(ZmqMessage::connected(b.hash));
+            out.truth(TruthEvent::BlockConnected {
+                hash: b.hash,
+                height: b.height,
+            });
+        }
+        let new_tip = self.chain.tip();
+        if !disconnected.is_empty() {
+            let fork_height = self.chain.get(&fork).map(|e| e.block.height).unwrap_or(0);
+            out.truth(TruthEvent::Reorg {
+                old_tip,
+                old_height,
+                new_tip,
+                new_height: self.chain.height(),
+                fork_point: fork,
+                fork_height,
+                depth: disconnected.len() as u32,
+                disconnected: disconnected.iter().map(|b| b.hash).collect(),
+                connected: connected.iter().map(|b| b.hash).collect(),
+            });
+        }
+        // 5. The new tip (Core's UpdatedBlockTip): hashblock and rawblock once per activation.
+        if new_tip != old_tip {
+            if let Some(e) = self.chain.get(&new_tip) {
+                let tip = e.block.clone();
+                out.zmq(ZmqMessage::hashblock(tip.hash));
+                out.zmq(ZmqMessage::rawblock(&tip.block));
+                out.truth(TruthEvent::TipUpdated {
+                    hash: tip.hash,
+                    height: tip.height,
+                });
+            }
+        }
+        out.relay_blocks.extend(connected);
+        self.retry_orphans(out);
+    }
+
+    /// Handles a transaction from a peer (`from`) or the local wallet (`None`).
+    pub fn receive_tx(
+        &mut self,
+        tx: Arc<Transaction>,
+        from: Option<String>,
+        out: &mut Outbox,
+    ) -> Result<(), TxReject> {
+        let r = self.accept_tx_inner(tx, from, out, true);
+        if r.is_ok() {
+            self.retry_orphans(out);
+        }
+        r
+    }
+
+    /// Total value of the inputs of `tx` as this node sees them, checking maturity and conflicts.
+    fn input_value(&self, tx: &Transaction) -> Result<Amount, TxReject> {
+        let next_height = self.chain.height() + 1;
+        let mut total = Amount::ZERO;
+        for input in &tx.input {
+            let op = input.previous_output;
+            if self.mempool.spender(&op).is_some() {
+                return Err(TxReject::Conflict);
+            }
+            if let Some(coin) = self.chain.utxo(&op) {
+                if coin.coinbase && next_height.saturating_sub(coin.height) < COINBASE_MATURITY {
+                    return Err(TxReject::Immature);
+                }
+                total += coin.txout.value;
+            } else if let Some(o) = self.mempool.output(&op) {
+                total += o.value;
+            } else {
+                return Err(TxReject::MissingInputs);
+            }
+        }
+        Ok(total)
+    }
+
+    /// Whether the wallet may spend `op` through this node.
+    pub fn can_spend(&self, op: &bitcoin::OutPoint) -> bool {
+        if self.mempool.spender(op).is_some() {
+            return false;
+        }
+        match self.chain.utxo(op) {
+            Some(c) => {
+                !c.coinbase
+                    || (self.chain.height() + 1).saturating_sub(c.height) >= COINBASE_MATURITY
+            }
+            None => self.mempool.output(op).is_some(),
+        }
+    }
+
+    fn accept_tx_inner(
+        &mut self,
+        tx: Arc<Transaction>,
+        from: Option<String>,
+        out: &mut Outbox,
+        keep_orphan: bool,
+    ) -> Result<(), TxReject> {
+        let txid = tx.compute_txid();
+        if self.mempool.contains(&txid) || self.chain.tx_block(&txid).is_some() {
+            return Err(TxReject::Known);
+        }
+        let inputs = match self.input_value(&tx) {
+            Ok(v) => v,
+            Err(TxReject::MissingInputs) => {
+                if keep_orphan
+                    && self.orphan_txs.len() < MAX_ORPHANS
+                    && !self
+                        .orphan_txs
+                        .iter()
+                        .any(|(t, _)| t.compute_txid() == txid)
+                {
+                    self.orphan_txs.push((tx, from));
+                }
+                return Err(TxReject::MissingInputs);
+            }
+            Err(e) => return Err(e),
+        };
+        let outputs: Amount = tx.output.iter().map(|o| o.value).sum();
+        let fee = inputs.checked_sub(outputs).ok_or(TxReject::NegativeFee)?;
+        let seq = self
+            .mempool
+            .add(tx.clone(), fee, unix_now(), self.chain.height());
+        out.zmq(ZmqMessage::hashtx(txid));
+        out.zmq(ZmqMessage::rawtx(&tx));
+        out.zmq(ZmqMessage::added(txid, seq));
+        out.truth(TruthEvent::TxAccepted {
+            txid,
+            wtxid: tx.compute_wtxid(),
+            mempool_sequence: seq,
+            fee_sat: fee.to_sat(),
+            vsize: tx.vsize() as u64,
+            from,
+        });
+        out.relay_txs.push(tx);
+        Ok(())
+    }
+
+    fn retry_orphans(&mut self, out: &mut Outbox) {
+        loop {
+            let orphans = std::mem::take(&mut self.orphan_txs);
+            let before = orphans.len();
+            let mut kept = Vec::new();
+            for (tx, from) in orphans {
+                if let Err(TxReject::MissingInputs) =
+                    self.accept_tx_inner(tx.clone(), from.clone(), out, false)
+                {
+                    kept.push((tx, from));
+                }
+            }
+            let progress = kept.len() < before;
+            self.orphan_txs = kept;
+            if !progress {
+                break;
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::miner::{build_block, genesis, select_txs, spend};
+    use crate::truth::TruthEvent;
+    use crate::zmq::Topic;
+    use bitcoin::OutPoint;
+
+    fn node_with_blocks(n: u32) -> (NodeState, Vec<BlockRef>) {
+        let g = genesis();
+        let mut chain = Chain::new(g.clone());
+        let mut blocks = Vec::new();
+        let mut prev = g.clone();
+        for _ in 0..n {
+            let b = Arc::new(build_block(
+                "m",
+                prev.hash,
+                prev.height,
+                prev.block.header.time + 1,
+                Vec::new(),
+            ));
+            chain.insert(b.clone());
+            chain.connect(&b.hash).unwrap();
+            blocks.push(b.clone());
+            prev = b;
+        }
+        (
+            NodeState::new("n", 309900, "/Satoshi:30.99.0/", chain),
+            blocks,
+        )
+    }
+
+    fn mine(node: &NodeState, miner: &str) -> BlockRef {
+        let tip = node.chain.tip_entry().block.clone();
+        let txs = select_txs(&node.chain, &node.mempool, 100);
+        Arc::new(build_block(
+            miner,
+            tip.hash,
+            tip.height,
+            tip.block.header.time + 1,
+            txs,
+        ))
+    }
+
+    #[test]
+    fn accepted_tx_publishes_hashtx_rawtx_then_sequence_a_with_mempool_sequence() {
+        let (mut node, blocks) = node_with_blocks(101);
+        let op = OutPoint {
+            txid: blocks[0].block.txdata[0].compute_txid(),
+            vout: 0,
+        };
+        let (tx, _) = spend(op, blocks[0].block.txdata[0].output[0].value, 5, true).unwrap();
+        let mut out = Outbox::default();
+        node.receive_tx(Arc::new(tx), None, &mut out).unwrap();
+        let topics: Vec<Topic> = out
+            .notices
+            .iter()
+            .filter_map(|n| {
+                if let Notice::Zmq(m) = n {
+                    Some(m.topic)
+                } else {
+                    None
+                }
+            })
+            .collect();
+        assert_eq!(topics, vec![Topic::HashTx, Topic::RawTx, Topic::Sequence]);
+        assert_eq!(node.mempool.sequence(), 2);
+    }
+
+    #[test]
+    fn deeper_branch_reorgs_and_returns_txs_to_mempool() {
+        let (mut node, blocks) = node_with_blocks(101);
+        let fork_tip = node.chain.tip_entry().block.clone();
+        let op = OutPoint {
+            txid: blocks[0].block.txdata[0].compute_txid(),
+            vout: 0,
+        };
+        let (tx, _) = spend(op, blocks[0].block.txdata[0].output[0].value, 5, false).unwrap();
+        let txid = tx.compute_txid();
+        let mut out = Outbox::default();
+        node.receive_tx(Arc::new(tx), None, &mut out).unwrap();
+        let a = mine(&node, "a");
+        node.receive_block(a.clone(), None, &mut out);
+        assert!(!node.mempool.contains(&txid));
+        // A competing empty branch of two blocks from the old tip.
+        let b1 = Arc::new(build_block(
+            "b",
+            fork_tip.hash,
+            fork_tip.height,
+            fork_tip.block.header.time + 2,
+            Vec::new(),
+        ));
+        let b2 = Arc::new(build_block(
+            "b",
+            b1.hash,
+            b1.height,
+            b1.block.header.time + 1,
+            Vec::new(),
+        ));
+        let mut out = Outbox::default();
+        node.receive_block(b1.clone(), Some("p".into()), &mut out);
+        assert_eq!(node.chain.tip(), a.hash, "equal work keeps the first seen");
+        node.receive_block(b2.clone(), Some("p".into()), &mut out);
+        assert_eq!(node.chain.tip(), b2.hash);
+        assert!(
+            node.mempool.contains(&txid),
+            "disconnected tx is back in the mempool"
+        );
+        let reorg = out.notices.iter().find_map(|n| match n {
+            Notice::Truth(TruthEvent::Reorg {
+                depth,
+                disconnected,
+                connected,
+                ..
+            }) => Some((*depth, disconnected.clone(), connected.clone())),
+            _ => None,
+        });
+        assert_eq!(reorg, Some((1, vec![a.hash], vec![b1.hash, b2.hash])));
+        // Order on the sequence topic: D, A, C, C.
+        let labels: Vec<u8> = out
+            .notices
+            .iter()
+            .filter_map(|n| match n {
+                Notice::Zmq(m) if m.topic == Topic::Sequence => Some(m.body[32]),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(labels, b"DACC".to_vec());
+        let tips = node.chain.tips();
+        assert_eq!(tips.len(), 2);
+        assert_eq!(tips[1].status, "valid-fork");
+    }
+}

@@ -1,0 +1,357 @@
+//! The scenario file: which nodes exist, how they are linked, how fast blocks and transactions
+//! come, and which faults are injected when. Parsing and validation only; the simulation that
+//! plays a scenario lives in [`crate::network`].
+
+use std::collections::HashSet;
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+
+use crate::Error;
+
+/// A complete simulation: nodes, links, block and transaction rates, run length and events.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Scenario {
+    /// Seed of every random choice (miner, inter-block time, transactions, fees).
+    #[serde(default)]
+    pub seed: u64,
+    /// Length of the run in milliseconds; after it no new block or transaction is made.
+    pub duration_ms: u64,
+    /// Blocks every node already has when the run starts (no notifications for them). At least
+    /// 101 so that coinbase outputs are mature and can fund transactions.
+    #[serde(default = "default_initial_blocks")]
+    pub initial_blocks: u32,
+    /// RPC user name of every node.
+    #[serde(default = "default_rpc_user")]
+    pub rpc_user: String,
+    /// RPC password of every node.
+    #[serde(default = "default_rpc_password")]
+    pub rpc_password: String,
+    /// How often blocks are found.
+    pub blocks: BlockSchedule,
+    /// How often transactions are made.
+    #[serde(default)]
+    pub txs: TxSchedule,
+    /// The emulated nodes.
+    pub nodes: Vec<NodeSpec>,
+    /// Peer connections between nodes.
+    #[serde(default)]
+    pub links: Vec<LinkSpec>,
+    /// Injected events (reorgs, partitions, faults), each at a time since the start.
+    #[serde(default)]
+    pub events: Vec<ScenarioEvent>,
+}
+
+fn default_initial_blocks() -> u32 {
+    110
+}
+fn default_rpc_user() -> String {
+    "simnet".to_owned()
+}
+fn default_rpc_password() -> String {
+    "simnet".to_owned()
+}
+
+/// When blocks are found.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BlockSchedule {
+    /// Mean (exponential) or exact (fixed) time between blocks, in milliseconds.
+    pub interval_ms: u64,
+    /// How the time between blocks is drawn.
+    #[serde(default)]
+    pub distribution: Distribution,
+    /// Upper bound on the transactions a miner puts in one block.
+    #[serde(default = "default_max_block_txs")]
+    pub max_txs: usize,
+}
+
+fn default_max_block_txs() -> usize {
+    2000
+}
+
+/// How the time between two occurrences is drawn.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Distribution {
+    /// Exponentially distributed with the given mean (a Poisson process, like real mining).
+    #[default]
+    Exponential,
+    /// Always exactly the given interval.
+    Fixed,
+}
+
+/// When transactions are made.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TxSchedule {
+    /// Mean number of new transactions per second over the whole fleet (0 for none).
+    #[serde(default)]
+    pub rate_per_s: f64,
+    /// Lowest fee rate, sat/vB.
+    #[serde(default = "default_min_feerate")]
+    pub min_feerate: u64,
+    /// Highest fee rate, sat/vB.
+    #[serde(default = "default_max_feerate")]
+    pub max_feerate: u64,
+}
+
+impl Default for TxSchedule {
+    fn default() -> Self {
+        TxSchedule {
+            rate_per_s: 0.0,
+            min_feerate: default_min_feerate(),
+            max_feerate: default_max_feerate(),
+        }
+    }
+}
+
+fn default_min_feerate() -> u64 {
+    1
+}
+fn default_max_feerate() -> u64 {
+    50
+}
+
+/// One emulated node.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NodeSpec {
+    /// Unique name (also the bmon node name).
+    pub name: String,
+    /// Core's version number as `getnetworkinfo` reports it, e.g. 309900.
+    #[serde(default = "default_version")]
+    pub version: u32,
+    /// Core's user agent, e.g. `/Satoshi:30.99.0/`.
+    #[serde(default = "default_subversion")]
+    pub subversion: String,
+    /// Whether this node mines.
+    #[serde(default)]
+    pub mines: bool,
+    /// Relative share of the hashrate among miners.
+    #[serde(default = "default_hashrate")]
+    pub hashrate: f64,
+    /// Extra delay in milliseconds added to everything this node receives.
+    #[serde(default)]
+    pub extra_delay_ms: u64,
+    /// Fixed RPC port (an ephemeral one when absent).
+    #[serde(default)]
+    pub rpc_port: Option<u16>,
+}
+
+fn default_version() -> u32 {
+    309900
+}
+fn default_subversion() -> String {
+    "/Satoshi:30.99.0/".to_owned()
+}
+fn default_hashrate() -> f64 {
+    1.0
+}
+
+/// A bidirectional peer connection.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LinkSpec {
+    /// One end (node name).
+    pub a: String,
+    /// The other end (node name).
+    pub b: String,
+    /// One-way delay in milliseconds.
+    #[serde(default)]
+    pub delay_ms: u64,
+}
+
+/// What an injected RPC fault does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RpcFaultMode {
+    /// Every call is answered with a JSON-RPC error.
+    Error,
+    /// No call is answered before the window ends.
+    Timeout,
+}
+
+/// An event injected at a given time since the start of the run.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
+pub enum ScenarioEvent {
+    /// A miner builds a private branch of `depth + 1` blocks on the block `depth` below its tip and
+    /// releases it at once, so nodes on the public chain reorg `depth` blocks deep.
+    Reorg {
+        /// Time since the start, ms.
+        at_ms: u64,
+        /// Blocks disconnected on nodes that were on the public tip.
+        depth: u32,
+        /// The miner (the first mining node when absent).
+        #[serde(default)]
+        miner: Option<String>,
+    },
+    /// The node loses all its peers: nothing reaches it or leaves it.
+    Partition {
+        /// Node name.
+        node: String,
+        /// Time since the start, ms.
+        at_ms: u64,
+    },
+    /// The node reconnects; it and its peers exchange the blocks and transactions they lack.
+    Heal {
+        /// Node name.
+        node: String,
+        /// Time since the start, ms.
+        at_ms: u64,
+    },
+    /// The node's ZMQ sockets publish a few malformed multipart messages.
+    MalformedZmq {
+        /// Node name.
+        node: String,
+        /// Time since the start, ms.
+        at_ms: u64,
+    },
+    /// The node's RPC server fails between `from_ms` and `to_ms`.
+    RpcFault {
+        /// Node name.
+        node: String,
+        /// Window start, ms since the start.
+        from_ms: u64,
+        /// Window end, ms since the start.
+        to_ms: u64,
+        /// Error answers or no answers.
+        mode: RpcFaultMode,
+    },
+}
+
+impl Scenario {
+    /// Parses and validates a scenario from TOML text.
+    pub fn from_toml(text: &str) -> Result<Scenario, Error> {
+        let scenario: Scenario =
+            toml::from_str(text).map_err(|e| Error::ScenarioSyntax(e.to_string()))?;
+        scenario.validate()?;
+        Ok(scenario)
+    }
+
+    /// Reads, parses and validates a scenario file.
+    pub fn load(path: &Path) -> Result<Scenario, Error> {
+        let text = std::fs::read_to_string(path).map_err(|source| Error::ScenarioRead {
+            path: path.display().to_string(),
+            source,
+        })?;
+        Scenario::from_toml(&text)
+    }
+
+    /// Index of the node called `name`.
+    pub fn node_index(&self, name: &str) -> Option<usize> {
+        self.nodes.iter().position(|n| n.name == name)
+    }
+
+    /// Checks cross-field rules and reports every problem at once.
+    pub fn validate(&self) -> Result<(), Error> {
+        let mut problems = Vec::new();
+        if self.nodes.is_empty() {
+            problems.push("no nodes".to_owned());
+        }
+        let mut names = HashSet::new();
+        for node in &self.nodes {
+            if node.name.is_empty()
+                || !node
+                    .name
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+            {
+                problems.push(format!(
+                    "node name {:?} must be non-empty ASCII letters, digits, '-' or '_'",
+                    node.name
+                ));
+            }
+            if !names.insert(node.name.as_str()) {
+                problems.push(format!("duplicate node name {:?}", node.name));
+            }
+            if node.mines && !(node.hashrate > 0.0 && node.hashrate.is_finite()) {
+                problems.push(format!(
+                    "node {:?} mines with a hashrate that is not positive",
+                    node.name
+                ));
+            }
+        }
+        if !self.nodes.iter().any(|n| n.mines) {
+            problems.push("no node mines".to_owned());
+        }
+        if self.initial_blocks < 101 {
+            problems.push(format!(
+                "initial_blocks is {}, at least 101 are needed for mature coinbases",
+                self.initial_blocks
+            ));
+        }
+        if self.blocks.interval_ms == 0 {
+            problems.push("blocks.interval_ms must be positive".to_owned());
+        }
+        if !(self.txs.rate_per_s >= 0.0 && self.txs.rate_per_s.is_finite()) {
+            problems.push("txs.rate_per_s must be a non-negative number".to_owned());
+        }
+        if self.txs.min_feerate == 0 || self.txs.min_feerate > self.txs.max_feerate {
+            problems.push("txs fee rates must satisfy 1 <= min_feerate <= max_feerate".to_owned());
+        }
+        let known = |name: &str| self.node_index(name).is_some();
+        for link in &self.links {
+            for end in [&link.a, &link.b] {
+                if !known(end) {
+                    problems.push(format!("link names unknown node {end:?}"));
+                }
+            }
+            if link.a == link.b {
+                problems.push(format!("link from {:?} to itself", link.a));
+            }
+        }
+        for event in &self.events {
+            match event {
+                ScenarioEvent::Reorg { depth, miner, .. } => {
+                    if *depth == 0 {
+                        problems.push("reorg depth must be at least 1".to_owned());
+                    }
+                    if *depth >= self.initial_blocks {
+                        problems.push(format!(
+                            "reorg depth {depth} reaches below the initial chain"
+                        ));
+                    }
+                    if let Some(m) = miner {
+                        match self.node_index(m) {
+                            None => problems.push(format!("reorg names unknown miner {m:?}")),
+                            Some(i) if !self.nodes[i].mines => {
+                                problems.push(format!("reorg miner {m:?} does not mine"))
+                            }
+                            Some(_) => {}
+                        }
+                    }
+                }
+                ScenarioEvent::Partition { node, .. }
+                | ScenarioEvent::Heal { node, .. }
+                | ScenarioEvent::MalformedZmq { node, .. } => {
+                    if !known(node) {
+                        problems.push(format!("event names unknown node {node:?}"));
+                    }
+                }
+                ScenarioEvent::RpcFault {
+                    node,
+                    from_ms,
+                    to_ms,
+                    ..
+                } => {
+                    if !known(node) {
+                        problems.push(format!("rpc_fault names unknown node {node:?}"));
+                    }
+                    if from_ms >= to_ms {
+                        problems.push(format!(
+                            "rpc_fault on {node:?}: from_ms must be before to_ms"
+                        ));
+                    }
+                }
+            }
+        }
+        if problems.is_empty() {
+            Ok(())
+        } else {
+            Err(Error::ScenarioInvalid(problems))
+        }
+    }
+}
