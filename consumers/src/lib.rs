@@ -1,1 +1,30 @@
-//! bmon-consumers (being built).
+//! bmon's consumers: everything between NATS JetStream and ClickHouse (and, later, the
+//! detectors' alerts).
+//!
+//! - [`definitions`]: the streams and durable consumers of `nats/streams.toml`, and the
+//!   create-or-update calls that make the server match them.
+//! - [`migrations`]: the numbered SQL files of `clickhouse/`, embedded at build time, and
+//!   their idempotent application recorded in `schema_migrations`.
+//! - [`runtime`]: the JetStream shell every consumer runs in: a durable pull consumer per
+//!   stream, batch fetch, decode, dead letters, the [`runtime::Handler`] call, acks after the
+//!   handler's effect is durable, graceful shutdown.
+//! - [`writer`]: the ClickHouse writer (`ch-writer`), a handler mapping each envelope to a row
+//!   of its kind's table.
+//! - [`metrics`]: Prometheus metrics of every consumer and the `/metrics` endpoint.
+//! - [`setup`]: what `bmon setup` does (streams, consumers, migrations).
+//! - [`config`]: the `bmon-consumer` configuration file.
+//! - [`run`]: what `bmon-consumer NAME` does, for the binary and for tests.
+
+pub mod app;
+pub mod config;
+pub mod definitions;
+pub mod error;
+pub mod metrics;
+pub mod migrations;
+pub mod runtime;
+pub mod setup;
+pub mod writer;
+
+pub use app::{clickhouse_client, clickhouse_server_client, connect_nats, run, run_with_metrics};
+pub use config::Config;
+pub use error::Error;

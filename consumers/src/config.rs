@@ -1,0 +1,395 @@
+//! The `bmon-consumer` configuration: serde defaults, then the TOML file, then
+//! `BMON_<SECTION>__<KEY>` environment variables (e.g. `BMON_CLICKHOUSE__PASSWORD`).
+//!
+//! [`Config::from_figment`] is pure so tests build configs from strings; [`Config::load`] adds
+//! the file and the environment. Every problem [`Config::validate`] finds is reported at once.
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use figment::providers::{Env, Format, Serialized, Toml};
+use figment::Figment;
+use serde::{Deserialize, Serialize};
+
+/// A configuration that cannot be used, named after the mistake.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file given with `--config` does not exist.
+    #[error("config file {path} does not exist")]
+    Missing {
+        /// The path given.
+        path: PathBuf,
+    },
+    /// The file is not valid TOML, has an unknown key or a value of the wrong type.
+    #[error("cannot parse the configuration: {0}")]
+    Parse(#[source] Box<figment::Error>),
+    /// Values parse but do not make sense together; every problem is listed.
+    #[error("invalid configuration: {}", problems.join("; "))]
+    Invalid {
+        /// One line per problem.
+        problems: Vec<String>,
+    },
+}
+
+/// A secret (password) that never shows in logs.
+#[derive(Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Secret(pub String);
+
+impl Secret {
+    /// The secret text.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.0.is_empty() {
+            f.write_str("\"\"")
+        } else {
+            f.write_str("\"***\"")
+        }
+    }
+}
+
+/// Everything `bmon-consumer` reads.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// Where the events come from.
+    #[serde(default)]
+    pub nats: NatsConfig,
+    /// Where the writer stores rows.
+    #[serde(default)]
+    pub clickhouse: ClickHouseConfig,
+    /// The Prometheus endpoint.
+    #[serde(default)]
+    pub metrics: MetricsConfig,
+    /// Batching and retry behaviour of the runtime.
+    #[serde(default)]
+    pub consumer: ConsumerConfig,
+    /// Log output.
+    #[serde(default)]
+    pub log: LogConfig,
+}
+
+/// NATS connection.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NatsConfig {
+    /// Server URL.
+    #[serde(default = "default_nats_url")]
+    pub url: String,
+    /// A `.creds` file (JWT + nkey), when the server uses decentralized auth.
+    #[serde(default)]
+    pub creds: Option<PathBuf>,
+    /// User name, when the server uses `accounts { users }` (see nats/server.conf).
+    #[serde(default)]
+    pub user: Option<String>,
+    /// Password for `user`.
+    #[serde(default)]
+    pub password: Secret,
+    /// A streams/consumers definitions file replacing the built-in copy of
+    /// `nats/streams.toml`.
+    #[serde(default)]
+    pub definitions: Option<PathBuf>,
+}
+
+fn default_nats_url() -> String {
+    "nats://127.0.0.1:4222".into()
+}
+
+impl Default for NatsConfig {
+    fn default() -> Self {
+        NatsConfig {
+            url: default_nats_url(),
+            creds: None,
+            user: None,
+            password: Secret::default(),
+            definitions: None,
+        }
+    }
+}
+
+/// ClickHouse connection (HTTP interface).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClickHouseConfig {
+    /// HTTP URL of the server.
+    #[serde(default = "default_ch_url")]
+    pub url: String,
+    /// The database holding bmon's tables (created by `bmon setup`).
+    #[serde(default = "default_ch_database")]
+    pub database: String,
+    /// User name.
+    #[serde(default = "default_ch_user")]
+    pub user: String,
+    /// Password.
+    #[serde(default)]
+    pub password: Secret,
+}
+
+fn default_ch_url() -> String {
+    "http://127.0.0.1:8123".into()
+}
+fn default_ch_database() -> String {
+    "bmon".into()
+}
+fn default_ch_user() -> String {
+    "default".into()
+}
+
+impl Default for ClickHouseConfig {
+    fn default() -> Self {
+        ClickHouseConfig {
+            url: default_ch_url(),
+            database: default_ch_database(),
+            user: default_ch_user(),
+            password: Secret::default(),
+        }
+    }
+}
+
+/// The `/metrics` endpoint.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MetricsConfig {
+    /// Listen address (`127.0.0.1:0` picks a free port).
+    #[serde(default = "default_metrics_listen")]
+    pub listen: SocketAddr,
+}
+
+fn default_metrics_listen() -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], 9464))
+}
+
+impl Default for MetricsConfig {
+    fn default() -> Self {
+        MetricsConfig {
+            listen: default_metrics_listen(),
+        }
+    }
+}
+
+/// Batching, retry and shutdown behaviour.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConsumerConfig {
+    /// Most messages handled as one batch (one ClickHouse insert per table).
+    #[serde(default = "default_batch_size")]
+    pub batch_size: usize,
+    /// How long to wait for a batch to fill once its first message arrived, ms.
+    #[serde(default = "default_linger_ms")]
+    pub linger_ms: u64,
+    /// Redelivery delay after a transient failure (ClickHouse down), ms.
+    #[serde(default = "default_nak_delay_ms")]
+    pub nak_delay_ms: u64,
+    /// How long a graceful shutdown may take before the process gives up, seconds.
+    #[serde(default = "default_shutdown_timeout_secs")]
+    pub shutdown_timeout_secs: u64,
+}
+
+fn default_batch_size() -> usize {
+    5000
+}
+fn default_linger_ms() -> u64 {
+    50
+}
+fn default_nak_delay_ms() -> u64 {
+    2000
+}
+fn default_shutdown_timeout_secs() -> u64 {
+    30
+}
+
+impl Default for ConsumerConfig {
+    fn default() -> Self {
+        ConsumerConfig {
+            batch_size: default_batch_size(),
+            linger_ms: default_linger_ms(),
+            nak_delay_ms: default_nak_delay_ms(),
+            shutdown_timeout_secs: default_shutdown_timeout_secs(),
+        }
+    }
+}
+
+impl ConsumerConfig {
+    /// The shutdown deadline.
+    pub fn shutdown_timeout(&self) -> Duration {
+        Duration::from_secs(self.shutdown_timeout_secs)
+    }
+}
+
+/// Log output format (the level comes from `RUST_LOG`, default `info`).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LogConfig {
+    /// One JSON object per line instead of text.
+    #[serde(default)]
+    pub json: bool,
+}
+
+/// The sections an environment variable may address (`BMON_<SECTION>__<KEY>`); other `BMON_`
+/// variables belong to other programs and are ignored.
+const ENV_SECTIONS: &[&str] = &["nats", "clickhouse", "metrics", "consumer", "log"];
+
+impl Config {
+    /// Defaults, then `path`, then `BMON_<SECTION>__<KEY>` variables; validated.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        if !path.is_file() {
+            return Err(ConfigError::Missing {
+                path: path.to_path_buf(),
+            });
+        }
+        let env = Env::prefixed("BMON_").split("__").filter(|key| {
+            let key = key.as_str();
+            ENV_SECTIONS.iter().any(|s| {
+                key.strip_prefix(s)
+                    .is_some_and(|rest| rest.starts_with("__"))
+            })
+        });
+        Config::from_figment(Figment::new().merge(Toml::file(path)).merge(env))
+    }
+
+    /// Parses a TOML text (no environment), validated. For tests and `--check`.
+    pub fn from_toml(text: &str) -> Result<Config, ConfigError> {
+        Config::from_figment(Figment::new().merge(Toml::string(text)))
+    }
+
+    /// Extracts and validates a config from any figment (defaults are added underneath).
+    pub fn from_figment(figment: Figment) -> Result<Config, ConfigError> {
+        let config: Config = Figment::from(Serialized::defaults(Config::default()))
+            .merge(figment)
+            .extract()
+            .map_err(|e| ConfigError::Parse(Box::new(e)))?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Checks values that parse but cannot work; reports all of them.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let mut problems = Vec::new();
+        if !(self.nats.url.starts_with("nats://")
+            || self.nats.url.starts_with("tls://")
+            || self.nats.url.starts_with("ws://")
+            || self.nats.url.starts_with("wss://"))
+        {
+            problems.push(format!(
+                "nats.url {:?} must start with nats://, tls://, ws:// or wss://",
+                self.nats.url
+            ));
+        }
+        if self.nats.creds.is_some() && self.nats.user.is_some() {
+            problems.push("nats.creds and nats.user exclude each other: pick one".into());
+        }
+        if let Some(creds) = &self.nats.creds {
+            if !creds.is_file() {
+                problems.push(format!("nats.creds {} does not exist", creds.display()));
+            }
+        }
+        if let Some(defs) = &self.nats.definitions {
+            if !defs.is_file() {
+                problems.push(format!(
+                    "nats.definitions {} does not exist",
+                    defs.display()
+                ));
+            }
+        }
+        if !(self.clickhouse.url.starts_with("http://")
+            || self.clickhouse.url.starts_with("https://"))
+        {
+            problems.push(format!(
+                "clickhouse.url {:?} must be the HTTP interface (http://host:8123)",
+                self.clickhouse.url
+            ));
+        }
+        if !is_identifier(&self.clickhouse.database) {
+            problems.push(format!(
+                "clickhouse.database {:?} must be letters, digits and '_'",
+                self.clickhouse.database
+            ));
+        }
+        if !(1..=100_000).contains(&self.consumer.batch_size) {
+            problems.push(format!(
+                "consumer.batch_size {} must be between 1 and 100000",
+                self.consumer.batch_size
+            ));
+        }
+        if self.consumer.linger_ms > 10_000 {
+            problems.push(format!(
+                "consumer.linger_ms {} is above 10000: batches would wait too long",
+                self.consumer.linger_ms
+            ));
+        }
+        if self.consumer.shutdown_timeout_secs == 0 {
+            problems.push("consumer.shutdown_timeout_secs must be at least 1".into());
+        }
+        if problems.is_empty() {
+            Ok(())
+        } else {
+            Err(ConfigError::Invalid { problems })
+        }
+    }
+}
+
+/// A ClickHouse identifier we accept unquoted.
+pub(crate) fn is_identifier(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 64
+        && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
+        && !s.as_bytes()[0].is_ascii_digit()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_example_config_loads() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("config.example.toml");
+        let text = std::fs::read_to_string(&path).unwrap();
+        let config = Config::from_toml(&text).unwrap();
+        assert_eq!(config.clickhouse.database, "bmon");
+        assert_eq!(config.consumer.batch_size, 5000);
+    }
+
+    #[test]
+    fn an_empty_file_gives_the_defaults() {
+        assert_eq!(Config::from_toml("").unwrap(), Config::default());
+    }
+
+    #[test]
+    fn an_unknown_key_is_refused() {
+        let err = Config::from_toml("[clickhouse]\ndatabse = \"x\"\n").unwrap_err();
+        assert!(matches!(err, ConfigError::Parse(_)), "{err}");
+        assert!(err.to_string().contains("databse"), "{err}");
+    }
+
+    #[test]
+    fn every_problem_is_reported_at_once() {
+        let err = Config::from_toml(
+            "[nats]\nurl = \"http://x\"\n[clickhouse]\ndatabase = \"a-b\"\n[consumer]\nbatch_size = 0\n",
+        )
+        .unwrap_err();
+        match err {
+            ConfigError::Invalid { problems } => assert_eq!(problems.len(), 3, "{problems:?}"),
+            other => panic!("expected Invalid, got {other}"),
+        }
+    }
+
+    #[test]
+    fn a_missing_file_is_named() {
+        let err = Config::load(Path::new("/nonexistent/bmon.toml")).unwrap_err();
+        assert!(err.to_string().contains("/nonexistent/bmon.toml"));
+    }
+
+    #[test]
+    fn passwords_do_not_show_in_debug_output() {
+        let config = Config::from_toml("[clickhouse]\npassword = \"hunter2\"\n").unwrap();
+        assert!(!format!("{config:?}").contains("hunter2"));
+        assert_eq!(config.clickhouse.password.expose(), "hunter2");
+    }
+}

@@ -1,0 +1,64 @@
+//! `bmon-consumer NAME --config FILE`: runs one bmon consumer (`ch-writer`, `det-<name>`).
+
+use std::path::PathBuf;
+
+use anyhow::{bail, Context};
+use clap::Parser;
+use tokio_util::sync::CancellationToken;
+use tracing_subscriber::EnvFilter;
+
+/// Runs one bmon consumer: a durable JetStream consumer feeding ClickHouse or a detector.
+#[derive(Debug, Parser)]
+#[command(name = "bmon-consumer", version)]
+struct Args {
+    /// The consumer to run, as named in nats/streams.toml (`ch-writer`).
+    name: String,
+    /// Configuration file (see consumers/config.example.toml).
+    #[arg(long, short)]
+    config: PathBuf,
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    let config = consumers::Config::load(&args.config)
+        .with_context(|| format!("cannot load {}", args.config.display()))?;
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    if config.log.json {
+        tracing_subscriber::fmt()
+            .with_env_filter(filter)
+            .json()
+            .init();
+    } else {
+        tracing_subscriber::fmt().with_env_filter(filter).init();
+    }
+    tracing::info!(consumer = %args.name, config = ?config, "starting");
+
+    let shutdown = CancellationToken::new();
+    let deadline = config.consumer.shutdown_timeout();
+    let name = args.name.clone();
+    let token = shutdown.clone();
+    let mut task = tokio::spawn(async move { consumers::run(&name, config, token).await });
+    let mut sigterm = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .context("cannot install the SIGTERM handler")?;
+    let finished = tokio::select! {
+        r = &mut task => Some(r),
+        _ = tokio::signal::ctrl_c() => None,
+        _ = sigterm.recv() => None,
+    };
+    let result = match finished {
+        Some(r) => r,
+        None => {
+            tracing::info!("shutting down");
+            shutdown.cancel();
+            match tokio::time::timeout(deadline, &mut task).await {
+                Ok(r) => r,
+                Err(_) => bail!("did not stop within {} s", deadline.as_secs()),
+            }
+        }
+    };
+    result
+        .context("consumer task panicked")?
+        .with_context(|| format!("consumer {} failed", args.name))?;
+    Ok(())
+}

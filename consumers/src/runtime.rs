@@ -1,0 +1,567 @@
+//! The JetStream shell every bmon consumer runs in.
+//!
+//! For each stream a consumer reads, one task owns a durable pull consumer (created or updated
+//! from its [`ConsumerDef`]) and loops: fetch a batch (up to `batch_size` messages, waiting at
+//! most `linger` for it to fill once the first message is there), decode each message with
+//! [`Envelope::decode`], hand the decoded envelopes to a [`Handler`], and settle every message:
+//!
+//! - handler `Ok`: ack every message (its effect is durable);
+//! - [`HandleError::Transient`]: nak every message with a delay, pause, go on;
+//! - [`HandleError::Poison`]: dead-letter and term the named envelopes, ack the rest;
+//! - [`HandleError::Fatal`]: nak everything and stop the consumer with an error.
+//!
+//! A message that does not decode (malformed, unknown kind, newer schema) is copied to
+//! `bmon.dead.<consumer>` with headers saying why, then terminated and counted: it never
+//! blocks the stream and never stops the process.
+//!
+//! Acks are plain publishes on the client's connection (no round trip each), so a batch of
+//! thousands is settled in about a millisecond; the handler's effect is durable before the
+//! first ack is sent. Shutdown ([`CancellationToken`]) is checked between batches: the batch in
+//! flight is finished and settled, messages already prefetched are nak'd for immediate
+//! redelivery elsewhere, and the connection is flushed.
+//!
+//! What the runtime leaves to handlers: the meaning of an envelope, idempotency of its effect
+//! (every message may arrive more than once) and publishing outputs, for which
+//! [`Publisher`] waits for JetStream's acknowledgements before the input is acked.
+
+use std::future::Future;
+use std::time::{Duration, Instant};
+
+use async_nats::jetstream::{self, AckKind};
+use async_nats::HeaderMap;
+use futures::{FutureExt, StreamExt};
+use schema::{subject, Envelope};
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+use tracing::{debug, error, info, warn, Instrument};
+
+use crate::definitions::{ensure_consumer, ConsumerDef};
+use crate::metrics::{Metrics, StreamMetrics};
+use crate::Error;
+
+/// Header naming why a message was dead-lettered (`malformed`, `unknown_kind`,
+/// `newer_schema`, `rejected`).
+pub const HEADER_DEAD_REASON: &str = "Bmon-Dead-Reason";
+/// Header with the error text.
+pub const HEADER_DEAD_ERROR: &str = "Bmon-Dead-Error";
+/// Header naming the consumer that gave up.
+pub const HEADER_DEAD_CONSUMER: &str = "Bmon-Dead-Consumer";
+/// Header naming the original stream.
+pub const HEADER_DEAD_STREAM: &str = "Bmon-Dead-Stream";
+/// Header with the original subject.
+pub const HEADER_DEAD_SUBJECT: &str = "Bmon-Dead-Subject";
+/// Header with the original stream sequence.
+pub const HEADER_DEAD_SEQ: &str = "Bmon-Dead-Seq";
+/// Header with the original `Nats-Msg-Id`, when there was one.
+pub const HEADER_DEAD_MSG_ID: &str = "Bmon-Dead-Msg-Id";
+
+/// Why a handler could not complete a batch; decides what happens to its messages.
+#[derive(Debug, thiserror::Error)]
+pub enum HandleError {
+    /// Retry later (ClickHouse or NATS unreachable, timeout): every message of the batch is
+    /// nak'd with a delay and redelivered. Nothing of the batch may be assumed done.
+    #[error("transient failure: {reason}")]
+    Transient {
+        /// What failed.
+        reason: String,
+    },
+    /// The envelopes at `indices` (positions in the batch) can never be handled; every
+    /// other envelope of the batch was handled durably. The poison ones are dead-lettered and
+    /// terminated, the rest acked.
+    #[error("{} poison event(s): {reason}", indices.len())]
+    Poison {
+        /// Positions in the batch.
+        indices: Vec<usize>,
+        /// Why they were refused.
+        reason: String,
+    },
+    /// The consumer cannot go on (a missing table, refused credentials): the batch is nak'd,
+    /// the consumer stops and the process exits non-zero for its supervisor to restart.
+    #[error("fatal failure: {reason}")]
+    Fatal {
+        /// What failed.
+        reason: String,
+    },
+}
+
+/// What a consumer does with decoded envelopes.
+///
+/// `handle` is called with one fetched batch at a time, in stream order. It returns `Ok` only
+/// once its effect is durable (rows inserted, outputs acknowledged by JetStream): then the
+/// runtime acks the batch. Messages can arrive more than once, so the effect must be
+/// idempotent.
+pub trait Handler: Send + 'static {
+    /// Handles one batch.
+    fn handle(
+        &mut self,
+        batch: &[Envelope],
+    ) -> impl Future<Output = Result<(), HandleError>> + Send;
+}
+
+/// Publishes a handler's outputs (alerts, derived events) to JetStream and waits for every
+/// acknowledgement, so the handler can return `Ok` knowing they are stored.
+#[derive(Clone)]
+pub struct Publisher {
+    js: jetstream::Context,
+}
+
+impl Publisher {
+    /// Wraps a JetStream context.
+    pub fn new(js: jetstream::Context) -> Publisher {
+        Publisher { js }
+    }
+
+    /// Publishes every envelope on its subject with its headers (`Nats-Msg-Id` = event id, so
+    /// a retry after a failure is de-duplicated), then waits for all acknowledgements.
+    pub async fn publish_all(&self, envelopes: &[Envelope]) -> Result<(), HandleError> {
+        let mut acks = Vec::with_capacity(envelopes.len());
+        for env in envelopes {
+            let payload = env.encode().map_err(|e| HandleError::Fatal {
+                reason: format!("cannot encode output {}: {e}", env.id),
+            })?;
+            let mut headers = HeaderMap::new();
+            for (name, value) in env.headers() {
+                headers.insert(name, value.as_str());
+            }
+            let ack = self
+                .js
+                .publish_with_headers(env.subject(), headers, payload.into())
+                .await
+                .map_err(|e| HandleError::Transient {
+                    reason: format!("publish of output {}: {e}", env.id),
+                })?;
+            acks.push((env.id, ack));
+        }
+        for (id, ack) in acks {
+            ack.await.map_err(|e| HandleError::Transient {
+                reason: format!("acknowledgement of output {id}: {e}"),
+            })?;
+        }
+        Ok(())
+    }
+}
+
+/// What a handler factory learns about the loop it serves.
+#[derive(Clone)]
+pub struct HandlerContext {
+    /// The durable consumer name.
+    pub consumer: String,
+    /// The stream this handler instance reads.
+    pub stream: String,
+    /// For outputs.
+    pub publisher: Publisher,
+}
+
+/// Batching and retry knobs.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// Most messages per batch.
+    pub batch_size: usize,
+    /// How long a batch may wait to fill after its first message.
+    pub linger: Duration,
+    /// Redelivery delay after a transient failure (also the pause before the next batch).
+    pub nak_delay: Duration,
+    /// Idle heartbeat asked from the server; a missed one recreates the pull.
+    pub heartbeat: Duration,
+    /// Longest pause between retries of a failing consumer creation.
+    pub max_backoff: Duration,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            batch_size: 5000,
+            linger: Duration::from_millis(50),
+            nak_delay: Duration::from_secs(2),
+            heartbeat: Duration::from_secs(5),
+            max_backoff: Duration::from_secs(10),
+        }
+    }
+}
+
+/// Runs `def` on each of its streams until `shutdown` or a fatal error.
+///
+/// `make_handler` is called once per stream. Returns `Ok` after a graceful shutdown; on a
+/// fatal error every loop is stopped (each finishing its batch) and the error returned.
+pub async fn run<H, F>(
+    js: jetstream::Context,
+    def: &ConsumerDef,
+    options: Options,
+    metrics: &Metrics,
+    mut make_handler: F,
+    shutdown: CancellationToken,
+) -> Result<(), Error>
+where
+    H: Handler,
+    F: FnMut(HandlerContext) -> H,
+{
+    let stop = shutdown.child_token();
+    let mut tasks = JoinSet::new();
+    for stream in &def.streams {
+        let handler = make_handler(HandlerContext {
+            consumer: def.name.clone(),
+            stream: stream.clone(),
+            publisher: Publisher::new(js.clone()),
+        });
+        let lp = StreamLoop {
+            js: js.clone(),
+            stream: stream.clone(),
+            def: def.clone(),
+            options: options.clone(),
+            metrics: metrics.stream(&def.name, stream),
+            dead_subject: subject::dead_letter(&def.name),
+        };
+        let span = tracing::info_span!("consumer", consumer = %def.name, stream = %stream);
+        let token = stop.clone();
+        let name = stream.clone();
+        tasks.spawn(async move { (name, lp.run(handler, token).await) }.instrument(span));
+    }
+    let mut result = Ok(());
+    while let Some(joined) = tasks.join_next().await {
+        let failure = match joined {
+            Ok((_, Ok(()))) => None,
+            Ok((_, Err(e))) => Some(e),
+            Err(e) => Some(Error::TaskPanicked {
+                stream: "unknown".into(),
+                reason: e.to_string(),
+            }),
+        };
+        if let Some(e) = failure {
+            stop.cancel();
+            if result.is_ok() {
+                result = Err(e);
+            }
+        }
+    }
+    js.client().flush().await.ok();
+    result
+}
+
+struct StreamLoop {
+    js: jetstream::Context,
+    stream: String,
+    def: ConsumerDef,
+    options: Options,
+    metrics: StreamMetrics,
+    dead_subject: String,
+}
+
+/// A fetched batch, and how the message stream ended if it did.
+struct Fetched {
+    messages: Vec<jetstream::Message>,
+    broken: Option<String>,
+}
+
+type MessageStream = async_nats::jetstream::consumer::pull::Stream;
+type MessagesError = async_nats::jetstream::consumer::pull::MessagesError;
+
+impl StreamLoop {
+    async fn run<H: Handler>(
+        self,
+        mut handler: H,
+        shutdown: CancellationToken,
+    ) -> Result<(), Error> {
+        let mut backoff = Duration::from_millis(100);
+        'connect: while !shutdown.is_cancelled() {
+            let consumer = match ensure_consumer(&self.js, &self.stream, &self.def).await {
+                Ok((c, change)) => {
+                    debug!(change = change.as_str(), "durable consumer ready");
+                    c
+                }
+                Err(e) => {
+                    warn!(error = %e, retry_in_ms = backoff.as_millis() as u64, "cannot set up the durable consumer (has `bmon setup` run?)");
+                    if pause(backoff, &shutdown).await {
+                        break;
+                    }
+                    backoff = (backoff * 2).min(self.options.max_backoff);
+                    continue;
+                }
+            };
+            let messages = consumer
+                .stream()
+                .max_messages_per_batch(self.options.batch_size)
+                .heartbeat(self.options.heartbeat)
+                .expires(self.options.heartbeat * 6)
+                .messages()
+                .await;
+            let mut messages = match messages {
+                Ok(m) => m,
+                Err(e) => {
+                    warn!(error = %e, "cannot start pulling; retrying");
+                    if pause(backoff, &shutdown).await {
+                        break;
+                    }
+                    backoff = (backoff * 2).min(self.options.max_backoff);
+                    continue;
+                }
+            };
+            info!("consuming");
+            loop {
+                let first = tokio::select! {
+                    biased;
+                    _ = shutdown.cancelled() => {
+                        self.release_prefetched(&mut messages).await;
+                        break 'connect;
+                    }
+                    first = messages.next() => first,
+                };
+                let fetched = self.fill(first, &mut messages).await;
+                if !fetched.messages.is_empty() {
+                    backoff = Duration::from_millis(100);
+                    self.process(&mut handler, fetched.messages, &shutdown)
+                        .await?;
+                }
+                if let Some(reason) = fetched.broken {
+                    warn!(%reason, "message stream broke; recreating the pull consumer");
+                    if pause(backoff, &shutdown).await {
+                        break 'connect;
+                    }
+                    backoff = (backoff * 2).min(self.options.max_backoff);
+                    continue 'connect;
+                }
+            }
+        }
+        info!("stopped");
+        Ok(())
+    }
+
+    /// Completes a batch from its first item: takes what is ready, then waits up to `linger`.
+    async fn fill(
+        &self,
+        first: Option<Result<jetstream::Message, MessagesError>>,
+        messages: &mut MessageStream,
+    ) -> Fetched {
+        let mut out = Fetched {
+            messages: Vec::new(),
+            broken: None,
+        };
+        match first {
+            Some(Ok(m)) => out.messages.push(m),
+            Some(Err(e)) => {
+                out.broken = Some(e.to_string());
+                return out;
+            }
+            None => {
+                out.broken = Some("message stream ended".into());
+                return out;
+            }
+        }
+        let deadline = tokio::time::Instant::now() + self.options.linger;
+        while out.messages.len() < self.options.batch_size {
+            let next = match messages.next().now_or_never() {
+                Some(n) => n,
+                None => match tokio::time::timeout_at(deadline, messages.next()).await {
+                    Ok(n) => n,
+                    Err(_) => break,
+                },
+            };
+            match next {
+                Some(Ok(m)) => out.messages.push(m),
+                Some(Err(e)) => {
+                    out.broken = Some(e.to_string());
+                    break;
+                }
+                None => {
+                    out.broken = Some("message stream ended".into());
+                    break;
+                }
+            }
+        }
+        out
+    }
+
+    /// Decodes, hands to the handler, settles every message.
+    async fn process<H: Handler>(
+        &self,
+        handler: &mut H,
+        batch: Vec<jetstream::Message>,
+        shutdown: &CancellationToken,
+    ) -> Result<(), Error> {
+        self.metrics.received.inc_by(batch.len() as u64);
+        if let Some(info) = batch.last().and_then(|m| m.info().ok()) {
+            self.metrics.pending.set(info.pending as i64);
+        }
+        let mut envelopes = Vec::with_capacity(batch.len());
+        let mut decoded = Vec::with_capacity(batch.len());
+        for msg in batch {
+            match Envelope::decode(&msg.payload) {
+                Ok(env) => {
+                    envelopes.push(env);
+                    decoded.push(msg);
+                }
+                Err(e) => {
+                    let reason = match &e {
+                        schema::Error::UnknownKind { .. } => "unknown_kind",
+                        schema::Error::NewerSchema { .. } => "newer_schema",
+                        _ => "malformed",
+                    };
+                    self.dead_letter(&msg, reason, &e.to_string()).await;
+                }
+            }
+        }
+        if envelopes.is_empty() {
+            return Ok(());
+        }
+        let started = Instant::now();
+        let result = handler.handle(&envelopes).await;
+        self.metrics
+            .handle_seconds
+            .observe(started.elapsed().as_secs_f64());
+        match result {
+            Ok(()) => {
+                self.settle(&decoded, AckKind::Ack).await;
+                Ok(())
+            }
+            Err(HandleError::Transient { reason }) => {
+                warn!(%reason, messages = decoded.len(), nak_delay_ms = self.options.nak_delay.as_millis() as u64, "transient failure; the batch will be redelivered");
+                self.settle(&decoded, AckKind::Nak(Some(self.options.nak_delay)))
+                    .await;
+                pause(self.options.nak_delay, shutdown).await;
+                Ok(())
+            }
+            Err(HandleError::Poison { indices, reason }) => {
+                for (i, (msg, env)) in decoded.iter().zip(&envelopes).enumerate() {
+                    if indices.contains(&i) {
+                        warn!(event_id = %env.id, kind = %env.kind(), node = %env.node, %reason, "poison event");
+                        self.dead_letter(msg, "rejected", &reason).await;
+                    } else {
+                        self.settle(std::slice::from_ref(msg), AckKind::Ack).await;
+                    }
+                }
+                Ok(())
+            }
+            Err(HandleError::Fatal { reason }) => {
+                self.settle(&decoded, AckKind::Nak(None)).await;
+                Err(Error::Fatal {
+                    consumer: self.def.name.clone(),
+                    stream: self.stream.clone(),
+                    reason,
+                })
+            }
+        }
+    }
+
+    /// Sends the same acknowledgement for every message and counts it.
+    async fn settle(&self, messages: &[jetstream::Message], kind: AckKind) {
+        let counter = match kind {
+            AckKind::Ack => &self.metrics.acked,
+            AckKind::Term => &self.metrics.termed,
+            _ => &self.metrics.naked,
+        };
+        let mut sent = 0u64;
+        for msg in messages {
+            match msg.ack_with(kind).await {
+                Ok(()) => sent += 1,
+                // The connection is gone: JetStream redelivers after ack_wait.
+                Err(e) => debug!(error = %e, "acknowledgement not sent"),
+            }
+        }
+        counter.inc_by(sent);
+    }
+
+    /// Copies `msg` to the dead-letter subject with headers saying why, then terms it. If the
+    /// copy cannot be stored, the message is nak'd instead (it must not be lost).
+    async fn dead_letter(&self, msg: &jetstream::Message, reason: &str, detail: &str) {
+        let info = msg.info().ok();
+        let seq = info.as_ref().map(|i| i.stream_sequence).unwrap_or(0);
+        let mut headers = HeaderMap::new();
+        if let Some(orig) = &msg.headers {
+            for (name, values) in orig.iter() {
+                let name: &str = name.as_ref();
+                if name == subject::HEADER_MSG_ID {
+                    if let Some(v) = values.first() {
+                        headers.insert(HEADER_DEAD_MSG_ID, v.as_str());
+                    }
+                } else if !name.starts_with("Nats-") {
+                    for v in values {
+                        headers.append(name, v.as_str());
+                    }
+                }
+            }
+        }
+        headers.insert(
+            subject::HEADER_MSG_ID,
+            format!("{}:{}:{}", self.def.name, self.stream, seq).as_str(),
+        );
+        headers.insert(HEADER_DEAD_REASON, reason);
+        headers.insert(HEADER_DEAD_ERROR, header_safe(detail).as_str());
+        headers.insert(HEADER_DEAD_CONSUMER, self.def.name.as_str());
+        headers.insert(HEADER_DEAD_STREAM, self.stream.as_str());
+        headers.insert(HEADER_DEAD_SUBJECT, msg.subject.as_str());
+        headers.insert(HEADER_DEAD_SEQ, seq.to_string().as_str());
+        let stored = match self
+            .js
+            .publish_with_headers(self.dead_subject.clone(), headers, msg.payload.clone())
+            .await
+        {
+            Ok(ack) => ack.await.map(|_| ()).map_err(|e| e.to_string()),
+            Err(e) => Err(e.to_string()),
+        };
+        match stored {
+            Ok(()) => {
+                warn!(subject = %msg.subject, stream_seq = seq, reason, error = detail, "message dead-lettered");
+                self.metrics.dead_lettered(reason);
+                self.settle(std::slice::from_ref(msg), AckKind::Term).await;
+            }
+            Err(e) => {
+                error!(subject = %msg.subject, stream_seq = seq, reason, error = %e, "cannot store a dead letter; the message will be redelivered");
+                self.settle(
+                    std::slice::from_ref(msg),
+                    AckKind::Nak(Some(self.options.nak_delay)),
+                )
+                .await;
+            }
+        }
+    }
+
+    /// After shutdown: messages the client already prefetched are nak'd so another
+    /// process gets them now rather than after `ack_wait`.
+    async fn release_prefetched(&self, messages: &mut MessageStream) {
+        let mut released = Vec::new();
+        while let Some(Some(Ok(m))) = messages.next().now_or_never() {
+            released.push(m);
+        }
+        if !released.is_empty() {
+            debug!(messages = released.len(), "releasing prefetched messages");
+            self.settle(&released, AckKind::Nak(None)).await;
+        }
+    }
+}
+
+/// Sleeps `d` unless `shutdown` fires first; true if it fired.
+async fn pause(d: Duration, shutdown: &CancellationToken) -> bool {
+    tokio::select! {
+        _ = shutdown.cancelled() => true,
+        _ = tokio::time::sleep(d) => false,
+    }
+}
+
+/// A header value: one line, at most 1,000 bytes.
+fn header_safe(s: &str) -> String {
+    let mut out: String = s
+        .chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect();
+    if out.len() > 1000 {
+        let mut cut = 1000;
+        while !out.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        out.truncate(cut);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn header_values_are_one_bounded_line() {
+        assert_eq!(header_safe("a\r\nb"), "a  b");
+        let long = "é".repeat(2000);
+        let s = header_safe(&long);
+        assert!(s.len() <= 1000);
+        assert!(s.chars().all(|c| c == 'é'));
+    }
+}

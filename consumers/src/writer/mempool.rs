@@ -1,0 +1,88 @@
+//! Rows of `mempool_snapshot` and `template_snapshot`: whole-mempool and block template
+//! summaries.
+
+use schema::event::{MempoolSnapshot, TemplateSnapshot};
+
+use super::{event_row, Head};
+
+event_row! {
+    /// One `mempool_snapshot` row.
+    MempoolSnapshotRow {
+        /// Transactions.
+        count: u64,
+        /// Sum of vsizes.
+        vsize: u64,
+        /// Sum of fees, sat.
+        total_fee_sat: Option<u64>,
+        /// Min fee, sat/kvB.
+        min_fee_sat_per_kvb: u64,
+        /// Txid set digest, hex.
+        txid_digest: String,
+        /// Node mempool sequence.
+        mempool_sequence: Option<u64>,
+    }
+}
+
+impl MempoolSnapshotRow {
+    pub(crate) fn new(h: &Head, p: &MempoolSnapshot) -> Self {
+        let Head {
+            event_id,
+            node,
+            observed_at_us,
+            observed_at,
+        } = h.clone();
+        MempoolSnapshotRow {
+            event_id,
+            node,
+            observed_at_us,
+            observed_at,
+            count: p.count,
+            vsize: p.vsize,
+            total_fee_sat: p.total_fee.map(|a| a.to_sat()),
+            min_fee_sat_per_kvb: p.min_fee_sat_per_kvb,
+            txid_digest: p.txid_digest.to_hex(),
+            mempool_sequence: p.mempool_sequence,
+        }
+    }
+}
+
+event_row! {
+    /// One `template_snapshot` row.
+    TemplateSnapshotRow {
+        /// Template height.
+        height: u32,
+        /// Parent hash.
+        prev: String,
+        /// Transactions (no coinbase).
+        tx_count: u64,
+        /// Fees, sat.
+        fees_sat: u64,
+        /// Weight.
+        weight: u64,
+        /// Txid set digest, hex.
+        txid_digest: String,
+    }
+}
+
+impl TemplateSnapshotRow {
+    pub(crate) fn new(h: &Head, p: &TemplateSnapshot) -> Self {
+        let Head {
+            event_id,
+            node,
+            observed_at_us,
+            observed_at,
+        } = h.clone();
+        TemplateSnapshotRow {
+            event_id,
+            node,
+            observed_at_us,
+            observed_at,
+            height: p.height.0,
+            prev: p.prev.to_string(),
+            tx_count: p.tx_count,
+            fees_sat: p.fees.to_sat(),
+            weight: p.weight,
+            txid_digest: p.txid_digest.to_hex(),
+        }
+    }
+}
