@@ -19,7 +19,7 @@
 
 pub mod error;
 pub mod extract;
-// pub mod follow;
+pub mod follow;
 pub mod jsonl;
 pub mod line;
 mod scan;
