@@ -24,6 +24,7 @@ pub mod chain;
 pub mod health;
 pub mod incident;
 pub mod inflation;
+pub mod propagation;
 pub mod seen;
 
 #[cfg(test)]
@@ -36,6 +37,7 @@ use serde::{Deserialize, Serialize};
 pub use chain::{ChainConfig, ChainDetector};
 pub use health::{HealthConfig, HealthDetector};
 pub use inflation::{InflationConfig, InflationDetector};
+pub use propagation::{PropagationConfig, PropagationDetector, PropagationSummary};
 
 /// What a detector is fed: an event from the stream, or a tick from the shell.
 #[derive(Debug, Clone, Copy)]
@@ -76,6 +78,8 @@ pub fn tick_id(at: UnixMicros) -> EventId {
 pub enum Output {
     /// An alert for `bmon.alert.<kind>` (turn it into an envelope with [`alert_envelope`]).
     Alert(Alert),
+    /// A settled block or transaction's propagation summary (derived record, not an alert).
+    Propagation(PropagationSummary),
 }
 
 impl Output {
@@ -83,6 +87,7 @@ impl Output {
     pub fn as_alert(&self) -> Option<&Alert> {
         match self {
             Output::Alert(a) => Some(a),
+            Output::Propagation(_) => None,
         }
     }
 }
@@ -123,6 +128,8 @@ pub struct Config {
     pub inflation: InflationConfig,
     /// The health detector.
     pub health: HealthConfig,
+    /// The propagation detector.
+    pub propagation: PropagationConfig,
 }
 
 /// Failures of this crate.
@@ -137,7 +144,7 @@ pub enum Error {
 }
 
 /// Names of every detector, for `bmon-consumer <name>` and config checks.
-pub const NAMES: &[&str] = &["chain", "health", "inflation"];
+pub const NAMES: &[&str] = &["chain", "health", "inflation", "propagation"];
 
 /// Builds the detector called `name` with its part of `config`.
 pub fn build(name: &str, config: &Config) -> Result<Box<dyn Detector + Send>, Error> {
@@ -145,6 +152,7 @@ pub fn build(name: &str, config: &Config) -> Result<Box<dyn Detector + Send>, Er
         "chain" => Box::new(ChainDetector::new(config.chain.clone())),
         "health" => Box::new(HealthDetector::new(config.health.clone())),
         "inflation" => Box::new(InflationDetector::new(config.inflation.clone())),
+        "propagation" => Box::new(PropagationDetector::new(config.propagation.clone())),
         other => {
             return Err(Error::UnknownDetector {
                 name: other.to_string(),

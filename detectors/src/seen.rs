@@ -2,21 +2,23 @@
 //!
 //! JetStream delivers at least once, so an event may arrive twice (a redelivery after a missed
 //! ack, an agent re-send that fell outside the stream's duplicate window). A detector remembers
-//! the last `capacity` event ids and ignores an event it has already applied.
+//! the last `capacity` event ids and ignores an event it has already applied. The same bounded
+//! set also remembers other keys (the propagation detector's settled objects).
 
 use std::collections::{HashSet, VecDeque};
+use std::hash::Hash;
 
 use schema::EventId;
 
-/// The last `capacity` event ids, oldest forgotten first.
+/// The last `capacity` keys (event ids by default), oldest forgotten first.
 #[derive(Debug, Clone)]
-pub struct SeenSet {
+pub struct SeenSet<T = EventId> {
     capacity: usize,
-    set: HashSet<EventId>,
-    order: VecDeque<EventId>,
+    set: HashSet<T>,
+    order: VecDeque<T>,
 }
 
-impl SeenSet {
+impl<T: Hash + Eq + Copy> SeenSet<T> {
     /// An empty set remembering at most `capacity` ids (at least one).
     pub fn new(capacity: usize) -> Self {
         let capacity = capacity.max(1);
@@ -28,7 +30,7 @@ impl SeenSet {
     }
 
     /// Records `id`; returns `false` if it was already there (a duplicate).
-    pub fn insert(&mut self, id: EventId) -> bool {
+    pub fn insert(&mut self, id: T) -> bool {
         if !self.set.insert(id) {
             return false;
         }
@@ -39,6 +41,11 @@ impl SeenSet {
             }
         }
         true
+    }
+
+    /// Whether `id` is remembered.
+    pub fn contains(&self, id: &T) -> bool {
+        self.set.contains(id)
     }
 
     /// Number of ids remembered.
