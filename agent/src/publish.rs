@@ -10,7 +10,11 @@
 //!   back the spool is re-published oldest first. Events dropped because the spool was full are
 //!   reported by one `gap` event once the spool has drained.
 //! - The publisher ends when every sender of its channel is gone, after publishing (or
-//!   spooling) what it holds.
+//!   spooling) what it holds; it tries to empty the spool for two more seconds.
+//! - Order: after any failure the spool is re-published one event at a time until one is
+//!   acknowledged, then in batches again. Only a batch that straddles the moment NATS goes away
+//!   can be stored partly out of order (its later events acknowledged, earlier ones spooled);
+//!   consumers order by `observed_at` where it matters.
 //!
 //! The stream itself (`BMON_EVENTS`) is created by `bmon setup`, never here.
 
@@ -78,6 +82,12 @@ pub struct Publisher {
     metrics: Metrics,
     node: NodeId,
     retry: Duration,
+    /// Whether the last publish round was fully acknowledged. After a failure the spool is
+    /// re-published one event at a time until one is acknowledged (a restarted server answers
+    /// "no responders" until its streams are loaded; pipelining then would store later events
+    /// before earlier ones).
+    healthy: bool,
+    exit_grace: Duration,
 }
 
 impl Publisher {
@@ -92,6 +102,8 @@ impl Publisher {
             metrics,
             node,
             retry: Duration::from_millis(500),
+            healthy: true,
+            exit_grace: Duration::from_secs(2),
         };
         p.report_spool();
         p
@@ -137,8 +149,15 @@ impl Publisher {
             }
             self.publish_or_spool(batch).await;
         }
-        // Shutting down: one last attempt to empty the spool.
-        self.drain_spool().await;
+        // Shutting down: try to empty the spool for a short while (NATS may be reconnecting).
+        let deadline = tokio::time::Instant::now() + self.exit_grace;
+        loop {
+            self.drain_spool().await;
+            if self.spool.is_empty() || tokio::time::Instant::now() >= deadline {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
         if let Err(e) = self.client.flush().await {
             tracing::debug!(error = %e, "NATS flush at shutdown failed");
         }
@@ -151,6 +170,7 @@ impl Publisher {
             return;
         }
         let failed = self.publish_batch(batch).await;
+        self.healthy = failed.is_empty();
         if !failed.is_empty() {
             self.spool_all(&failed);
         }
@@ -161,6 +181,12 @@ impl Publisher {
         let mut failed = Vec::new();
         let mut pending = Vec::with_capacity(batch.len());
         for env in batch {
+            // Once the client has noticed the server is gone, stop sending: what it buffers now
+            // would be replayed on reconnect ahead of what the spool holds.
+            if !self.connected() {
+                failed.push(env);
+                continue;
+            }
             match self.send(&env).await {
                 Ok(ack) => pending.push((env, ack)),
                 Err(reason) => {
@@ -233,7 +259,8 @@ impl Publisher {
     /// any drops.
     async fn drain_spool(&mut self) {
         while !self.spool.is_empty() && self.connected() {
-            let records = match self.spool.peek(MAX_BATCH) {
+            let size = if self.healthy { MAX_BATCH } else { 1 };
+            let records = match self.spool.peek(size) {
                 Ok(r) => r,
                 Err(e) => {
                     tracing::error!(error = %e, "cannot read the spool");
@@ -268,6 +295,7 @@ impl Publisher {
                 return;
             }
             self.report_spool();
+            self.healthy = first_failed == n;
             if first_failed < n {
                 return;
             }
