@@ -1,7 +1,7 @@
 //! Helpers shared by the integration tests: fixture paths and whole-file extraction.
 #![allow(dead_code)]
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::str::FromStr;
 
 use debuglog::{parse_line, split_lines, Extractor, LogEvent};
@@ -9,12 +9,7 @@ use schema::UnixMicros;
 
 /// A file under the shared fixtures (`BMON_FIXTURES` overrides the location).
 pub fn fixture(rel: &str) -> PathBuf {
-    match std::env::var_os("BMON_FIXTURES") {
-        Some(dir) => Path::new(&dir).join(rel),
-        None => Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("../../shared/fixtures")
-            .join(rel),
-    }
+    test_support::fixture(rel)
 }
 
 /// Every event of a fixture log, in order, including those [`Extractor::finish`] flushes.

@@ -93,13 +93,15 @@ pub struct BlockTiming {
     /// The block height, when the log names it.
     #[serde(default)]
     pub height: Option<Height>,
-    /// Every `-debug=bench` stage found for this block, in log order.
+    /// Every `-debug=bench` stage found for this block, in log order, named as logged (from
+    /// `Load block from disk` to `Connect block`, `Connect total` included).
     #[serde(default)]
     pub stages: Vec<TimingStage>,
     /// Total connect time in ms, when logged.
     #[serde(default)]
     pub connect_total_ms: Option<f64>,
-    /// Time from first seeing the header to the block becoming tip, ms.
+    /// Time from the node's first sighting of the block (its header, compact block or full
+    /// block, whichever the log shows first) to the block becoming tip, ms.
     #[serde(default)]
     pub header_to_tip_ms: Option<f64>,
     /// Compact block reconstruction counts, when the block came as a compact block.
