@@ -738,7 +738,7 @@ mod tests {
     #[test]
     fn a_block_connected_by_one_node_and_rejected_by_another_is_a_consensus_split() {
         let mut bad = block(bh(121), 121, bh(120));
-        bad.coinbase_value = bad.coinbase_value + bitcoin::Amount::ONE_BTC;
+        bad.coinbase_value += bitcoin::Amount::ONE_BTC;
         let then = given(&[invalid("n0", t(0.0), 121, 121, "bad-cb-amount")])
             .when(&env("n1", t(1.0), bad))
             .then_alerts(&[("consensus_split", Firing)]);

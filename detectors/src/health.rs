@@ -144,30 +144,32 @@ impl HealthDetector {
         match s.tip_time {
             Some(tip_time)
                 if at.micros_since(UnixMicros::from_secs(tip_time))
-                    > secs(self.config.tip_max_age_secs) =>
+                    > secs(self.config.tip_max_age_secs)
+                    && !self.incidents.is_open(&fp) =>
             {
-                if !self.incidents.is_open(&fp) {
-                    let age = at.micros_since(UnixMicros::from_secs(tip_time));
-                    let mut a = firing("tip_stale", Severity::Warning, fp, at, env.id);
-                    a.node = Some(node.clone());
-                    a.subject = Some(s.best_block_hash.to_string());
-                    a.summary = format!(
-                        "{node}'s tip at height {} is {} old",
-                        s.blocks,
-                        fmt_secs(age)
-                    );
-                    a.evidence = vec![
-                        evidence("tip_hash", s.best_block_hash),
-                        evidence("tip_height", s.blocks),
-                        evidence("headers", s.headers),
-                        evidence("tip_time", fmt_time(UnixMicros::from_secs(tip_time))),
-                        evidence("observed_at", fmt_time(at)),
-                        evidence("tip_age", fmt_secs(age)),
-                        evidence("limit", fmt_secs(secs(self.config.tip_max_age_secs))),
-                    ];
-                    self.fire(a, out);
-                }
+                let age = at.micros_since(UnixMicros::from_secs(tip_time));
+                let mut a = firing("tip_stale", Severity::Warning, fp, at, env.id);
+                a.node = Some(node.clone());
+                a.subject = Some(s.best_block_hash.to_string());
+                a.summary = format!(
+                    "{node}'s tip at height {} is {} old",
+                    s.blocks,
+                    fmt_secs(age)
+                );
+                a.evidence = vec![
+                    evidence("tip_hash", s.best_block_hash),
+                    evidence("tip_height", s.blocks),
+                    evidence("headers", s.headers),
+                    evidence("tip_time", fmt_time(UnixMicros::from_secs(tip_time))),
+                    evidence("observed_at", fmt_time(at)),
+                    evidence("tip_age", fmt_secs(age)),
+                    evidence("limit", fmt_secs(secs(self.config.tip_max_age_secs))),
+                ];
+                self.fire(a, out);
             }
+            Some(tip_time)
+                if at.micros_since(UnixMicros::from_secs(tip_time))
+                    > secs(self.config.tip_max_age_secs) => {}
             Some(_) => self.resolve(&fp, at, env.id, out),
             None => {}
         }
