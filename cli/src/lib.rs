@@ -1,1 +1,0 @@
-//! bmon-cli (being built).

@@ -1,0 +1,55 @@
+//! `bmon`: the operator's command line. One module per subcommand; [`services`] holds the
+//! connection options every subcommand shares (flags or `BMON_...` variables).
+
+mod replay;
+mod services;
+mod setup;
+mod status;
+mod tail;
+
+use clap::{Parser, Subcommand};
+
+use crate::services::Services;
+
+/// Operate bmon: set up NATS and ClickHouse, replay consumers, show the fleet, tail events.
+#[derive(Debug, Parser)]
+#[command(name = "bmon", version)]
+struct Cli {
+    #[command(flatten)]
+    services: Services,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Create or update the JetStream streams and consumers, apply the ClickHouse migrations.
+    /// Idempotent: a second run changes nothing.
+    Setup(setup::Args),
+    /// Restart a durable consumer from the start of its streams and follow it until it has
+    /// caught up (the consumer process must be running).
+    Replay(replay::Args),
+    /// One line per node from its latest node_status: version, height, tip age, mempool,
+    /// peers, last heard.
+    Status(status::Args),
+    /// Print events as JSON lines as they are published.
+    Tail(tail::Args),
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    match cli.command {
+        Command::Setup(args) => setup::run(&cli.services, args).await,
+        Command::Replay(args) => replay::run(&cli.services, args).await,
+        Command::Status(args) => status::run(&cli.services, args).await,
+        Command::Tail(args) => tail::run(&cli.services, args).await,
+    }
+}

@@ -1,0 +1,326 @@
+//! The `bmon` binary against real services: setup is idempotent, replay rebuilds the tables
+//! row for row, status shows each node's latest state, tail prints published envelopes.
+
+#[path = "../../consumers/tests/common/mod.rs"]
+mod common;
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Output, Stdio};
+use std::sync::Arc;
+use std::time::Duration;
+
+use common::{samples, Services, PIPELINE_TIMEOUT};
+use consumers::metrics::Metrics;
+use consumers::writer::Rows;
+use tokio_util::sync::CancellationToken;
+
+const BIN: &str = env!("CARGO_BIN_EXE_bmon");
+
+fn bmon(s: &Services, args: &[&str]) -> Output {
+    Command::new(BIN)
+        .args(["--nats-url", &s.nats.url()])
+        .args(["--clickhouse-url", &s.ch.url()])
+        .args(["--clickhouse-database", &s.db])
+        .args(args)
+        .output()
+        .expect("run bmon")
+}
+
+fn stdout(o: &Output) -> String {
+    assert!(
+        o.status.success(),
+        "bmon failed: {}\n{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn setup_creates_everything_once_and_a_second_run_changes_nothing() {
+    let nats = test_support::NatsServer::start();
+    let ch = test_support::ClickHouse::shared();
+    let db = format!("{}_bmon", ch.fresh_database());
+    let (_, defs_text) = common::test_definitions(30);
+    let defs = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(defs.path(), defs_text).unwrap();
+    let run = || {
+        Command::new(BIN)
+            .env("BMON_NATS_URL", nats.url())
+            .env("BMON_CLICKHOUSE_URL", ch.url())
+            .env("BMON_CLICKHOUSE_DATABASE", &db)
+            .args(["setup", "--definitions"])
+            .arg(defs.path())
+            .output()
+            .unwrap()
+    };
+    let first = stdout(&run());
+    assert!(first.contains("stream BMON_EVENTS: created"), "{first}");
+    assert!(
+        first.contains("consumer ch-writer on BMON_LOGS: created"),
+        "{first}"
+    );
+    assert!(
+        first.contains(&format!("clickhouse database {db}: created")),
+        "{first}"
+    );
+    assert!(first.contains("migration 0001_events: applied"), "{first}");
+    let second = stdout(&run());
+    assert!(second.contains("stream BMON_EVENTS: unchanged"), "{second}");
+    assert!(
+        second.contains("migration 0001_events: already applied"),
+        "{second}"
+    );
+    assert!(second.trim_end().ends_with("nothing to change"), "{second}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replay_after_emptying_the_tables_gives_them_back_row_for_row() {
+    let s = Services::start(None).await;
+    let token = CancellationToken::new();
+    let writer = tokio::spawn(consumers::run_with_metrics(
+        "ch-writer",
+        s.config(),
+        Arc::new(Metrics::new()),
+        token.clone(),
+    ));
+    let mut envelopes = samples::every_kind();
+    envelopes.extend(samples::mixed(3000, 10));
+    common::publish(&s.js, &envelopes, true).await;
+    // The same events again, stored as new messages (no Nats-Msg-Id): duplicates in the stream.
+    common::publish(&s.js, &envelopes, false).await;
+    let expected = common::expected_rows(&envelopes);
+    test_support::wait_until(PIPELINE_TIMEOUT, "first pass drained", || async {
+        s.backlog("ch-writer").await == 0
+    })
+    .await;
+    let before = s.rows().await.normalized();
+    assert_eq!(before.counts(), expected.counts());
+    assert!(before == expected);
+
+    for table in Rows::TABLES {
+        s.sql(&format!("TRUNCATE TABLE {{db}}.{table}"));
+    }
+    assert!(s.rows().await.is_empty());
+
+    let defs = s.defs_file.path().display().to_string();
+    let out = tokio::task::spawn_blocking({
+        let args = [
+            "--nats-url".to_string(),
+            s.nats.url(),
+            "replay".into(),
+            "ch-writer".into(),
+            "--definitions".into(),
+            defs,
+            "--timeout-secs".into(),
+            "120".into(),
+        ];
+        move || Command::new(BIN).args(args).output().unwrap()
+    })
+    .await
+    .unwrap();
+    let text = stdout(&out);
+    assert!(
+        text.contains("ch-writer: reset to the start of BMON_EVENTS, BMON_LOGS, BMON_ALERTS"),
+        "{text}"
+    );
+    assert!(text.contains("ch-writer: caught up"), "{text}");
+
+    // Caught up means acked, and acked means inserted.
+    let after = s.rows().await.normalized();
+    assert_eq!(after.counts(), expected.counts());
+    assert!(
+        after == before,
+        "replayed tables differ from the first pass"
+    );
+
+    token.cancel();
+    writer.await.unwrap().unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn status_shows_the_latest_node_status_of_each_node() {
+    let s = Services::start(None).await;
+    let mut envelopes = samples::every_kind();
+    // An older status of node0 that must not show.
+    let mut old = envelopes
+        .iter()
+        .find(|e| e.kind() == schema::Kind::NodeStatus && e.node.as_str() == "node0")
+        .unwrap()
+        .clone();
+    if let schema::Event::NodeStatus(p) = &mut old.event {
+        p.blocks = schema::Height(7);
+    }
+    let old = schema::Envelope::new(old.node.clone(), samples::at(-1_000_000), old.event);
+    envelopes.push(old);
+    Rows::from_batch(&envelopes)
+        .insert(&s.clickhouse(), &Metrics::new())
+        .await
+        .unwrap();
+    let text = stdout(&bmon(&s, &["status"]));
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 3, "{text}");
+    assert!(lines[0].starts_with("NODE"), "{text}");
+    assert!(lines[1].starts_with("node0"), "{text}");
+    assert!(
+        lines[1].contains("Satoshi:30.0.0") && lines[1].contains(" 111 "),
+        "{text}"
+    );
+    assert!(
+        lines[1].contains("3/8") && lines[1].contains(" 42 "),
+        "{text}"
+    );
+    assert!(
+        lines[2].starts_with("node1") && lines[2].contains("110 (IBD)"),
+        "{text}"
+    );
+    assert!(lines[2].contains("0/2"), "{text}");
+
+    let json = stdout(&bmon(&s, &["status", "--json"]));
+    let first: serde_json::Value = serde_json::from_str(json.lines().next().unwrap()).unwrap();
+    assert_eq!(first["height"], 111);
+    assert_eq!(first["mempool_count"], 42);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tail_prints_the_published_envelopes_as_json_lines() {
+    let s = Services::start(None).await;
+    let mut child = Command::new(BIN)
+        .args(["--nats-url", &s.nats.url()])
+        .args([
+            "tail",
+            "--kind",
+            "block_connected",
+            "--node",
+            "node1",
+            "--count",
+            "1",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Wait for "listening on ..." so the subscription exists before publishing.
+    let stderr = child.stderr.take().unwrap();
+    let listening = tokio::task::spawn_blocking(move || {
+        let mut line = String::new();
+        BufReader::new(stderr).read_line(&mut line).map(|_| line)
+    });
+    let line = tokio::time::timeout(Duration::from_secs(20), listening)
+        .await
+        .expect("tail starts listening")
+        .unwrap()
+        .unwrap();
+    assert!(
+        line.starts_with("listening on bmon.ev.block_connected.node1"),
+        "{line}"
+    );
+
+    let envelopes = samples::every_kind();
+    common::publish(&s.js, &envelopes, true).await;
+    let out = tokio::time::timeout(
+        Duration::from_secs(20),
+        tokio::task::spawn_blocking(move || child.wait_with_output()),
+    )
+    .await
+    .expect("tail exits after --count events")
+    .unwrap()
+    .unwrap();
+    assert!(out.status.success());
+    let text = String::from_utf8_lossy(&out.stdout);
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 1, "{text}");
+    let v: serde_json::Value = serde_json::from_str(lines[0]).unwrap();
+    let want = envelopes
+        .iter()
+        .find(|e| e.kind() == schema::Kind::BlockConnected && e.node.as_str() == "node1")
+        .unwrap();
+    assert_eq!(v["kind"], "block_connected");
+    assert_eq!(v["node"], "node1");
+    assert_eq!(v["id"], want.id.to_hex());
+    assert_eq!(v["subject"], "bmon.ev.block_connected.node1");
+    assert_eq!(v["payload"]["hash"], samples::block_hash(112).to_string());
+    assert_eq!(v["payload"]["coinbase_value"], 5_000_020_585u64);
+}
+
+#[test]
+fn an_unknown_kind_is_refused_with_the_list_of_kinds() {
+    let out = Command::new(BIN)
+        .args([
+            "--nats-url",
+            "nats://127.0.0.1:1",
+            "tail",
+            "--kind",
+            "blocks",
+        ])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("unknown kind") && err.contains("block_connected"),
+        "{err}"
+    );
+}
+
+#[test]
+fn the_status_query_runs_on_a_current_clickhouse() {
+    let mut statements: Vec<String> = Vec::new();
+    for m in consumers::migrations::MIGRATIONS {
+        statements.extend(m.statements());
+    }
+    statements.push(include_str!("../src/status.sql").to_string());
+    let script = r#"
+import json, sys
+from chdb import session
+s = session.Session()
+s.query("CREATE DATABASE IF NOT EXISTS bmon")
+for st in json.load(sys.stdin):
+    s.query("USE bmon")
+    s.query(st)
+print("ok")
+"#;
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = Command::new("python3")
+        .args(["-c", script])
+        .current_dir(dir.path())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("python3 with chdb (pip install chdb==4.4.0)");
+    {
+        use std::io::Write;
+        let mut stdin = child.stdin.take().unwrap();
+        stdin
+            .write_all(serde_json::to_string(&statements).unwrap().as_bytes())
+            .unwrap();
+    }
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "status SQL on chdb (pip install chdb==4.4.0): {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn the_readme_shows_the_current_help_of_every_command() {
+    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md"))
+        .expect("cli/README.md");
+    for args in [
+        &["--help"][..],
+        &["setup", "--help"],
+        &["replay", "--help"],
+        &["status", "--help"],
+        &["tail", "--help"],
+    ] {
+        let out = Command::new(BIN).args(args).output().unwrap();
+        let help = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            readme.contains(help.trim_end()),
+            "cli/README.md lacks the output of `bmon {}`:\n{help}",
+            args.join(" ")
+        );
+    }
+}
