@@ -1,1 +1,306 @@
-//! End-to-end tests across bmon's parts live in `tests/`; this library is empty.
+//! The end-to-end harness: a simnet fleet, one `bmon-agent` per emulated node, NATS JetStream,
+//! `ch-writer` and ClickHouse, all real and all in this process or started by it, plus helpers to
+//! read the results back and compare them with simnet's truth.
+//!
+//! This crate is test-only (`publish = false`); its tests live in `tests/`.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use figment::providers::{Format, Toml};
+use figment::Figment;
+use simnet::{Fleet, Scenario, TruthRecord, TruthSink};
+use test_support::{free_port, ClickHouse, NatsServer};
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+/// Everything one end-to-end run needs, stopped on drop (services) or by [`Pipeline::stop`].
+pub struct Pipeline {
+    /// The NATS server (tests may stop and restart it).
+    pub nats: NatsServer,
+    /// The ClickHouse server.
+    pub clickhouse: ClickHouse,
+    /// The test's own database.
+    pub database: String,
+    /// The emulated fleet.
+    pub fleet: Option<Fleet>,
+    agents: Vec<(CancellationToken, JoinHandle<()>)>,
+    writer: Option<(CancellationToken, JoinHandle<()>)>,
+    spool_root: tempfile::TempDir,
+    definitions: std::path::PathBuf,
+}
+
+impl Pipeline {
+    /// Starts NATS, takes a fresh ClickHouse database, runs `bmon setup`'s work, starts the
+    /// fleet of `scenario`, one agent per node and `ch-writer`.
+    pub async fn start(scenario_toml: &str) -> Pipeline {
+        let nats = NatsServer::start();
+        let clickhouse = ClickHouse::shared();
+        let database = clickhouse.fresh_database();
+        let spool_root = tempfile::tempdir().expect("temp dir for agent spools");
+
+        let client = async_nats::connect(nats.url())
+            .await
+            .expect("connect to NATS");
+        let js = async_nats::jetstream::new(client);
+        // The shipped limits are sized for a production disk; a test server has less.
+        let definitions = spool_root.path().join("streams.toml");
+        let shipped =
+            std::fs::read_to_string(test_support::workspace_root().join("nats/streams.toml"))
+                .expect("read nats/streams.toml");
+        let small: String = shipped
+            .lines()
+            .map(|l| {
+                if l.trim_start().starts_with("max_bytes") {
+                    "max_bytes = 1073741824".to_string()
+                } else {
+                    l.to_string()
+                }
+            })
+            .collect::<Vec<_>>()
+            .join("\n");
+        std::fs::write(&definitions, small).expect("write test stream definitions");
+        let defs = consumers::definitions::Definitions::load(&definitions).expect("definitions");
+        let server = consumers::clickhouse_server_client(&consumers::config::ClickHouseConfig {
+            url: clickhouse.url(),
+            database: database.clone(),
+            ..Default::default()
+        });
+        consumers::setup::setup(&js, &defs, &server, &database)
+            .await
+            .expect("bmon setup");
+
+        let scenario = Scenario::from_toml(scenario_toml).expect("scenario");
+        let fleet = Fleet::start(scenario, TruthSink::memory())
+            .await
+            .expect("start simnet fleet");
+
+        let mut p = Pipeline {
+            nats,
+            clickhouse,
+            database,
+            fleet: Some(fleet),
+            agents: Vec::new(),
+            writer: None,
+            spool_root,
+            definitions,
+        };
+        p.start_writer();
+        let nodes = p
+            .fleet
+            .as_ref()
+            .map(|f| f.nodes().to_vec())
+            .unwrap_or_default();
+        for n in &nodes {
+            p.start_agent(n);
+        }
+        p
+    }
+
+    fn start_agent(&mut self, n: &simnet::NodeEndpoints) {
+        let toml = format!(
+            r#"
+node = "{name}"
+network = "regtest"
+[rpc]
+url = "{rpc}"
+user = "{user}"
+password = "{password}"
+timeout_secs = 5
+[zmq]
+sequence = "{seq}"
+rawblock = "{rawblock}"
+rawtx = "{rawtx}"
+[nats]
+url = "{nats}"
+[spool]
+dir = "{spool}"
+[poll]
+status_secs = 2
+mempool_secs = 5
+[metrics]
+listen = "127.0.0.1:{metrics}"
+"#,
+            name = n.name,
+            rpc = n.rpc_url,
+            user = n.rpc_user,
+            password = n.rpc_password,
+            seq = n.zmq.sequence,
+            rawblock = n.zmq.rawblock,
+            rawtx = n.zmq.rawtx,
+            nats = self.nats.url(),
+            spool = self.spool_root.path().join(&n.name).display(),
+            metrics = free_port(),
+        );
+        let config = agent::Config::from_figment(Figment::from(Toml::string(&toml)))
+            .unwrap_or_else(|e| panic!("agent config for {}: {e}", n.name));
+        let token = CancellationToken::new();
+        let t = token.clone();
+        let name = n.name.clone();
+        let handle = tokio::spawn(async move {
+            if let Err(e) = agent::run(config, t).await {
+                panic!("agent {name} failed: {e}");
+            }
+        });
+        self.agents.push((token, handle));
+    }
+
+    /// Starts `ch-writer` in this process.
+    pub fn start_writer(&mut self) {
+        let toml = format!(
+            r#"
+[nats]
+url = "{nats}"
+definitions = "{defs}"
+[clickhouse]
+url = "{ch}"
+database = "{db}"
+[metrics]
+listen = "127.0.0.1:{metrics}"
+[consumer]
+linger_ms = 20
+"#,
+            nats = self.nats.url(),
+            defs = self.definitions.display(),
+            ch = self.clickhouse.url(),
+            db = self.database,
+            metrics = free_port(),
+        );
+        let config = consumers::Config::from_toml(&toml).expect("consumer config");
+        let token = CancellationToken::new();
+        let t = token.clone();
+        let handle = tokio::spawn(async move {
+            if let Err(e) = consumers::run("ch-writer", config, t).await {
+                panic!("ch-writer failed: {e}");
+            }
+        });
+        self.writer = Some((token, handle));
+    }
+
+    /// Stops `ch-writer` cleanly and waits for it.
+    pub async fn stop_writer(&mut self) {
+        if let Some((token, handle)) = self.writer.take() {
+            token.cancel();
+            let _ = tokio::time::timeout(Duration::from_secs(30), handle).await;
+        }
+    }
+
+    /// Waits for the scenario to end, then returns the fleet's truth.
+    pub async fn wait_for_fleet(&self, timeout: Duration) -> Vec<TruthRecord> {
+        let fleet = self.fleet.as_ref().expect("fleet running");
+        tokio::time::timeout(timeout, fleet.finished())
+            .await
+            .expect("simnet scenario did not finish in time");
+        fleet.truth()
+    }
+
+    /// Stops agents (they flush), then the writer, then the fleet.
+    pub async fn stop(mut self) {
+        for (token, _) in &self.agents {
+            token.cancel();
+        }
+        for (_, handle) in self.agents.drain(..) {
+            let _ = tokio::time::timeout(Duration::from_secs(30), handle).await;
+        }
+        self.stop_writer().await;
+        if let Some(fleet) = self.fleet.take() {
+            let _ = fleet.shutdown().await;
+        }
+    }
+
+    /// Runs a query in the test database; rows as JSON objects.
+    pub fn rows(&self, sql: &str) -> Vec<serde_json::Value> {
+        let body = self
+            .clickhouse
+            .query_in(&self.database, &format!("{sql} FORMAT JSONEachRow"))
+            .unwrap_or_else(|e| panic!("query failed: {e}\n{sql}"));
+        body.lines()
+            .filter(|l| !l.trim().is_empty())
+            .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("bad row {l}: {e}")))
+            .collect()
+    }
+
+    /// One number from a query.
+    pub fn count(&self, sql: &str) -> u64 {
+        let body = self
+            .clickhouse
+            .query_in(&self.database, sql)
+            .unwrap_or_else(|e| panic!("query failed: {e}\n{sql}"));
+        body.trim()
+            .parse()
+            .unwrap_or_else(|e| panic!("not a number {body:?}: {e}\n{sql}"))
+    }
+
+    /// Waits until `count(sql)` reaches `expected` (or panics after `timeout`).
+    pub async fn wait_count(&self, sql: &str, expected: u64, timeout: Duration) {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let n = self.count(sql);
+            if n >= expected {
+                return;
+            }
+            if tokio::time::Instant::now() >= deadline {
+                panic!("timed out: {sql} gave {n}, expected {expected}");
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+}
+
+/// Truth records grouped as the tables hold them.
+#[derive(Debug, Default)]
+pub struct Expected {
+    /// (node, block hash) -> connect times.
+    pub connected: HashMap<(String, String), Vec<u64>>,
+    /// (node, block hash) -> disconnect times.
+    pub disconnected: HashMap<(String, String), Vec<u64>>,
+    /// (node, txid, mempool sequence) -> accept time.
+    pub tx_seen: HashMap<(String, String, u64), u64>,
+    /// Reorgs: (node, truth record).
+    pub reorgs: Vec<(String, simnet::TruthEvent, u64)>,
+}
+
+impl Expected {
+    /// Groups the truth.
+    pub fn from_truth(truth: &[TruthRecord]) -> Expected {
+        use simnet::TruthEvent as T;
+        let mut e = Expected::default();
+        for r in truth {
+            match &r.event {
+                T::BlockConnected { hash, .. } => e
+                    .connected
+                    .entry((r.node.clone(), hash.to_string()))
+                    .or_default()
+                    .push(r.t_us),
+                T::BlockDisconnected { hash, .. } => e
+                    .disconnected
+                    .entry((r.node.clone(), hash.to_string()))
+                    .or_default()
+                    .push(r.t_us),
+                T::TxAccepted {
+                    txid,
+                    mempool_sequence,
+                    ..
+                } => {
+                    e.tx_seen.insert(
+                        (r.node.clone(), txid.to_string(), *mempool_sequence),
+                        r.t_us,
+                    );
+                }
+                T::Reorg { .. } => e.reorgs.push((r.node.clone(), r.event.clone(), r.t_us)),
+                _ => {}
+            }
+        }
+        e
+    }
+
+    /// Rows `block_connected` must end with.
+    pub fn connected_rows(&self) -> u64 {
+        self.connected.values().map(|v| v.len() as u64).sum()
+    }
+
+    /// Rows `block_disconnected` must end with.
+    pub fn disconnected_rows(&self) -> u64 {
+        self.disconnected.values().map(|v| v.len() as u64).sum()
+    }
+}

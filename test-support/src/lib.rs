@@ -45,8 +45,13 @@ pub fn fixtures_root() -> PathBuf {
 }
 
 /// The workspace root (the directory holding the top-level Cargo.toml).
+///
+/// Taken from the running test's `CARGO_MANIFEST_DIR` (every workspace member sits one level
+/// below the root), falling back to where this crate was compiled.
 pub fn workspace_root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+    std::env::var_os("CARGO_MANIFEST_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")))
         .parent()
         .map(PathBuf::from)
         .unwrap_or_else(|| PathBuf::from("."))
