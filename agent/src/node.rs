@@ -3,6 +3,9 @@
 //! an unknown `D`), polls RPC on timers, and sends every event as an envelope into the
 //! publisher's bounded channel.
 //!
+//! Block notifications are handled in order; a `C` waits (up to [`REORG_SETTLE`]) for its
+//! block on `rawblock` before the block is fetched over RPC.
+//!
 //! A gap or restart in a topic's ZMQ sequence numbers triggers a resync: chain tip (catching up
 //! missed blocks over RPC), chain tips and the mempool mirror are re-read.
 
@@ -61,7 +64,16 @@ pub struct NodeDriver {
     seqs: SequenceTracker,
     blocks: HashMap<BlockHash, Block>,
     block_order: VecDeque<BlockHash>,
+    /// `C`/`D` notifications waiting, in order, for the `rawblock` of a `C` at their head.
+    pending: VecDeque<BlockNote>,
     last_tips: Option<ChainTips>,
+}
+
+/// A block notification not yet turned into events.
+#[derive(Debug, Clone, Copy)]
+enum BlockNote {
+    Connected(BlockHash, UnixMicros),
+    Disconnected(BlockHash, UnixMicros),
 }
 
 impl NodeDriver {
@@ -83,6 +95,7 @@ impl NodeDriver {
             seqs: SequenceTracker::default(),
             blocks: HashMap::new(),
             block_order: VecDeque::new(),
+            pending: VecDeque::new(),
             last_tips: None,
         }
     }
@@ -112,12 +125,13 @@ impl NodeDriver {
                 msg = zmq.recv() => {
                     let Some(msg) = msg else { break };
                     let block_msg = self.handle(msg).await?;
-                    if block_msg && self.chain.has_pending() {
+                    if block_msg && (self.chain.has_pending() || !self.pending.is_empty()) {
                         settle_at = Some(Instant::now() + REORG_SETTLE);
                     }
                 }
                 _ = settle => {
                     settle_at = None;
+                    self.drain_pending(true).await?;
                     if let Some(ev) = self.chain.flush() {
                         self.emit(ev, now_micros()).await?;
                     }
@@ -126,10 +140,72 @@ impl NodeDriver {
                 _ = mempool_tick.tick() => self.poll_mempool().await?,
             }
         }
+        self.drain_pending(true).await?;
         if let Some(ev) = self.chain.flush() {
             self.emit(ev, now_micros()).await?;
         }
         Ok(())
+    }
+
+    /// Processes queued block notifications in order. A `C` whose block has not arrived on
+    /// `rawblock` waits (bitcoind sends `rawblock` after the `C`s, and only for the new tip)
+    /// unless `force`, when the block is fetched over RPC.
+    async fn drain_pending(&mut self, force: bool) -> Result<(), PublisherGone> {
+        while let Some(note) = self.pending.front().copied() {
+            match note {
+                BlockNote::Connected(hash, at) => {
+                    if !force && !self.blocks.contains_key(&hash) {
+                        return Ok(());
+                    }
+                    self.pending.pop_front();
+                    self.block_connected(hash, Source::Zmq, at).await?;
+                }
+                BlockNote::Disconnected(hash, at) => {
+                    self.pending.pop_front();
+                    self.block_disconnected(hash, at).await?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    async fn block_disconnected(
+        &mut self,
+        hash: BlockHash,
+        at: UnixMicros,
+    ) -> Result<(), PublisherGone> {
+        let header = if self.chain.height_of(&hash).is_some() && self.chain.prev_of(&hash).is_some()
+        {
+            None
+        } else {
+            match self.rpc.get_block_header(&hash).await {
+                Ok(h) => h.previousblockhash.map(|p| (Height(h.height), p)),
+                Err(e) => {
+                    tracing::warn!(block = %hash, error = %e, "no header for a disconnected block");
+                    None
+                }
+            }
+        };
+        let events = self.chain.disconnected(hash, header, Source::Zmq);
+        self.emit_all(events, at).await
+    }
+
+    /// `getblock` with a few retries while the node answers with a transient error (warm-up,
+    /// timeout): a block notification is worth waiting a second or two for.
+    async fn fetch_block(&self, hash: &BlockHash) -> Result<Block, crate::sources::rpc::RpcError> {
+        let mut delay = Duration::from_millis(200);
+        let mut attempt = 0;
+        loop {
+            match self.rpc.get_block(hash).await {
+                Err(e) if e.is_transient() && attempt < 4 => {
+                    tracing::info!(block = %hash, error = %e, retry_in = ?delay, "getblock failed; retrying");
+                    tokio::time::sleep(delay).await;
+                    delay *= 2;
+                    attempt += 1;
+                }
+                other => return other,
+            }
+        }
     }
 
     async fn emit(&self, event: Event, observed_at: UnixMicros) -> Result<(), PublisherGone> {
@@ -179,6 +255,7 @@ impl NodeDriver {
                         self.blocks.remove(&old);
                     }
                 }
+                self.drain_pending(false).await?;
                 Ok(false)
             }
             ZmqMessage::RawTx { tx, .. } => {
@@ -187,25 +264,13 @@ impl NodeDriver {
             }
             ZmqMessage::Sequence { event, .. } => match event {
                 SequenceEvent::BlockConnected(hash) => {
-                    self.block_connected(hash, Source::Zmq, at).await?;
+                    self.pending.push_back(BlockNote::Connected(hash, at));
+                    self.drain_pending(false).await?;
                     Ok(true)
                 }
                 SequenceEvent::BlockDisconnected(hash) => {
-                    let header = if self.chain.height_of(&hash).is_some()
-                        && self.chain.prev_of(&hash).is_some()
-                    {
-                        None
-                    } else {
-                        match self.rpc.get_block_header(&hash).await {
-                            Ok(h) => h.previousblockhash.map(|p| (Height(h.height), p)),
-                            Err(e) => {
-                                tracing::warn!(block = %hash, error = %e, "no header for a disconnected block");
-                                None
-                            }
-                        }
-                    };
-                    let events = self.chain.disconnected(hash, header, Source::Zmq);
-                    self.emit_all(events, at).await?;
+                    self.pending.push_back(BlockNote::Disconnected(hash, at));
+                    self.drain_pending(false).await?;
                     Ok(true)
                 }
                 SequenceEvent::TxAdded {
@@ -241,7 +306,7 @@ impl NodeDriver {
         }
         let block = match self.blocks.remove(&hash) {
             Some(b) => b,
-            None => match self.rpc.get_block(&hash).await {
+            None => match self.fetch_block(&hash).await {
                 Ok(b) => b,
                 Err(e) => {
                     tracing::warn!(block = %hash, error = %e, "cannot fetch a connected block; skipped");

@@ -1,0 +1,330 @@
+//! One agent per emulated node (simnet) against a real nats-server: what lands in the stream
+//! matches simnet's truth, and the scenario's faults are counted without crashing anything.
+
+use std::collections::{BTreeSet, HashMap};
+use std::time::Duration;
+
+use async_nats::jetstream::{self, stream};
+use bitcoin::{BlockHash, Txid};
+use figment::providers::{Format, Toml};
+use figment::Figment;
+use schema::{Envelope, Event};
+use simnet::{Fleet, Scenario, TruthEvent, TruthSink};
+use test_support::{free_port, wait_until, NatsServer};
+use tokio_util::sync::CancellationToken;
+
+const SCENARIO: &str = r#"
+seed = 11
+duration_ms = 14000
+
+[blocks]
+interval_ms = 1500
+distribution = "fixed"
+
+[txs]
+rate_per_s = 3.0
+
+[[nodes]]
+name = "node0"
+mines = true
+
+[[nodes]]
+name = "node1"
+
+[[links]]
+a = "node1"
+b = "node0"
+delay_ms = 30
+
+[[events]]
+kind = "reorg"
+at_ms = 7700
+depth = 2
+miner = "node0"
+
+[[events]]
+kind = "malformed_zmq"
+node = "node1"
+at_ms = 5200
+
+[[events]]
+kind = "rpc_fault"
+node = "node1"
+from_ms = 10900
+to_ms = 13300
+mode = "error"
+"#;
+
+fn agent_config(
+    ep: &simnet::NodeEndpoints,
+    nats_url: &str,
+    spool: &std::path::Path,
+) -> agent::Config {
+    let toml = format!(
+        r#"
+        node = "{name}"
+        network = "regtest"
+        [rpc]
+        url = "{rpc}/"
+        user = "{user}"
+        password = "{password}"
+        timeout_secs = 5
+        [zmq]
+        sequence = "{seq}"
+        rawblock = "{rawblock}"
+        rawtx = "{rawtx}"
+        [nats]
+        url = "{nats_url}"
+        [spool]
+        dir = "{spool}"
+        [poll]
+        status_secs = 1
+        mempool_secs = 2
+        [metrics]
+        listen = "127.0.0.1:{port}"
+        "#,
+        name = ep.name,
+        rpc = ep.rpc_url.trim_end_matches('/'),
+        user = ep.rpc_user,
+        password = ep.rpc_password,
+        seq = ep.zmq.sequence,
+        rawblock = ep.zmq.rawblock,
+        rawtx = ep.zmq.rawtx,
+        spool = spool.display(),
+        port = free_port(),
+    );
+    agent::Config::from_figment(Figment::from(Toml::string(&toml))).unwrap()
+}
+
+async fn stream_envelopes(url: &str) -> Vec<Envelope> {
+    let client = async_nats::connect(url).await.unwrap();
+    let js = jetstream::new(client);
+    let s = js.get_stream(schema::subject::EVENTS_STREAM).await.unwrap();
+    let info = s.get_info().await.unwrap();
+    let mut out = Vec::new();
+    if info.state.messages == 0 {
+        return out;
+    }
+    for seq in info.state.first_sequence..=info.state.last_sequence {
+        let m = s.get_raw_message(seq).await.unwrap();
+        out.push(Envelope::decode(&m.payload).unwrap());
+    }
+    out
+}
+
+fn counter(metrics: &agent::Metrics, prefix: &str) -> u64 {
+    metrics
+        .render()
+        .lines()
+        .filter(|l| l.starts_with(prefix))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
+        .sum()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn events_in_the_stream_match_simnet_truth_and_faults_are_counted() {
+    let nats = NatsServer::start();
+    {
+        let client = async_nats::connect(nats.url()).await.unwrap();
+        jetstream::new(client)
+            .create_stream(stream::Config {
+                name: schema::subject::EVENTS_STREAM.into(),
+                subjects: vec![schema::subject::EVENTS_SUBJECTS.into()],
+                duplicate_window: Duration::from_secs(120),
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+    }
+    let fleet = Fleet::start(Scenario::from_toml(SCENARIO).unwrap(), TruthSink::memory())
+        .await
+        .unwrap();
+    let spools = tempfile::tempdir().unwrap();
+    let shutdown = CancellationToken::new();
+    let mut agents = Vec::new();
+    let mut metrics = HashMap::new();
+    for ep in fleet.nodes() {
+        let cfg = agent_config(ep, &nats.url(), &spools.path().join(&ep.name));
+        let m = agent::Metrics::new(&cfg.node);
+        metrics.insert(ep.name.clone(), m.clone());
+        agents.push(tokio::spawn(agent::run_with_metrics(
+            cfg,
+            m,
+            shutdown.clone(),
+        )));
+    }
+    tokio::time::timeout(Duration::from_secs(60), fleet.finished())
+        .await
+        .expect("scenario ends");
+
+    let truth = fleet.truth();
+    // The agents have caught up when each node's last connected block is in the stream.
+    let mut last_tip: HashMap<String, BlockHash> = HashMap::new();
+    for r in &truth {
+        if let TruthEvent::BlockConnected { hash, .. } = &r.event {
+            last_tip.insert(r.node.clone(), *hash);
+        }
+    }
+    let url = nats.url();
+    wait_until(
+        Duration::from_secs(30),
+        "every node's final tip published",
+        || {
+            let url = url.clone();
+            let last_tip = last_tip.clone();
+            async move {
+                let envs = stream_envelopes(&url).await;
+                last_tip.iter().all(|(node, tip)| {
+                    envs.iter().any(|e| {
+                        e.node.as_str() == node
+                            && matches!(&e.event, Event::BlockConnected(b) if b.hash == *tip)
+                    })
+                })
+            }
+        },
+    )
+    .await;
+    // Nothing crashed under the faults.
+    assert!(
+        agents.iter().all(|a| !a.is_finished()),
+        "an agent stopped early"
+    );
+    shutdown.cancel();
+    for a in agents {
+        let res = tokio::time::timeout(Duration::from_secs(20), a)
+            .await
+            .expect("agent stops")
+            .unwrap();
+        assert!(res.is_ok(), "{res:?}");
+    }
+    let envs = stream_envelopes(&nats.url()).await;
+
+    for node in ["node0", "node1"] {
+        let mine: Vec<&Envelope> = envs.iter().filter(|e| e.node.as_str() == node).collect();
+        let truth_of =
+            |f: &dyn Fn(&TruthEvent) -> Option<(BlockHash, u32)>| -> BTreeSet<(BlockHash, u32)> {
+                truth
+                    .iter()
+                    .filter(|r| r.node == node)
+                    .filter_map(|r| f(&r.event))
+                    .collect()
+            };
+        // Blocks connected and disconnected, with heights.
+        let connected: BTreeSet<(BlockHash, u32)> = mine
+            .iter()
+            .filter_map(|e| match &e.event {
+                Event::BlockConnected(b) => Some((b.hash, b.height.0)),
+                _ => None,
+            })
+            .collect();
+        let expected = truth_of(&|e| match e {
+            TruthEvent::BlockConnected { hash, height } => Some((*hash, *height)),
+            _ => None,
+        });
+        assert_eq!(connected, expected, "{node}: block_connected");
+        let disconnected: BTreeSet<(BlockHash, u32)> = mine
+            .iter()
+            .filter_map(|e| match &e.event {
+                Event::BlockDisconnected(b) => Some((b.hash, b.height.0)),
+                _ => None,
+            })
+            .collect();
+        let expected = truth_of(&|e| match e {
+            TruthEvent::BlockDisconnected { hash, height } => Some((*hash, *height)),
+            _ => None,
+        });
+        assert_eq!(disconnected, expected, "{node}: block_disconnected");
+        assert!(
+            !expected.is_empty(),
+            "{node}: the scenario's reorg did not happen"
+        );
+
+        // The reorg, field by field.
+        let reorgs: Vec<&schema::event::Reorg> = mine
+            .iter()
+            .filter_map(|e| match &e.event {
+                Event::Reorg(r) => Some(r),
+                _ => None,
+            })
+            .collect();
+        let truth_reorgs: Vec<&TruthEvent> = truth
+            .iter()
+            .filter(|r| r.node == node && matches!(r.event, TruthEvent::Reorg { .. }))
+            .map(|r| &r.event)
+            .collect();
+        assert_eq!(reorgs.len(), truth_reorgs.len(), "{node}: reorg count");
+        for (got, want) in reorgs.iter().zip(truth_reorgs) {
+            let TruthEvent::Reorg {
+                old_tip,
+                new_tip,
+                fork_point,
+                fork_height,
+                depth,
+                disconnected,
+                connected,
+                ..
+            } = want
+            else {
+                unreachable!()
+            };
+            assert_eq!(got.old_tip, *old_tip, "{node}");
+            assert_eq!(got.new_tip, *new_tip, "{node}");
+            assert_eq!(got.fork_point, *fork_point, "{node}");
+            assert_eq!(got.fork_height.0, *fork_height, "{node}");
+            assert_eq!(got.depth, *depth, "{node}");
+            assert_eq!(&got.disconnected, disconnected, "{node}");
+            assert_eq!(&got.connected, connected, "{node}");
+        }
+
+        // Every transaction the node accepted, with its mempool sequence.
+        let seen: BTreeSet<(Txid, u64)> = mine
+            .iter()
+            .filter_map(|e| match &e.event {
+                Event::TxSeen(t) => Some((t.txid, t.mempool_sequence?)),
+                _ => None,
+            })
+            .collect();
+        let accepted: BTreeSet<(Txid, u64)> = truth
+            .iter()
+            .filter(|r| r.node == node)
+            .filter_map(|r| match &r.event {
+                TruthEvent::TxAccepted {
+                    txid,
+                    mempool_sequence,
+                    ..
+                } => Some((*txid, *mempool_sequence)),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(seen, accepted, "{node}: tx_seen");
+        assert!(
+            mine.iter().any(|e| matches!(e.event, Event::NodeStatus(_))),
+            "{node}: no node_status"
+        );
+        assert!(
+            mine.iter()
+                .any(|e| matches!(e.event, Event::MempoolSnapshot(_))),
+            "{node}: no mempool_snapshot"
+        );
+    }
+
+    // node1's faults: malformed frames counted by reason, RPC errors counted.
+    let m1 = &metrics["node1"];
+    assert!(
+        counter(m1, "bmon_agent_zmq_malformed_frames_total") >= 3,
+        "{}",
+        m1.render()
+    );
+    assert!(m1.malformed_count("frame_count") >= 1);
+    assert!(m1.malformed_count("sequence_length") >= 1);
+    assert!(
+        counter(m1, "bmon_agent_rpc_errors_total") >= 1,
+        "{}",
+        m1.render()
+    );
+    assert_eq!(
+        counter(&metrics["node0"], "bmon_agent_zmq_malformed_frames_total"),
+        0
+    );
+    fleet.shutdown().await.unwrap();
+}
