@@ -156,6 +156,38 @@ impl Default for MetricsSection {
     }
 }
 
+/// `[debug_log]` as written (the whole section is optional: without it the agent reads no log).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DebugLogSection {
+    /// The node's debug.log.
+    pub path: Option<PathBuf>,
+    /// Where the follower's position is kept (default: `debuglog.pos` beside the spool
+    /// directory).
+    pub state_file: Option<PathBuf>,
+    /// On a fresh install (no state file), read the whole file instead of only new lines.
+    pub backfill: bool,
+    /// Most lines in one `log_batch` message.
+    pub batch_lines: usize,
+    /// Most (estimated encoded) bytes in one `log_batch` message.
+    pub batch_bytes: usize,
+    /// How often the file is checked when it has nothing new, milliseconds.
+    pub poll_ms: u64,
+}
+
+impl Default for DebugLogSection {
+    fn default() -> Self {
+        DebugLogSection {
+            path: None,
+            state_file: None,
+            backfill: false,
+            batch_lines: 1_000,
+            batch_bytes: 256 * 1024,
+            poll_ms: 200,
+        }
+    }
+}
+
 /// The configuration as written, before validation.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -176,11 +208,21 @@ pub struct FileConfig {
     pub poll: PollSection,
     /// Metrics endpoint.
     pub metrics: MetricsSection,
+    /// debug.log (optional).
+    pub debug_log: Option<DebugLogSection>,
 }
 
 /// Top-level keys the environment may set (other `BMON_` variables belong to other tools).
 const ENV_KEYS: &[&str] = &[
-    "node", "network", "rpc", "zmq", "nats", "spool", "poll", "metrics",
+    "node",
+    "network",
+    "rpc",
+    "zmq",
+    "nats",
+    "spool",
+    "poll",
+    "metrics",
+    "debug_log",
 ];
 
 /// One mistake in the configuration, named after what the operator got wrong.
@@ -269,6 +311,27 @@ pub enum ConfigProblem {
         /// The address given.
         addr: String,
     },
+    /// `[debug_log]` without `path`.
+    #[error(
+        "`debug_log.path` is missing: the node's debug.log (or remove the [debug_log] section)"
+    )]
+    MissingDebugLogPath,
+    /// `debug_log.batch_lines` is zero.
+    #[error("`debug_log.batch_lines` must be at least 1")]
+    ZeroBatchLines,
+    /// `debug_log.batch_bytes` is out of range (a message must stay well under NATS' 1 MiB).
+    #[error("`debug_log.batch_bytes` = {value} is out of range: {min} to {max}")]
+    BatchBytesOutOfRange {
+        /// The value given.
+        value: usize,
+        /// Smallest accepted.
+        min: usize,
+        /// Largest accepted.
+        max: usize,
+    },
+    /// `debug_log.poll_ms` is zero.
+    #[error("`debug_log.poll_ms` must be at least 1")]
+    ZeroLogPoll,
 }
 
 /// Why the configuration cannot be used. The binary prints it and exits non-zero.
@@ -320,6 +383,23 @@ pub struct SpoolConfig {
     pub max_bytes: u64,
 }
 
+/// debug.log settings, checked.
+#[derive(Debug, Clone)]
+pub struct DebugLogConfig {
+    /// The node's debug.log.
+    pub path: PathBuf,
+    /// The follower's state file.
+    pub state_file: PathBuf,
+    /// Read the whole file on a fresh install.
+    pub backfill: bool,
+    /// Most lines in one `log_batch`.
+    pub batch_lines: usize,
+    /// Most estimated encoded bytes in one `log_batch`.
+    pub batch_bytes: usize,
+    /// Wait between checks of an idle file.
+    pub poll_interval: Duration,
+}
+
 /// The validated configuration the agent runs with.
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -341,10 +421,25 @@ pub struct Config {
     pub mempool_interval: Duration,
     /// `/metrics` listen address.
     pub metrics_listen: SocketAddr,
+    /// debug.log, when configured.
+    pub debug_log: Option<DebugLogConfig>,
 }
 
 /// Smallest accepted spool bound.
 pub const MIN_SPOOL_BYTES: u64 = 64 * 1024;
+
+/// Smallest accepted `debug_log.batch_bytes`.
+pub const MIN_LOG_BATCH_BYTES: usize = 4 * 1024;
+/// Largest accepted `debug_log.batch_bytes` (NATS' default `max_payload` is 1 MiB).
+pub const MAX_LOG_BATCH_BYTES: usize = 512 * 1024;
+
+/// Default state file: `debuglog.pos` beside the spool directory.
+fn default_state_file(spool_dir: &Path) -> PathBuf {
+    match spool_dir.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.join("debuglog.pos"),
+        _ => PathBuf::from("debuglog.pos"),
+    }
+}
 
 /// Parses a chain name as Core (`main`, `test`) or rust-bitcoin (`bitcoin`, `testnet`) spell it.
 pub fn parse_network(name: &str) -> Option<Network> {
@@ -500,6 +595,37 @@ impl FileConfig {
                 None
             }
         };
+        let debug_log = self.debug_log.as_ref().and_then(|d| {
+            let before = problems.len();
+            if d.path.is_none() {
+                problems.push(ConfigProblem::MissingDebugLogPath);
+            }
+            if d.batch_lines == 0 {
+                problems.push(ConfigProblem::ZeroBatchLines);
+            }
+            if !(MIN_LOG_BATCH_BYTES..=MAX_LOG_BATCH_BYTES).contains(&d.batch_bytes) {
+                problems.push(ConfigProblem::BatchBytesOutOfRange {
+                    value: d.batch_bytes,
+                    min: MIN_LOG_BATCH_BYTES,
+                    max: MAX_LOG_BATCH_BYTES,
+                });
+            }
+            if d.poll_ms == 0 {
+                problems.push(ConfigProblem::ZeroLogPoll);
+            }
+            let path = d.path.clone()?;
+            (problems.len() == before).then(|| DebugLogConfig {
+                path,
+                state_file: d
+                    .state_file
+                    .clone()
+                    .unwrap_or_else(|| default_state_file(&self.spool.dir)),
+                backfill: d.backfill,
+                batch_lines: d.batch_lines,
+                batch_bytes: d.batch_bytes,
+                poll_interval: Duration::from_millis(d.poll_ms),
+            })
+        });
         match (node, network, &self.rpc.url, auth, metrics_listen) {
             (Some(node), Some(network), Some(url), Some(auth), Some(metrics_listen))
                 if problems.is_empty() =>
@@ -524,6 +650,7 @@ impl FileConfig {
                     status_interval: Duration::from_secs(self.poll.status_secs),
                     mempool_interval: Duration::from_secs(self.poll.mempool_secs),
                     metrics_listen,
+                    debug_log,
                 })
             }
             _ => Err(ConfigError::Invalid(problems)),
@@ -572,6 +699,11 @@ mod tests {
         assert_eq!(cfg.node.as_str(), "node0");
         assert_eq!(cfg.status_interval, Duration::from_secs(10));
         assert_eq!(cfg.mempool_interval, Duration::from_secs(30));
+        let d = cfg.debug_log.expect("the example follows a debug.log");
+        assert_eq!(
+            d.state_file,
+            PathBuf::from("/var/lib/bmon-agent/debuglog.pos")
+        );
     }
 
     #[test]
@@ -718,6 +850,71 @@ mod tests {
         for (toml, expected) in cases {
             assert_eq!(problems(&toml), vec![expected]);
         }
+    }
+
+    #[test]
+    fn without_a_debug_log_section_no_log_is_read() {
+        assert!(from(GOOD).unwrap().debug_log.is_none());
+    }
+
+    #[test]
+    fn the_debug_log_section_fills_its_defaults() {
+        let toml = format!(
+            "{GOOD}\n[spool]\ndir = \"/var/lib/bmon-agent/spool\"\n[debug_log]\npath = \"/var/lib/bitcoind/debug.log\"\n"
+        );
+        let d = from(&toml).unwrap().debug_log.unwrap();
+        assert_eq!(d.path, PathBuf::from("/var/lib/bitcoind/debug.log"));
+        assert_eq!(
+            d.state_file,
+            PathBuf::from("/var/lib/bmon-agent/debuglog.pos")
+        );
+        assert!(!d.backfill);
+        assert_eq!(d.batch_lines, 1_000);
+        assert_eq!(d.batch_bytes, 256 * 1024);
+        assert_eq!(d.poll_interval, Duration::from_millis(200));
+    }
+
+    #[test]
+    fn every_debug_log_key_is_read() {
+        let toml = format!(
+            "{GOOD}\n[debug_log]\npath = \"/l/debug.log\"\nstate_file = \"/s/pos\"\nbackfill = true\nbatch_lines = 10\nbatch_bytes = 8192\npoll_ms = 50\n"
+        );
+        let d = from(&toml).unwrap().debug_log.unwrap();
+        assert_eq!(d.state_file, PathBuf::from("/s/pos"));
+        assert!(d.backfill);
+        assert_eq!((d.batch_lines, d.batch_bytes), (10, 8192));
+        assert_eq!(d.poll_interval, Duration::from_millis(50));
+    }
+
+    #[test]
+    fn a_bad_debug_log_section_reports_every_problem() {
+        let toml =
+            format!("{GOOD}\n[debug_log]\nbatch_lines = 0\nbatch_bytes = 2000000\npoll_ms = 0\n");
+        assert_eq!(
+            problems(&toml),
+            vec![
+                ConfigProblem::MissingDebugLogPath,
+                ConfigProblem::ZeroBatchLines,
+                ConfigProblem::BatchBytesOutOfRange {
+                    value: 2_000_000,
+                    min: MIN_LOG_BATCH_BYTES,
+                    max: MAX_LOG_BATCH_BYTES,
+                },
+                ConfigProblem::ZeroLogPoll,
+            ]
+        );
+    }
+
+    #[test]
+    fn the_debug_log_path_can_come_from_the_environment() {
+        figment::Jail::expect_with(|jail| {
+            jail.create_file("agent.toml", GOOD)?;
+            jail.set_env("BMON_DEBUG_LOG__PATH", "/data/debug.log");
+            let cfg = Config::load(Path::new("agent.toml")).map_err(|e| e.to_string())?;
+            let d = cfg.debug_log.expect("debug_log from the environment");
+            assert_eq!(d.path, PathBuf::from("/data/debug.log"));
+            Ok(())
+        });
     }
 
     #[test]

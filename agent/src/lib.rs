@@ -5,7 +5,9 @@
 //! - [`config`]: the configuration (figment: defaults, TOML file, `BMON_` environment) and its
 //!   validation.
 //! - [`sources`]: bitcoind's ZMQ notifications ([`sources::zmq`]: pure frame decoding plus the
-//!   subscriber thread) and JSON-RPC ([`sources::rpc`], typed answers in [`sources::answers`]).
+//!   subscriber thread), JSON-RPC ([`sources::rpc`], typed answers in [`sources::answers`]) and
+//!   the optional debug.log ([`sources::debuglog`]: raw lines to `BMON_LOGS`, typed events
+//!   from the log, independent of RPC and ZMQ).
 //! - [`chain`] and [`mempool`]: pure state machines that turn node notifications into
 //!   `block_connected`, `block_disconnected`, `reorg`, `tx_seen` and `tx_removed` events.
 //! - [`status`]: pure conversions of RPC polls into `node_status`, `chain_tips` and
@@ -76,9 +78,31 @@ pub async fn run_with_metrics(
     let publisher = publish::Publisher::new(client, spool, metrics.clone(), config.node.clone());
     let publisher = tokio::spawn(publisher.run(ev_rx));
 
+    // The debug.log does not need the node's RPC: it is read from the start, while the node
+    // may still be unreachable.
+    let log_task = config.debug_log.clone().map(|dl| {
+        let span = tracing::info_span!("debug_log", node = %config.node);
+        tokio::spawn(tracing::Instrument::instrument(
+            sources::debuglog::run(
+                dl,
+                config.node.clone(),
+                metrics.clone(),
+                ev_tx.clone(),
+                shutdown.clone(),
+            ),
+            span,
+        ))
+    });
     let result = run_sources(&config, &metrics, ev_tx, shutdown.clone()).await;
     // Whatever ended the sources, stop the rest.
     shutdown.cancel();
+    if let Some(task) = log_task {
+        match task.await {
+            Ok(Ok(())) => {}
+            Ok(Err(_)) => tracing::warn!("publisher stopped before the debug.log source"),
+            Err(e) => tracing::error!(error = %e, "debug.log source failed"),
+        }
+    }
     match publisher.await {
         Ok(0) => tracing::info!("publisher done; spool empty"),
         Ok(left) => tracing::info!(spooled = left, "publisher done; events kept in the spool"),

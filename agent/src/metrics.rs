@@ -52,6 +52,92 @@ struct Inner {
     rpc_calls: Family<MethodLabel, Counter>,
     rpc_errors: Family<MethodLabel, Counter>,
     resyncs: Family<ReasonLabel, Counter>,
+    log: LogMetrics,
+}
+
+/// The debug.log source's series (`bmon_agent_log_*`).
+#[derive(Default)]
+struct LogMetrics {
+    lines: Counter,
+    unparseable: Family<ReasonLabel, Counter>,
+    batches: Counter,
+    events: Family<KindLabel, Counter>,
+    rotations: Counter,
+    truncations: Counter,
+    lost_files: Counter,
+    split_lines: Counter,
+    read_errors: Counter,
+    state_errors: Counter,
+    offset: Gauge,
+}
+
+impl LogMetrics {
+    fn register(&self, registry: &mut Registry) {
+        registry.register("log_lines", "debug.log lines read", self.lines.clone());
+        registry.register(
+            "log_unparseable_lines",
+            "debug.log lines without a timestamp (shipped as they are, no events), by reason",
+            self.unparseable.clone(),
+        );
+        registry.register(
+            "log_batches",
+            "log_batch messages handed to the publisher",
+            self.batches.clone(),
+        );
+        registry.register(
+            "log_events",
+            "Events extracted from debug.log, by kind",
+            self.events.clone(),
+        );
+        registry.register(
+            "log_rotations",
+            "debug.log rotations (rename or delete and recreate) followed",
+            self.rotations.clone(),
+        );
+        registry.register(
+            "log_truncations",
+            "debug.log copy-truncations detected (lines written just before one may be lost)",
+            self.truncations.clone(),
+        );
+        registry.register(
+            "log_lost_files",
+            "Rotated debug.logs gone before their rest could be read (after an agent restart)",
+            self.lost_files.clone(),
+        );
+        registry.register(
+            "log_split_lines",
+            "debug.log lines longer than the line limit, shipped in pieces",
+            self.split_lines.clone(),
+        );
+        registry.register(
+            "log_read_errors",
+            "Failed reads of debug.log (retried on the next poll)",
+            self.read_errors.clone(),
+        );
+        registry.register(
+            "log_state_errors",
+            "Failed saves of the debug.log position (a restart may re-send lines, de-duplicated)",
+            self.state_errors.clone(),
+        );
+        registry.register(
+            "log_offset",
+            "Byte offset in the debug.log being read, after the last line handed to the publisher",
+            self.offset.clone(),
+        );
+    }
+}
+
+/// What the debug.log follower went through, as counts since it started.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct TailCounts {
+    /// Rotations followed.
+    pub rotations: u64,
+    /// Copy-truncations detected.
+    pub truncations: u64,
+    /// Rotated files lost.
+    pub lost_files: u64,
+    /// Over-long lines split.
+    pub split_lines: u64,
 }
 
 /// Handle to the agent's metrics; cheap to clone.
@@ -135,6 +221,8 @@ impl Metrics {
             "RPC resyncs of chain and mempool, by reason",
             resyncs.clone(),
         );
+        let log = LogMetrics::default();
+        log.register(&mut registry);
         Metrics {
             inner: Arc::new(Inner {
                 registry,
@@ -149,6 +237,7 @@ impl Metrics {
                 rpc_calls,
                 rpc_errors,
                 resyncs,
+                log,
             }),
         }
     }
@@ -236,6 +325,101 @@ impl Metrics {
                 reason: reason.to_string(),
             })
             .inc();
+    }
+
+    /// debug.log lines read.
+    pub fn log_lines(&self, n: u64) {
+        self.inner.log.lines.inc_by(n);
+    }
+
+    /// A debug.log line could not be parsed.
+    pub fn log_unparseable(&self, reason: &str) {
+        self.inner
+            .log
+            .unparseable
+            .get_or_create(&ReasonLabel {
+                reason: reason.to_string(),
+            })
+            .inc();
+    }
+
+    /// A `log_batch` was handed to the publisher.
+    pub fn log_batch(&self) {
+        self.inner.log.batches.inc();
+    }
+
+    /// An event was extracted from debug.log.
+    pub fn log_event(&self, kind: schema::Kind) {
+        self.inner
+            .log
+            .events
+            .get_or_create(&KindLabel {
+                kind: kind.as_str().to_string(),
+            })
+            .inc();
+    }
+
+    /// The follower's counters grew from `before` to `now`.
+    pub fn log_tail(&self, before: TailCounts, now: TailCounts) {
+        let l = &self.inner.log;
+        l.rotations
+            .inc_by(now.rotations.saturating_sub(before.rotations));
+        l.truncations
+            .inc_by(now.truncations.saturating_sub(before.truncations));
+        l.lost_files
+            .inc_by(now.lost_files.saturating_sub(before.lost_files));
+        l.split_lines
+            .inc_by(now.split_lines.saturating_sub(before.split_lines));
+    }
+
+    /// Reading debug.log failed.
+    pub fn log_read_error(&self) {
+        self.inner.log.read_errors.inc();
+    }
+
+    /// Saving the debug.log position failed.
+    pub fn log_state_error(&self) {
+        self.inner.log.state_errors.inc();
+    }
+
+    /// The position after the last line handed to the publisher.
+    pub fn log_offset(&self, offset: u64) {
+        self.inner
+            .log
+            .offset
+            .set(i64::try_from(offset).unwrap_or(i64::MAX));
+    }
+
+    /// debug.log lines read so far (tests, status).
+    pub fn log_lines_count(&self) -> u64 {
+        self.inner.log.lines.get()
+    }
+
+    /// Unparseable debug.log lines so far for `reason`.
+    pub fn log_unparseable_count(&self, reason: &str) -> u64 {
+        self.inner
+            .log
+            .unparseable
+            .get_or_create(&ReasonLabel {
+                reason: reason.to_string(),
+            })
+            .get()
+    }
+
+    /// Events of `kind` extracted from debug.log so far.
+    pub fn log_event_count(&self, kind: schema::Kind) -> u64 {
+        self.inner
+            .log
+            .events
+            .get_or_create(&KindLabel {
+                kind: kind.as_str().to_string(),
+            })
+            .get()
+    }
+
+    /// Rotations followed so far.
+    pub fn log_rotation_count(&self) -> u64 {
+        self.inner.log.rotations.get()
     }
 
     /// Number of malformed frames counted so far for `reason` (tests, status).
