@@ -47,6 +47,15 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
+    /// A node's debug.log cannot be created or opened: check the directory.
+    #[error("cannot open debug.log {path}")]
+    DebugLog {
+        /// The path.
+        path: String,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
     /// A background task of the fleet panicked or was aborted.
     #[error("fleet task {task} failed: {reason}")]
     Task {

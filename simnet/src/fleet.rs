@@ -1,6 +1,8 @@
 //! Starting, observing and stopping a fleet: builds every node with the shared initial chain,
-//! binds its ZMQ sockets and RPC listener, runs the simulation task, and reports endpoints.
+//! binds its ZMQ sockets and RPC listener, opens its debug.log, runs the simulation task, and
+//! reports endpoints.
 
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -11,6 +13,7 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use crate::chain::{BlockRef, Chain};
+use crate::debug_log::{Banner, NodeLog};
 use crate::miner::{build_block, genesis};
 use crate::network::{Sim, SimNode};
 use crate::node::{NodeState, Peer};
@@ -37,6 +40,17 @@ pub struct NodeEndpoints {
     pub version: u32,
     /// Core user agent the node reports.
     pub subversion: String,
+    /// The node's debug.log, when the fleet writes one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub debug_log: Option<PathBuf>,
+}
+
+/// How to start a fleet, beyond the scenario.
+#[derive(Debug, Clone, Default)]
+pub struct FleetOptions {
+    /// Write each node's debug.log to `<dir>/<node>/debug.log` (overrides the scenario's
+    /// `debug_log_dir`).
+    pub debug_log_dir: Option<PathBuf>,
 }
 
 /// A running fleet of emulated nodes.
@@ -47,6 +61,7 @@ pub struct Fleet {
     sim: Option<JoinHandle<()>>,
     servers: Vec<JoinHandle<()>>,
     publishers: Vec<Arc<ZmqPublisher>>,
+    logs: Vec<Arc<Mutex<NodeLog>>>,
     truth: TruthSink,
     finished: tokio::sync::watch::Receiver<bool>,
 }
@@ -91,7 +106,20 @@ impl Fleet {
     /// Starts every node and the simulation. Must run inside a tokio runtime. All sockets
     /// listen when this returns.
     pub async fn start(scenario: Scenario, truth: TruthSink) -> Result<Fleet, Error> {
+        Fleet::start_with(scenario, truth, FleetOptions::default()).await
+    }
+
+    /// [`Fleet::start`] with options (e.g. where the debug.log files go).
+    pub async fn start_with(
+        scenario: Scenario,
+        truth: TruthSink,
+        options: FleetOptions,
+    ) -> Result<Fleet, Error> {
         scenario.validate()?;
+        let log_dir = options
+            .debug_log_dir
+            .or_else(|| scenario.debug_log_dir.clone());
+        let mut logs = Vec::new();
         let (blocks, wallet) = initial_chain(scenario.initial_blocks);
         let ctx = zmq::Context::new();
         let cancel = CancellationToken::new();
@@ -136,6 +164,12 @@ impl Fleet {
                 });
                 links.push((j, link.delay_ms));
             }
+            let banner_tip = {
+                let tip = state.chain.tip();
+                state.tip_info(&tip, &tip)
+            };
+            let banner_peers: Vec<(u64, bool)> =
+                state.peers.iter().map(|p| (p.id, p.outbound)).collect();
             let state = Arc::new(Mutex::new(state));
             let publisher = Arc::new(ZmqPublisher::start(&ctx, &spec.name)?);
             let addr = format!("127.0.0.1:{}", spec.rpc_port.unwrap_or(0));
@@ -188,6 +222,30 @@ impl Fleet {
                     tracing::error!(node = %name, error = %e, "rpc server stopped");
                 }
             }));
+            let log = match &log_dir {
+                Some(dir) => {
+                    let node_dir = dir.join(&spec.name);
+                    let mut log =
+                        NodeLog::open(&node_dir.join("debug.log"), spec.log_format(), &spec.name)?;
+                    if let Some(tip) = banner_tip {
+                        log.banner(
+                            now_us(),
+                            &Banner {
+                                version: spec.version,
+                                datadir: node_dir.display().to_string(),
+                                rpc_port: port,
+                                tip,
+                                peers: banner_peers,
+                            },
+                        );
+                    }
+                    log.flush();
+                    let log = Arc::new(Mutex::new(log));
+                    logs.push(log.clone());
+                    Some(log)
+                }
+                None => None,
+            };
             endpoints.push(NodeEndpoints {
                 name: spec.name.clone(),
                 rpc_url: format!("http://127.0.0.1:{port}"),
@@ -196,6 +254,9 @@ impl Fleet {
                 zmq: publisher.endpoints().clone(),
                 version: spec.version,
                 subversion: spec.subversion.clone(),
+                debug_log: log
+                    .as_ref()
+                    .and_then(|l| l.lock().ok().map(|l| l.path().to_owned())),
             });
             sim_nodes.push(SimNode {
                 name: spec.name.clone(),
@@ -205,6 +266,7 @@ impl Fleet {
                 mines: spec.mines,
                 hashrate: spec.hashrate,
                 links,
+                log,
             });
             states.push(state);
             publishers.push(publisher);
@@ -224,6 +286,7 @@ impl Fleet {
             sim: Some(sim),
             servers,
             publishers,
+            logs,
             truth,
             finished,
         })
@@ -256,7 +319,8 @@ impl Fleet {
         self.cancel.clone()
     }
 
-    /// Stops the simulation, the RPC servers and the ZMQ publishers, and flushes the truth file.
+    /// Stops the simulation, the RPC servers and the ZMQ publishers, writes each debug.log's
+    /// shutdown lines, and flushes the truth file.
     pub async fn shutdown(mut self) -> Result<(), Error> {
         self.cancel.cancel();
         let mut first_err = None;
@@ -278,6 +342,11 @@ impl Fleet {
         }
         let publishers = std::mem::take(&mut self.publishers);
         let _ = tokio::task::spawn_blocking(move || drop(publishers)).await;
+        for log in self.logs.drain(..) {
+            if let Ok(mut log) = log.lock() {
+                log.shutdown(now_us());
+            }
+        }
         self.truth.flush();
         match first_err {
             Some(e) => Err(e),

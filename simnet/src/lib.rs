@@ -8,6 +8,7 @@
 //!
 //! - [`scenario`]: the TOML scenario and its validation.
 //! - [`chain`], [`mempool`]: one node's block tree, UTXO set, coin statistics and mempool.
+//! - [`debug_log`]: each node's debug.log, in the line format of Core 0.18, 25 or 30.
 //! - [`miner`]: blocks (BIP34, witness commitment, regtest PoW) and anyone-can-spend txs.
 //! - [`node`]: how a node reacts to blocks and transactions, and what it publishes.
 //! - [`network`]: the simulation loop (timeline, relay, injected events).
@@ -17,6 +18,7 @@
 #![recursion_limit = "256"]
 
 pub mod chain;
+pub mod debug_log;
 pub mod error;
 pub mod fleet;
 pub mod mempool;
@@ -28,7 +30,8 @@ pub mod scenario;
 pub mod truth;
 pub mod zmq;
 
+pub use debug_log::LogFormat;
 pub use error::Error;
-pub use fleet::{Fleet, NodeEndpoints};
+pub use fleet::{Fleet, FleetOptions, NodeEndpoints};
 pub use scenario::Scenario;
 pub use truth::{TruthEvent, TruthRecord, TruthSink};

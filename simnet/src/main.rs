@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 use clap::Parser;
-use simnet::{Fleet, Scenario, TruthSink};
+use simnet::{Fleet, FleetOptions, Scenario, TruthSink};
 
 /// Run a fleet of emulated Bitcoin Core nodes (JSON-RPC + ZMQ) from a scenario file.
 #[derive(Debug, Parser)]
@@ -22,6 +22,9 @@ struct Args {
     /// Keep serving RPC and ZMQ after the scenario ends, until SIGINT/SIGTERM.
     #[arg(long)]
     linger: bool,
+    /// Write each node's debug.log to DIR/<node>/debug.log (overrides the scenario's debug_log_dir)
+    #[arg(long, value_name = "DIR")]
+    debug_log_dir: Option<PathBuf>,
 }
 
 #[tokio::main]
@@ -35,7 +38,10 @@ async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     let scenario = Scenario::load(&args.scenario).context("loading the scenario")?;
     let sink = TruthSink::file(&args.truth).context("creating the truth file")?;
-    let fleet = Fleet::start(scenario, sink)
+    let options = FleetOptions {
+        debug_log_dir: args.debug_log_dir,
+    };
+    let fleet = Fleet::start_with(scenario, sink, options)
         .await
         .context("starting the fleet")?;
     let endpoints = serde_json::to_string_pretty(fleet.nodes())?;

@@ -15,8 +15,9 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use crate::chain::BlockRef;
+use crate::debug_log::NodeLog;
 use crate::miner::{build_block, select_txs, spend};
-use crate::node::{NodeState, Notice, Outbox};
+use crate::node::{Announcement, NodeState, Notice, Outbox};
 use crate::scenario::{Distribution, Scenario, ScenarioEvent};
 use crate::truth::{now_us, TruthEvent, TruthRecord, TruthSink};
 use crate::zmq::ZmqPublisher;
@@ -31,6 +32,8 @@ pub(crate) struct SimNode {
     pub hashrate: f64,
     /// (peer index, one-way delay ms)
     pub links: Vec<(usize, u64)>,
+    /// The node's debug.log, when the fleet writes one.
+    pub log: Option<Arc<Mutex<NodeLog>>>,
 }
 
 #[derive(Debug)]
@@ -41,6 +44,7 @@ enum SimEvent {
         to: usize,
         from: usize,
         block: BlockRef,
+        how: Announcement,
     },
     DeliverTx {
         to: usize,
@@ -191,13 +195,20 @@ impl Sim {
                 );
                 self.schedule(self.now_ms + dt, SimEvent::NewTx);
             }
-            SimEvent::DeliverBlock { to, from, block } => {
+            SimEvent::DeliverBlock {
+                to,
+                from,
+                block,
+                how,
+            } => {
                 if self.cut(to, from) {
                     return;
                 }
                 let from_name = self.nodes[from].name.clone();
                 let mut out = Outbox::default();
-                self.with_node(to, |n| n.receive_block(block, Some(from_name), &mut out));
+                self.with_node(to, |n| {
+                    n.receive_block_via(block, Some(from_name), how, &mut out)
+                });
                 self.emit(to, out);
             }
             SimEvent::DeliverTx { to, from, tx } => {
@@ -235,22 +246,45 @@ impl Sim {
         }
     }
 
-    /// Publishes a node's notices (stamping truth records now) and relays what it announced.
+    /// Publishes a node's notices (stamping truth records now, and debug.log lines with the
+    /// time of the truth record before them) and relays what it announced.
     fn emit(&mut self, i: usize, out: Outbox) {
         let name = self.nodes[i].name.clone();
+        let mut log = self.nodes[i].log.as_ref().and_then(|l| l.lock().ok());
+        let mut last_t = None;
         for notice in out.notices {
             match notice {
                 Notice::Zmq(m) => self.nodes[i].zmq.publish(m),
-                Notice::Truth(event) => self.truth.record(TruthRecord {
-                    t_us: now_us(),
-                    node: name.clone(),
-                    event,
-                }),
+                Notice::Truth(event) => {
+                    let t_us = now_us();
+                    last_t = Some(t_us);
+                    self.truth.record(TruthRecord {
+                        t_us,
+                        node: name.clone(),
+                        event,
+                    });
+                }
+                Notice::Log(note) => {
+                    if let Some(log) = log.as_mut() {
+                        log.note(last_t.unwrap_or_else(now_us), &note);
+                    }
+                }
             }
         }
+        if let Some(log) = log.as_mut() {
+            log.flush();
+        }
+        drop(log);
         if self.partitioned(i) {
             return;
         }
+        // Core relays a single new tip as a high-bandwidth compact block and announces several
+        // blocks at once (a reorg) with `headers`.
+        let how = if out.relay_blocks.len() == 1 {
+            Announcement::Compact
+        } else {
+            Announcement::Headers
+        };
         let links = self.nodes[i].links.clone();
         for (peer, delay) in links {
             let at = self.now_ms + delay + self.nodes[peer].extra_delay_ms;
@@ -261,6 +295,7 @@ impl Sim {
                         to: peer,
                         from: i,
                         block: b.clone(),
+                        how,
                     },
                 );
             }
@@ -457,7 +492,15 @@ impl Sim {
                 };
                 let at = self.now_ms + delay + self.nodes[to].extra_delay_ms;
                 for block in blocks {
-                    self.schedule(at, SimEvent::DeliverBlock { to, from, block });
+                    self.schedule(
+                        at,
+                        SimEvent::DeliverBlock {
+                            to,
+                            from,
+                            block,
+                            how: Announcement::Headers,
+                        },
+                    );
                 }
                 for tx in txs {
                     self.schedule(at, SimEvent::DeliverTx { to, from, tx });

@@ -8,6 +8,7 @@ use std::sync::Arc;
 use bitcoin::{Amount, BlockHash, Transaction};
 
 use crate::chain::{BlockRef, Chain};
+use crate::debug_log::{Arrival, ArrivalKind, Connected, LogNote, TipInfo};
 use crate::mempool::Mempool;
 use crate::truth::{RemovalReason, TruthEvent};
 use crate::zmq::ZmqMessage;
@@ -16,13 +17,25 @@ use crate::zmq::ZmqMessage;
 pub const COINBASE_MATURITY: u32 = 100;
 const MAX_ORPHANS: usize = 1000;
 
-/// Something the node did that the outside sees: a ZMQ message or a truth record, in order.
+/// Something the node did that the outside sees: a ZMQ message, a truth record or debug.log
+/// lines, in order.
 #[derive(Debug, Clone)]
 pub enum Notice {
     /// Publish on ZMQ.
     Zmq(ZmqMessage),
     /// Record in the truth file.
     Truth(TruthEvent),
+    /// Write to debug.log, stamped with the time of the truth record just before it.
+    Log(LogNote),
+}
+
+/// How a peer announced a block to this node.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Announcement {
+    /// A high-bandwidth compact block (one new block at the tip).
+    Compact,
+    /// `headers` followed by `getdata`/`block` (several blocks at once, or a resync).
+    Headers,
 }
 
 /// What one step of a node produced.
@@ -42,6 +55,9 @@ impl Outbox {
     }
     fn truth(&mut self, t: TruthEvent) {
         self.notices.push(Notice::Truth(t));
+    }
+    fn log(&mut self, n: LogNote) {
+        self.notices.push(Notice::Log(n));
     }
 }
 
@@ -98,6 +114,10 @@ pub struct NodeState {
     pub started_at: u64,
     orphan_txs: Vec<(Arc<Transaction>, Option<String>)>,
     orphan_blocks: HashMap<BlockHash, Vec<(BlockRef, Option<String>)>>,
+    /// Transactions in the chain up to each block (Core's `nChainTx`), filled on demand.
+    chain_tx: HashMap<BlockHash, u64>,
+    /// The block being received, for Core's `Using cached block`.
+    arriving: Option<BlockHash>,
 }
 
 fn unix_now() -> u64 {
@@ -118,13 +138,135 @@ impl NodeState {
             started_at: unix_now(),
             orphan_txs: Vec::new(),
             orphan_blocks: HashMap::new(),
+            chain_tx: HashMap::new(),
+            arriving: None,
         }
     }
 
-    /// Handles a block from a peer (`from`) or its own miner (`None`).
+    /// The peer id this node gave the node called `name`.
+    pub fn peer_id(&self, name: &str) -> Option<u64> {
+        self.peers.iter().find(|p| p.name == name).map(|p| p.id)
+    }
+
+    /// Transactions in the chain from genesis up to and including `hash` (Core's `nChainTx`).
+    pub fn chain_tx(&mut self, hash: &BlockHash) -> u64 {
+        let mut walk = Vec::new();
+        let mut cur = *hash;
+        let mut base = 0;
+        loop {
+            if let Some(n) = self.chain_tx.get(&cur) {
+                base = *n;
+                break;
+            }
+            let Some(e) = self.chain.get(&cur) else {
+                break;
+            };
+            walk.push((cur, e.block.block.txdata.len() as u64));
+            if e.block.height == 0 {
+                break;
+            }
+            cur = e.block.prev();
+        }
+        for (h, n) in walk.into_iter().rev() {
+            base += n;
+            self.chain_tx.insert(h, base);
+        }
+        base
+    }
+
+    /// What `UpdateTip` reports for `hash` as the tip; `target` is the chain the node is
+    /// heading for (progress is measured against it).
+    pub fn tip_info(&mut self, hash: &BlockHash, target: &BlockHash) -> Option<TipInfo> {
+        let chain_tx = self.chain_tx(hash);
+        let target_tx = self.chain_tx(target).max(chain_tx).max(1);
+        let e = self.chain.get(hash)?;
+        Some(TipInfo {
+            hash: *hash,
+            height: e.block.height,
+            version: e.block.block.header.version.to_consensus(),
+            chain_tx,
+            time: e.block.block.header.time,
+            progress: chain_tx as f64 / target_tx as f64,
+            txo: e.stats.as_ref().map(|s| s.txouts).unwrap_or(0),
+        })
+    }
+
+    /// How a block arrived, as Core's log tells it; for a compact block, what the mempool
+    /// could fill in (before the block is connected).
+    fn arrival(&self, block: &BlockRef, from: Option<&str>, how: Announcement) -> Arrival {
+        let b = &block.block;
+        let peer = from.and_then(|f| self.peer_id(f));
+        let coinbase_size = b.txdata.first().map(|t| t.total_size()).unwrap_or(0);
+        // Header, nonce, short-id count, 6-byte short ids, prefilled count, index, coinbase.
+        let cmpct_size = 80 + 8 + 1 + 6 * b.txdata.len().saturating_sub(1) + 1 + 1 + coinbase_size;
+        let kind = match (from, how) {
+            (None, _) => ArrivalKind::Mined {
+                weight: b.weight().to_wu(),
+                fees_sat: block.total_fees().to_sat(),
+                // Core announces a block as a compact block (BIP152 high-bandwidth) only when it
+                // becomes the tip; a withheld branch is announced once it overtakes.
+                announce_to: if self.partitioned || block.height <= self.chain.height() {
+                    Vec::new()
+                } else {
+                    self.peers.iter().map(|p| p.id).collect()
+                },
+                cmpct_size,
+            },
+            (Some(_), Announcement::Compact) => {
+                let mut from_mempool = 0;
+                let mut from_extra_pool = 0;
+                let mut requested = Vec::new();
+                for tx in b.txdata.iter().skip(1) {
+                    let txid = tx.compute_txid();
+                    if self.mempool.contains(&txid) {
+                        from_mempool += 1;
+                    } else if self
+                        .orphan_txs
+                        .iter()
+                        .any(|(t, _)| t.compute_txid() == txid)
+                    {
+                        from_mempool += 1;
+                        from_extra_pool += 1;
+                    } else {
+                        requested.push((txid, tx.total_size()));
+                    }
+                }
+                ArrivalKind::Compact {
+                    cmpct_size,
+                    prefilled: 1,
+                    from_mempool,
+                    from_extra_pool,
+                    requested,
+                }
+            }
+            (Some(_), Announcement::Headers) => ArrivalKind::Full {
+                size: b.total_size(),
+            },
+        };
+        Arrival {
+            hash: block.hash,
+            height: block.height,
+            peer,
+            tx_count: b.txdata.len(),
+            kind,
+        }
+    }
+
+    /// Handles a block from a peer (`from`, as a compact block) or its own miner (`None`).
     pub fn receive_block(&mut self, block: BlockRef, from: Option<String>, out: &mut Outbox) {
-        let mut queue = vec![(block, from)];
-        while let Some((block, from)) = queue.pop() {
+        self.receive_block_via(block, from, Announcement::Compact, out);
+    }
+
+    /// Handles a block from a peer (`from`) announced as `how`, or from its own miner (`None`).
+    pub fn receive_block_via(
+        &mut self,
+        block: BlockRef,
+        from: Option<String>,
+        how: Announcement,
+        out: &mut Outbox,
+    ) {
+        let mut queue = vec![(block, from, how)];
+        while let Some((block, from, how)) = queue.pop() {
             if self.chain.contains(&block.hash) {
                 continue;
             }
@@ -135,15 +277,25 @@ impl NodeState {
                     .push((block, from));
                 continue;
             }
+            let arrival = self.arrival(&block, from.as_deref(), how);
             out.truth(TruthEvent::BlockReceived {
                 hash: block.hash,
                 height: block.height,
                 from,
             });
+            out.log(LogNote::BlockArrived(arrival));
             self.chain.insert(block.clone());
+            self.arriving = Some(block.hash);
             self.activate_best_chain(out);
+            self.arriving = None;
             if let Some(children) = self.orphan_blocks.remove(&block.hash) {
-                queue.extend(children);
+                // Parents that arrive late are fetched whole, as Core does for unconnecting
+                // headers.
+                queue.extend(
+                    children
+                        .into_iter()
+                        .map(|(b, f)| (b, f, Announcement::Headers)),
+                );
             }
         }
     }
@@ -178,17 +330,28 @@ impl NodeState {
                 hash: b.hash,
                 height: b.height,
             });
+            let now_tip = self.chain.tip();
+            if let Some(tip) = self.tip_info(&now_tip, &old_tip) {
+                out.log(LogNote::BlockDisconnected {
+                    hash: b.hash,
+                    height: b.height,
+                    tip,
+                });
+            }
             disconnected.push(b);
         }
         // 2. Connect the new branch; confirmed txs leave the mempool without an `R`.
         let mut connected = Vec::new();
+        let mut connected_notes = Vec::new();
         for b in self.chain.branch(&fork, &best) {
             if let Err(e) = self.chain.connect(&b.hash) {
                 tracing::error!(node = %self.name, block = %b.hash, error = ?e, "cannot connect block");
                 break;
             }
+            let mut removed = 0;
             for tx in b.block.txdata.iter().skip(1) {
                 if let Some((_, seq)) = self.mempool.remove(&tx.compute_txid()) {
+                    removed += 1;
                     out.truth(TruthEvent::TxRemoved {
                         txid: tx.compute_txid(),
                         reason: RemovalReason::Block,
@@ -196,6 +359,14 @@ impl NodeState {
                     });
                 }
             }
+            let note = self.tip_info(&b.hash, &best).map(|tip| Connected {
+                tip,
+                txs: b.block.txdata.len(),
+                inputs: b.block.txdata.iter().skip(1).map(|t| t.input.len()).sum(),
+                removed_from_mempool: removed,
+                cached: self.arriving == Some(b.hash),
+            });
+            connected_notes.push(note);
             connected.push(b);
         }
         // 3. Transactions of disconnected blocks go back to the mempool (Core publishes these
@@ -207,7 +378,7 @@ impl NodeState {
             }
         }
         // 4. The new branch's connect notifications: each block's txs, then `C`.
-        for b in &connected {
+        for (b, note) in connected.iter().zip(connected_notes) {
             for tx in &b.block.txdata {
                 out.zmq(ZmqMessage::hashtx(tx.compute_txid()));
                 out.zmq(ZmqMessage::rawtx(tx));
@@ -217,6 +388,9 @@ impl NodeState {
                 hash: b.hash,
                 height: b.height,
             });
+            if let Some(note) = note {
+                out.log(LogNote::BlockConnected(note));
+            }
         }
         let new_tip = self.chain.tip();
         if !disconnected.is_empty() {
@@ -242,6 +416,13 @@ impl NodeState {
                 out.truth(TruthEvent::TipUpdated {
                     hash: tip.hash,
                     height: tip.height,
+                });
+                out.log(LogNote::TipChanged {
+                    hash: tip.hash,
+                    height: tip.height,
+                    fork,
+                    mempool_txs: self.mempool.len(),
+                    mempool_inputs: self.mempool.entries().map(|e| e.tx.input.len()).sum(),
                 });
             }
         }
@@ -335,6 +516,7 @@ impl NodeState {
         out.zmq(ZmqMessage::hashtx(txid));
         out.zmq(ZmqMessage::rawtx(&tx));
         out.zmq(ZmqMessage::added(txid, seq));
+        let peer = from.as_deref().and_then(|f| self.peer_id(f));
         out.truth(TruthEvent::TxAccepted {
             txid,
             wtxid: tx.compute_wtxid(),
@@ -342,6 +524,14 @@ impl NodeState {
             fee_sat: fee.to_sat(),
             vsize: tx.vsize() as u64,
             from,
+        });
+        out.log(LogNote::TxAccepted {
+            txid,
+            wtxid: tx.compute_wtxid(),
+            peer,
+            size: tx.total_size(),
+            pool_txs: self.mempool.len(),
+            pool_vsize: self.mempool.total_vsize(),
         });
         out.relay_txs.push(tx);
         Ok(())

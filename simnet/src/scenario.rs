@@ -3,10 +3,11 @@
 //! plays a scenario lives in [`crate::network`].
 
 use std::collections::HashSet;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+use crate::debug_log::LogFormat;
 use crate::Error;
 
 /// A complete simulation: nodes, links, block and transaction rates, run length and events.
@@ -41,6 +42,10 @@ pub struct Scenario {
     /// Injected events (reorgs, partitions, faults), each at a time since the start.
     #[serde(default)]
     pub events: Vec<ScenarioEvent>,
+    /// Directory under which each node writes `<name>/debug.log` (none when absent, unless
+    /// the fleet is started with one). A relative path is taken from the working directory.
+    #[serde(default)]
+    pub debug_log_dir: Option<PathBuf>,
 }
 
 fn default_initial_blocks() -> u32 {
@@ -138,6 +143,18 @@ pub struct NodeSpec {
     /// Fixed RPC port (an ephemeral one when absent).
     #[serde(default)]
     pub rpc_port: Option<u16>,
+    /// Line format of the node's debug.log (`"v0.18"`, `"v25"`, `"v30"`); from `version`
+    /// when absent.
+    #[serde(default)]
+    pub log_format: Option<LogFormat>,
+}
+
+impl NodeSpec {
+    /// The debug.log format this node writes.
+    pub fn log_format(&self) -> LogFormat {
+        self.log_format
+            .unwrap_or_else(|| LogFormat::for_version(self.version))
+    }
 }
 
 fn default_version() -> u32 {
