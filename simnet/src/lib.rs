@@ -11,7 +11,7 @@
 //! - [`debug_log`]: each node's debug.log, in the line format of Core 0.18, 25 or 30.
 //! - [`miner`]: blocks (BIP34, witness commitment, regtest PoW) and anyone-can-spend txs.
 //! - [`node`]: how a node reacts to blocks and transactions, and what it publishes.
-//! - [`network`]: the simulation loop (timeline, relay, injected events).
+//! - `network` (private): the simulation loop (timeline, relay, injected events).
 //! - [`rpc`]: the JSON-RPC server; [`zmq`]: the ZMQ publishers; [`truth`]: the truth file.
 //! - [`fleet`]: start, observe and stop a fleet.
 

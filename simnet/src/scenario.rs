@@ -1,6 +1,6 @@
 //! The scenario file: which nodes exist, how they are linked, how fast blocks and transactions
 //! come, and which faults are injected when. Parsing and validation only; the simulation that
-//! plays a scenario lives in [`crate::network`].
+//! plays a scenario lives in the private `network` module.
 
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
