@@ -40,6 +40,19 @@ pub const MAX_CATCH_UP: u32 = 100;
 /// Recent `rawblock`s kept for their `C`.
 const BLOCK_CACHE: usize = 8;
 
+/// What the driver knows of the node's coinstatsindex, which `utxo_stats` needs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum CoinStats {
+    /// Not asked yet (or asked again after the node restarted).
+    Unknown,
+    /// Synced: `utxo_stats` after every connected block.
+    Ready,
+    /// Still building: asked again at the next block.
+    Syncing,
+    /// The node has none: no `utxo_stats` until it restarts.
+    Absent,
+}
+
 /// The publisher's inbox is gone (the agent is stopping).
 #[derive(Debug)]
 pub struct PublisherGone;
@@ -67,6 +80,7 @@ pub struct NodeDriver {
     /// `C`/`D` notifications waiting, in order, for the `rawblock` of a `C` at their head.
     pending: VecDeque<BlockNote>,
     last_tips: Option<ChainTips>,
+    coinstats: CoinStats,
 }
 
 /// A block notification not yet turned into events.
@@ -97,6 +111,7 @@ impl NodeDriver {
             block_order: VecDeque::new(),
             pending: VecDeque::new(),
             last_tips: None,
+            coinstats: CoinStats::Unknown,
         }
     }
 
@@ -337,13 +352,91 @@ impl NodeDriver {
         let facts = block_facts(&block, height, fees);
         let mut events = self.chain.connected(&facts, source);
         events.extend(self.mempool.block_connected(&facts.txids));
-        self.emit_all(events, at).await
+        self.emit_all(events, at).await?;
+        self.utxo_stats(hash).await
+    }
+
+    /// Publishes `utxo_stats` for a connected block when the node has a synced
+    /// coinstatsindex (`gettxoutsetinfo muhash <hash>`); without the index, says so once.
+    async fn utxo_stats(&mut self, hash: BlockHash) -> Result<(), PublisherGone> {
+        if matches!(self.coinstats, CoinStats::Unknown | CoinStats::Syncing) {
+            self.coinstats = self.check_coinstats(&hash).await;
+        }
+        if self.coinstats != CoinStats::Ready {
+            return Ok(());
+        }
+        match self.rpc.get_utxo_stats(&hash).await {
+            Ok(info) if info.bestblock == hash => {
+                self.emit(Event::UtxoStats(info.to_event()), now_micros())
+                    .await
+            }
+            Ok(info) => {
+                tracing::warn!(block = %hash, answered = %info.bestblock,
+                    "gettxoutsetinfo answered for another block; no utxo_stats");
+                Ok(())
+            }
+            Err(e) => {
+                tracing::warn!(block = %hash, error = %e, "gettxoutsetinfo failed; no utxo_stats for this block");
+                if !e.is_transient() {
+                    self.coinstats = CoinStats::Unknown;
+                }
+                Ok(())
+            }
+        }
+    }
+
+    /// Asks the node whether it has a synced coinstatsindex.
+    async fn check_coinstats(&self, hash: &BlockHash) -> CoinStats {
+        match self.rpc.get_index_info().await {
+            Ok(indexes) => match indexes.get("coinstatsindex") {
+                Some(i) if i.synced => {
+                    tracing::info!("coinstatsindex is synced: publishing utxo_stats");
+                    CoinStats::Ready
+                }
+                Some(i) => {
+                    if self.coinstats != CoinStats::Syncing {
+                        tracing::info!(
+                            best_block_height = i.best_block_height,
+                            "coinstatsindex is still syncing; utxo_stats start once it is synced"
+                        );
+                    }
+                    CoinStats::Syncing
+                }
+                None => {
+                    tracing::info!(
+                        "the node has no coinstatsindex (-coinstatsindex=1): no utxo_stats"
+                    );
+                    CoinStats::Absent
+                }
+            },
+            // No getindexinfo (Core before 0.21, which has no coinstatsindex either, or a node
+            // that answers gettxoutsetinfo per block without it): ask once.
+            Err(e) if e.is_method_not_found() => match self.rpc.get_utxo_stats(hash).await {
+                Ok(_) => {
+                    tracing::info!("no getindexinfo, but gettxoutsetinfo answers per block: publishing utxo_stats");
+                    CoinStats::Ready
+                }
+                Err(e) if e.is_transient() => CoinStats::Unknown,
+                Err(e) => {
+                    tracing::info!(error = %e, "the node cannot give UTXO statistics per block: no utxo_stats");
+                    CoinStats::Absent
+                }
+            },
+            Err(e) => {
+                tracing::debug!(error = %e, "getindexinfo failed; asking again at the next block");
+                CoinStats::Unknown
+            }
+        }
     }
 
     /// Re-reads the node's state over RPC after startup, a ZMQ gap or a node restart.
     async fn resync(&mut self, reason: &'static str) -> Result<(), PublisherGone> {
         self.metrics.resync(reason);
         self.seqs.reset();
+        if reason == "restart" {
+            // The node may have been restarted with (or without) -coinstatsindex.
+            self.coinstats = CoinStats::Unknown;
+        }
         tracing::info!(reason, "resync over RPC");
         match self.rpc.get_blockchain_info().await {
             Ok(info) => {

@@ -308,6 +308,61 @@ async fn events_in_the_stream_match_simnet_truth_and_faults_are_counted() {
         );
     }
 
+    // utxo_stats: one for every block node0 connected (its RPC never failed), each what the
+    // node answers for that block; node1's (some lost to its RPC outage) agree with node0's
+    // wherever both have the block.
+    let utxo = |node: &str| -> HashMap<BlockHash, &schema::event::UtxoStats> {
+        envs.iter()
+            .filter(|e| e.node.as_str() == node)
+            .filter_map(|e| match &e.event {
+                Event::UtxoStats(u) => Some((u.hash, u)),
+                _ => None,
+            })
+            .collect()
+    };
+    let (u0, u1) = (utxo("node0"), utxo("node1"));
+    let connected0: BTreeSet<(BlockHash, u32)> = truth
+        .iter()
+        .filter(|r| r.node == "node0")
+        .filter_map(|r| match &r.event {
+            TruthEvent::BlockConnected { hash, height } => Some((*hash, *height)),
+            _ => None,
+        })
+        .collect();
+    for (hash, height) in &connected0 {
+        let u = u0
+            .get(hash)
+            .unwrap_or_else(|| panic!("node0: no utxo_stats for {hash}"));
+        assert_eq!(u.height.0, *height);
+        assert!(u.muhash.is_some() && u.block_info.is_some(), "{u:?}");
+    }
+    assert!(!u1.is_empty(), "node1: no utxo_stats");
+    for (hash, u) in &u1 {
+        if let Some(other) = u0.get(hash) {
+            assert_eq!(
+                u, other,
+                "node0 and node1 disagree on the UTXO set at {hash}"
+            );
+        }
+    }
+    let ep0 = &fleet.nodes()[0];
+    let rpc = agent::sources::rpc::RpcClient::new(
+        &ep0.rpc_url,
+        agent::sources::rpc::RpcAuth::UserPass {
+            user: ep0.rpc_user.clone(),
+            password: agent::config::Secret::new(ep0.rpc_password.clone()),
+        },
+        Duration::from_secs(5),
+        agent::Metrics::new(&schema::NodeId::new("test").unwrap()),
+    )
+    .unwrap();
+    let tip = last_tip["node0"];
+    assert_eq!(
+        &rpc.get_utxo_stats(&tip).await.unwrap().to_event(),
+        u0[&tip],
+        "node0's utxo_stats at its tip"
+    );
+
     // node1's faults: malformed frames counted by reason, RPC errors counted.
     let m1 = &metrics["node1"];
     assert!(

@@ -257,6 +257,18 @@ pub struct BlockVerbose {
     pub previousblockhash: Option<BlockHash>,
 }
 
+/// One index in `getindexinfo`'s answer (a map from index name, e.g. `coinstatsindex`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+pub struct IndexInfo {
+    /// Whether the index has caught up with the chain.
+    pub synced: bool,
+    /// Height the index has reached.
+    pub best_block_height: u32,
+}
+
+/// `getindexinfo`: the node's optional indexes by name.
+pub type IndexInfos = std::collections::HashMap<String, IndexInfo>;
+
 /// `gettxoutsetinfo`'s `block_info` (with coinstatsindex).
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 pub struct TxOutSetBlockInfo {
@@ -469,5 +481,37 @@ mod tests {
             m.total_unspendable_amount,
             Some(Amount::from_sat(5_000_000_000))
         );
+    }
+
+    #[test]
+    fn getindexinfo_names_a_synced_coinstatsindex() {
+        let i: IndexInfos = parse("getindexinfo.json");
+        let c = i["coinstatsindex"];
+        assert!(c.synced);
+        assert_eq!(c.best_block_height, 122);
+        assert!(i.contains_key("txindex"));
+    }
+
+    #[test]
+    fn utxo_stats_at_height_120_carry_every_field() {
+        let t: TxOutSetInfo = parse("gettxoutsetinfo-muhash-height120.json");
+        let ev = t.to_event();
+        assert_eq!(ev.height, schema::Height(120));
+        assert_eq!(
+            ev.hash.to_string(),
+            "781e7f82dd336115d42da31195c3295574b923712079ed4a197d4bb2b5bd3ee1"
+        );
+        assert_eq!(ev.total_amount, Amount::from_sat(600_000_000_000));
+        assert_eq!(ev.total_unspendable_amount, Amount::from_sat(5_000_000_000));
+        assert_eq!(ev.txouts, 130);
+        assert_eq!(
+            ev.muhash.as_deref(),
+            Some("344e9004b21cc6362fcfc6dcb8721c74cf488b26b392c0925f194e8da0ae9350")
+        );
+        let bi = ev.block_info.unwrap();
+        assert_eq!(bi.prevout_spent, Amount::from_sat(4_999_997_060));
+        assert_eq!(bi.coinbase, Amount::from_sat(5_000_001_830));
+        assert_eq!(bi.new_outputs_ex_coinbase, Amount::from_sat(4_999_995_230));
+        assert_eq!(bi.unspendable, Amount::ZERO);
     }
 }

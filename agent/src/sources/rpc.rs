@@ -393,6 +393,33 @@ impl RpcClient {
     }
 }
 
+impl RpcClient {
+    /// `getindexinfo`: the node's optional indexes (Core 0.21+).
+    pub async fn get_index_info(&self) -> Result<IndexInfos, RpcError> {
+        self.call("getindexinfo", json!([])).await
+    }
+
+    /// `gettxoutsetinfo muhash <hash> true`: the UTXO set statistics at one block, from the
+    /// node's coinstatsindex (`hash_type`, `hash_or_height`, `use_index`).
+    pub async fn get_utxo_stats(&self, block: &BlockHash) -> Result<TxOutSetInfo, RpcError> {
+        self.call(
+            "gettxoutsetinfo",
+            json!(["muhash", block.to_string(), true]),
+        )
+        .await
+    }
+}
+
+/// JSON-RPC "method not found".
+pub const RPC_METHOD_NOT_FOUND: i64 = -32601;
+
+impl RpcError {
+    /// Whether the node does not know the method (an older Core).
+    pub fn is_method_not_found(&self) -> bool {
+        matches!(self, RpcError::Node { code, .. } if *code == RPC_METHOD_NOT_FOUND)
+    }
+}
+
 fn error_chain(e: &dyn std::error::Error) -> String {
     let mut s = e.to_string();
     let mut cur = e.source();
