@@ -22,7 +22,7 @@ struct Args {
     /// Keep serving RPC and ZMQ after the scenario ends, until SIGINT/SIGTERM.
     #[arg(long)]
     linger: bool,
-    /// Write each node's debug.log to DIR/<node>/debug.log (overrides the scenario's debug_log_dir)
+    /// Write each node's debug.log to DIR/NODE/debug.log (overrides the scenario's debug_log_dir)
     #[arg(long, value_name = "DIR")]
     debug_log_dir: Option<PathBuf>,
 }

@@ -3,7 +3,7 @@
 //! [`crate::node`] says what happened as [`LogNote`]s, each placed right after the truth record
 //! it belongs to; the simulation (`network`) stamps a note with that record's `t_us` and hands it to the
 //! node's [`NodeLog`], which turns it into Core's lines (module `messages`) in the chosen
-//! [`LogFormat`] ([`format`]). So the `UpdateTip` of a connected block carries exactly the
+//! [`LogFormat`] ([`format`](mod@format)). So the `UpdateTip` of a connected block carries exactly the
 //! microsecond of the truth's `block_connected` record, and the `Saw new header` /
 //! `Saw new cmpctblock header` / `received block` line the one of `block_received`.
 //!
