@@ -42,7 +42,7 @@ const BLOCK_CACHE: usize = 8;
 
 /// What the driver knows of the node's coinstatsindex, which `utxo_stats` needs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum CoinStats {
+pub enum CoinStats {
     /// Not asked yet (or asked again after the node restarted).
     Unknown,
     /// Synced: `utxo_stats` after every connected block.
@@ -51,6 +51,17 @@ enum CoinStats {
     Syncing,
     /// The node has none: no `utxo_stats` until it restarts.
     Absent,
+}
+
+impl CoinStats {
+    /// What a `getindexinfo` answer says.
+    pub fn from_indexes(indexes: &crate::sources::answers::IndexInfos) -> CoinStats {
+        match indexes.get("coinstatsindex") {
+            Some(i) if i.synced => CoinStats::Ready,
+            Some(_) => CoinStats::Syncing,
+            None => CoinStats::Absent,
+        }
+    }
 }
 
 /// The publisher's inbox is gone (the agent is stopping).
@@ -388,27 +399,26 @@ impl NodeDriver {
     /// Asks the node whether it has a synced coinstatsindex.
     async fn check_coinstats(&self, hash: &BlockHash) -> CoinStats {
         match self.rpc.get_index_info().await {
-            Ok(indexes) => match indexes.get("coinstatsindex") {
-                Some(i) if i.synced => {
-                    tracing::info!("coinstatsindex is synced: publishing utxo_stats");
-                    CoinStats::Ready
-                }
-                Some(i) => {
-                    if self.coinstats != CoinStats::Syncing {
-                        tracing::info!(
-                            best_block_height = i.best_block_height,
-                            "coinstatsindex is still syncing; utxo_stats start once it is synced"
-                        );
+            Ok(indexes) => {
+                let state = CoinStats::from_indexes(&indexes);
+                match state {
+                    CoinStats::Ready => {
+                        tracing::info!("coinstatsindex is synced: publishing utxo_stats")
                     }
-                    CoinStats::Syncing
-                }
-                None => {
-                    tracing::info!(
+                    CoinStats::Syncing if self.coinstats != CoinStats::Syncing => {
+                        tracing::info!(
+                            best_block_height =
+                                indexes.get("coinstatsindex").map(|i| i.best_block_height),
+                            "coinstatsindex is still syncing; utxo_stats start once it is synced"
+                        )
+                    }
+                    CoinStats::Absent => tracing::info!(
                         "the node has no coinstatsindex (-coinstatsindex=1): no utxo_stats"
-                    );
-                    CoinStats::Absent
+                    ),
+                    _ => {}
                 }
-            },
+                state
+            }
             // No getindexinfo (Core before 0.21, which has no coinstatsindex either, or a node
             // that answers gettxoutsetinfo per block without it): ask once.
             Err(e) if e.is_method_not_found() => match self.rpc.get_utxo_stats(hash).await {
@@ -564,5 +574,28 @@ impl NodeDriver {
                 Ok(())
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sources::answers::{IndexInfo, IndexInfos};
+
+    #[test]
+    fn utxo_stats_need_a_synced_coinstatsindex() {
+        let text = crate::fixtures::read("bitcoin-core-v30/rpc/getindexinfo.json");
+        let mut indexes: IndexInfos = serde_json::from_str(&text).unwrap();
+        assert_eq!(CoinStats::from_indexes(&indexes), CoinStats::Ready);
+        indexes.insert(
+            "coinstatsindex".into(),
+            IndexInfo {
+                synced: false,
+                best_block_height: 40,
+            },
+        );
+        assert_eq!(CoinStats::from_indexes(&indexes), CoinStats::Syncing);
+        indexes.remove("coinstatsindex");
+        assert_eq!(CoinStats::from_indexes(&indexes), CoinStats::Absent);
     }
 }
