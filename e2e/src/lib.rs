@@ -34,6 +34,12 @@ impl Pipeline {
     /// Starts NATS, takes a fresh ClickHouse database, runs `bmon setup`'s work, starts the
     /// fleet of `scenario`, one agent per node and `ch-writer`.
     pub async fn start(scenario_toml: &str) -> Pipeline {
+        Pipeline::start_with(scenario_toml, false).await
+    }
+
+    /// Like [`Pipeline::start`]; with `debug_logs`, every emulated node writes a debug.log in
+    /// its version's format and its agent follows it from the start.
+    pub async fn start_with(scenario_toml: &str, debug_logs: bool) -> Pipeline {
         let nats = NatsServer::start();
         let clickhouse = ClickHouse::shared();
         let database = clickhouse.fresh_database();
@@ -71,7 +77,10 @@ impl Pipeline {
             .expect("bmon setup");
 
         let scenario = Scenario::from_toml(scenario_toml).expect("scenario");
-        let fleet = Fleet::start(scenario, TruthSink::memory())
+        let options = simnet::fleet::FleetOptions {
+            debug_log_dir: debug_logs.then(|| spool_root.path().join("nodes")),
+        };
+        let fleet = Fleet::start_with(scenario, TruthSink::memory(), options)
             .await
             .expect("start simnet fleet");
 
@@ -120,7 +129,15 @@ status_secs = 2
 mempool_secs = 5
 [metrics]
 listen = "127.0.0.1:{metrics}"
-"#,
+{debug_log}"#,
+            debug_log = n
+                .debug_log
+                .as_ref()
+                .map(|p| format!(
+                    "[debug_log]\npath = \"{}\"\nbackfill = true\npoll_ms = 20\n",
+                    p.display()
+                ))
+                .unwrap_or_default(),
             name = n.name,
             rpc = n.rpc_url,
             user = n.rpc_user,
