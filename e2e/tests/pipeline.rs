@@ -137,13 +137,13 @@ async fn every_truth_event_lands_once_at_the_right_time() {
 
     // Disconnects.
     p.wait_count(
-        "SELECT count() FROM block_disconnected FINAL",
+        "SELECT count() FROM block_disconnected FINAL WHERE source = 'zmq'",
         exp.disconnected_rows(),
         Duration::from_secs(30),
     )
     .await;
     assert_eq!(
-        p.count("SELECT count() FROM block_disconnected FINAL"),
+        p.count("SELECT count() FROM block_disconnected FINAL WHERE source = 'zmq'"),
         exp.disconnected_rows()
     );
 

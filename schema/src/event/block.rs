@@ -66,10 +66,12 @@ pub struct BlockDisconnected {
 }
 
 impl NaturalKey for BlockDisconnected {
+    /// The source is part of the key: the log and ZMQ report the same disconnect separately.
     fn key_parts(&self, _: UnixMicros) -> Vec<Vec<u8>> {
         vec![
             self.hash.to_string().into_bytes(),
             self.occurrence.to_le_bytes().to_vec(),
+            self.source.as_str().as_bytes().to_vec(),
         ]
     }
 }
