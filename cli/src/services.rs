@@ -89,6 +89,7 @@ impl Services {
             database: self.clickhouse_database.clone(),
             user: self.clickhouse_user.clone(),
             password: Secret(self.clickhouse_password.clone().unwrap_or_default()),
+            compression: Default::default(),
         }
     }
 

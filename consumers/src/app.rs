@@ -11,7 +11,7 @@ use async_nats::jetstream;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
-use crate::config::{ClickHouseConfig, Config, NatsConfig};
+use crate::config::{ClickHouseConfig, Compression, Config, NatsConfig};
 use crate::definitions::Definitions;
 use crate::metrics::{self, Metrics};
 use crate::runtime::{self, Options};
@@ -56,6 +56,10 @@ pub fn clickhouse_server_client(cfg: &ClickHouseConfig) -> clickhouse::Client {
         .with_user(cfg.user.as_str())
         .with_password(cfg.password.expose())
         .with_validation(false)
+        .with_compression(match cfg.compression {
+            Compression::None => clickhouse::Compression::None,
+            Compression::Lz4 => clickhouse::Compression::Lz4,
+        })
 }
 
 /// A ClickHouse client for the configured database.

@@ -130,6 +130,21 @@ pub struct ClickHouseConfig {
     /// Password.
     #[serde(default)]
     pub password: Secret,
+    /// Compression of inserts and answers: `none` (default; saves CPU on both ends, right
+    /// when ClickHouse is near) or `lz4` (saves bandwidth over a slow link).
+    #[serde(default)]
+    pub compression: Compression,
+}
+
+/// Compression between bmon and ClickHouse.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Compression {
+    /// Plain RowBinary.
+    #[default]
+    None,
+    /// LZ4 frames.
+    Lz4,
 }
 
 fn default_ch_url() -> String {
@@ -149,6 +164,7 @@ impl Default for ClickHouseConfig {
             database: default_ch_database(),
             user: default_ch_user(),
             password: Secret::default(),
+            compression: Compression::default(),
         }
     }
 }
@@ -193,7 +209,7 @@ pub struct ConsumerConfig {
 }
 
 fn default_batch_size() -> usize {
-    5000
+    10_000
 }
 fn default_linger_ms() -> u64 {
     50
@@ -353,7 +369,7 @@ mod tests {
         let text = std::fs::read_to_string(&path).unwrap();
         let config = Config::from_toml(&text).unwrap();
         assert_eq!(config.clickhouse.database, "bmon");
-        assert_eq!(config.consumer.batch_size, 5000);
+        assert_eq!(config.consumer.batch_size, 10_000);
     }
 
     #[test]

@@ -134,7 +134,7 @@ fn default_ack_wait() -> u64 {
     30
 }
 fn default_max_ack_pending() -> i64 {
-    20_000
+    40_000
 }
 
 impl Definitions {

@@ -170,7 +170,7 @@ pub struct Options {
 impl Default for Options {
     fn default() -> Self {
         Options {
-            batch_size: 5000,
+            batch_size: 10_000,
             linger: Duration::from_millis(50),
             nak_delay: Duration::from_secs(2),
             heartbeat: Duration::from_secs(5),
@@ -252,6 +252,45 @@ struct Fetched {
     broken: Option<String>,
 }
 
+/// A fetched batch, decoded: envelopes with their messages, and the messages that did not
+/// decode with the reason.
+struct Decoded {
+    envelopes: Vec<Envelope>,
+    messages: Vec<jetstream::Message>,
+    undecodable: Vec<(jetstream::Message, &'static str, String)>,
+}
+
+impl Decoded {
+    fn of(batch: Vec<jetstream::Message>) -> Decoded {
+        let mut out = Decoded {
+            envelopes: Vec::with_capacity(batch.len()),
+            messages: Vec::with_capacity(batch.len()),
+            undecodable: Vec::new(),
+        };
+        for msg in batch {
+            match Envelope::decode(&msg.payload) {
+                Ok(env) => {
+                    out.envelopes.push(env);
+                    out.messages.push(msg);
+                }
+                Err(e) => {
+                    let reason = match &e {
+                        schema::Error::UnknownKind { .. } => "unknown_kind",
+                        schema::Error::NewerSchema { .. } => "newer_schema",
+                        _ => "malformed",
+                    };
+                    out.undecodable.push((msg, reason, e.to_string()));
+                }
+            }
+        }
+        out
+    }
+
+    fn is_empty(&self) -> bool {
+        self.messages.is_empty() && self.undecodable.is_empty()
+    }
+}
+
 type MessageStream = async_nats::jetstream::consumer::pull::Stream;
 type MessagesError = async_nats::jetstream::consumer::pull::MessagesError;
 
@@ -296,22 +335,28 @@ impl StreamLoop {
                 }
             };
             info!("consuming");
+            // Double buffering: while one batch is handled (its ClickHouse insert mostly waits
+            // on the server), the next one is fetched and decoded.
+            let mut current: Option<(Decoded, Option<String>)> = None;
             loop {
-                let first = tokio::select! {
-                    biased;
-                    _ = shutdown.cancelled() => {
-                        self.release_prefetched(&mut messages).await;
-                        break 'connect;
-                    }
-                    first = messages.next() => first,
+                let batch = match current.take() {
+                    Some(b) => b,
+                    None => match self.next_batch(&mut messages, &shutdown).await {
+                        Some(b) => b,
+                        None => {
+                            self.release_prefetched(&mut messages).await;
+                            break 'connect;
+                        }
+                    },
                 };
-                let fetched = self.fill(first, &mut messages).await;
-                if !fetched.messages.is_empty() {
+                let (batch, broken) = batch;
+                if !batch.is_empty() {
                     backoff = Duration::from_millis(100);
-                    self.process(&mut handler, fetched.messages, &shutdown)
-                        .await?;
                 }
-                if let Some(reason) = fetched.broken {
+                if let Some(reason) = broken {
+                    if !batch.is_empty() {
+                        self.process(&mut handler, batch, &shutdown).await?;
+                    }
                     warn!(%reason, "message stream broke; recreating the pull consumer");
                     if pause(backoff, &shutdown).await {
                         break 'connect;
@@ -319,10 +364,38 @@ impl StreamLoop {
                     backoff = (backoff * 2).min(self.options.max_backoff);
                     continue 'connect;
                 }
+                let (handled, next) = tokio::join!(
+                    self.process(&mut handler, batch, &shutdown),
+                    self.next_batch(&mut messages, &shutdown)
+                );
+                handled?;
+                match next {
+                    Some(b) => current = Some(b),
+                    None => {
+                        self.release_prefetched(&mut messages).await;
+                        break 'connect;
+                    }
+                }
             }
         }
         info!("stopped");
         Ok(())
+    }
+
+    /// Waits for the first message of the next batch (or shutdown: `None`), fills the batch
+    /// and decodes it; also returns why the message stream broke, if it did.
+    async fn next_batch(
+        &self,
+        messages: &mut MessageStream,
+        shutdown: &CancellationToken,
+    ) -> Option<(Decoded, Option<String>)> {
+        let first = tokio::select! {
+            biased;
+            _ = shutdown.cancelled() => return None,
+            first = messages.next() => first,
+        };
+        let fetched = self.fill(first, messages).await;
+        Some((Decoded::of(fetched.messages), fetched.broken))
     }
 
     /// Completes a batch from its first item: takes what is ready, then waits up to `linger`.
@@ -370,34 +443,29 @@ impl StreamLoop {
         out
     }
 
-    /// Decodes, hands to the handler, settles every message.
+    /// Dead-letters what did not decode, hands the rest to the handler, settles every message.
     async fn process<H: Handler>(
         &self,
         handler: &mut H,
-        batch: Vec<jetstream::Message>,
+        batch: Decoded,
         shutdown: &CancellationToken,
     ) -> Result<(), Error> {
-        self.metrics.received.inc_by(batch.len() as u64);
-        if let Some(info) = batch.last().and_then(|m| m.info().ok()) {
-            self.metrics.pending.set(info.pending as i64);
+        let Decoded {
+            envelopes,
+            messages: decoded,
+            undecodable,
+        } = batch;
+        let total = decoded.len() + undecodable.len();
+        self.metrics.received.inc_by(total as u64);
+        let last_info = decoded
+            .last()
+            .or(undecodable.last().map(|(m, _, _)| m))
+            .and_then(|m| m.info().ok().map(|i| i.pending));
+        if let Some(pending) = last_info {
+            self.metrics.pending.set(pending as i64);
         }
-        let mut envelopes = Vec::with_capacity(batch.len());
-        let mut decoded = Vec::with_capacity(batch.len());
-        for msg in batch {
-            match Envelope::decode(&msg.payload) {
-                Ok(env) => {
-                    envelopes.push(env);
-                    decoded.push(msg);
-                }
-                Err(e) => {
-                    let reason = match &e {
-                        schema::Error::UnknownKind { .. } => "unknown_kind",
-                        schema::Error::NewerSchema { .. } => "newer_schema",
-                        _ => "malformed",
-                    };
-                    self.dead_letter(&msg, reason, &e.to_string()).await;
-                }
-            }
+        for (msg, reason, error) in &undecodable {
+            self.dead_letter(msg, reason, error).await;
         }
         if envelopes.is_empty() {
             return Ok(());

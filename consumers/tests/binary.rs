@@ -142,3 +142,15 @@ async fn kill_9_three_times_mid_stream_then_a_clean_run_gives_exact_tables() {
     assert_eq!(rows.counts(), expected.counts());
     assert!(rows == expected, "tables differ from the published events");
 }
+
+#[test]
+fn the_readme_shows_the_current_help() {
+    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md"))
+        .expect("consumers/README.md");
+    let out = Command::new(BIN).arg("--help").output().unwrap();
+    let help = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        readme.contains(help.trim_end()),
+        "consumers/README.md lacks the current `bmon-consumer --help`:\n{help}"
+    );
+}

@@ -53,6 +53,8 @@ async fn migrations_create_every_writer_table_in_a_new_database() {
     let mut config = consumers::Config::default();
     config.clickhouse.url = ch.url();
     config.clickhouse.database = db.clone();
+    // The non-default compression works against this server too.
+    config.clickhouse.compression = consumers::config::Compression::Lz4;
     let server = consumers::clickhouse_server_client(&config.clickhouse);
     let report = migrations::apply(&server, &db).await.unwrap();
     assert!(report.created_database);

