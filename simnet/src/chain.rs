@@ -23,6 +23,10 @@ pub struct MinedBlock {
     pub spent: Vec<Vec<TxOut>>,
     /// Name of the node that mined it.
     pub miner: String,
+    /// Nodes that connect this block even though its coinbase pays more than subsidy + fees
+    /// (emulating a version with an inflation bug); every other node rejects such a block as
+    /// `bad-cb-amount`.
+    pub overpay_accepted_by: Vec<String>,
 }
 
 impl MinedBlock {
@@ -34,6 +38,22 @@ impl MinedBlock {
     /// Previous block hash.
     pub fn prev(&self) -> BlockHash {
         self.block.header.prev_blockhash
+    }
+
+    /// What the coinbase pays, sat.
+    pub fn coinbase_sat(&self) -> u64 {
+        self.block
+            .txdata
+            .first()
+            .map(|cb| cb.output.iter().map(|o| o.value.to_sat()).sum())
+            .unwrap_or(0)
+    }
+
+    /// What the coinbase may pay: the regtest subsidy at this height plus the fees, sat.
+    pub fn coinbase_limit_sat(&self) -> u64 {
+        let subsidy =
+            schema::subsidy::subsidy(schema::Height(self.height), bitcoin::Network::Regtest);
+        (subsidy + self.total_fees()).to_sat()
     }
 }
 
@@ -105,6 +125,10 @@ pub struct BlockEntry {
     pub validated: bool,
     /// Coin statistics after it, when it was connected.
     pub stats: Option<CoinStats>,
+    /// Whether the node found it (or an ancestor) invalid: it is never connected.
+    pub invalid: bool,
+    /// Insertion order (first seen wins among equal work).
+    pub seq: u64,
 }
 
 /// Why a block cannot be connected.
@@ -127,6 +151,7 @@ pub struct Chain {
     undo: HashMap<BlockHash, Vec<(OutPoint, Coin)>>,
     txindex: HashMap<Txid, BlockHash>,
     size_on_disk: u64,
+    next_seq: u64,
 }
 
 impl Chain {
@@ -156,6 +181,8 @@ impl Chain {
                 median_time: time,
                 validated: true,
                 stats: Some(stats),
+                invalid: false,
+                seq: 0,
             },
         );
         Chain {
@@ -167,6 +194,7 @@ impl Chain {
             undo: HashMap::new(),
             txindex: HashMap::new(),
             size_on_disk: size,
+            next_seq: 1,
         }
     }
 
@@ -282,8 +310,12 @@ impl Chain {
         times.sort_unstable();
         let median_time = times[times.len() / 2];
         let height = block.height;
+        // A descendant of an invalid block is invalid too (Core's BLOCK_FAILED_CHILD).
+        let invalid = self.is_invalid(&prev);
         self.size_on_disk += block.block.total_size() as u64;
         self.children.entry(prev).or_default().push(hash);
+        let seq = self.next_seq;
+        self.next_seq += 1;
         self.index.insert(
             hash,
             BlockEntry {
@@ -291,12 +323,40 @@ impl Chain {
                 median_time,
                 validated: false,
                 stats: None,
+                invalid,
+                seq,
             },
         );
-        if height > self.best_header_height() {
+        if !invalid && height > self.best_header_height() {
             self.best_header = hash;
         }
         true
+    }
+
+    /// Whether `hash` is known and marked invalid.
+    pub fn is_invalid(&self, hash: &BlockHash) -> bool {
+        self.index.get(hash).map(|e| e.invalid).unwrap_or(false)
+    }
+
+    /// Marks `hash` and every known descendant invalid and picks the best valid block again
+    /// (most work, first seen on a tie).
+    pub fn mark_invalid(&mut self, hash: &BlockHash) {
+        let mut stack = vec![*hash];
+        while let Some(h) = stack.pop() {
+            if let Some(e) = self.index.get_mut(&h) {
+                e.invalid = true;
+            }
+            if let Some(c) = self.children.get(&h) {
+                stack.extend(c.iter().copied());
+            }
+        }
+        let best = self
+            .index
+            .iter()
+            .filter(|(_, e)| !e.invalid)
+            .max_by(|(_, a), (_, b)| a.block.height.cmp(&b.block.height).then(b.seq.cmp(&a.seq)))
+            .map(|(h, _)| *h);
+        self.best_header = best.unwrap_or_else(|| self.tip());
     }
 
     /// The last block shared by the active chain and the branch ending in `hash`.
@@ -465,6 +525,8 @@ impl Chain {
             let fork_height = self.index.get(&fork).map(|e| e.block.height).unwrap_or(0);
             let status = if self.is_active(hash) {
                 "active"
+            } else if entry.invalid {
+                "invalid"
             } else if self.branch(&fork, hash).iter().all(|b| {
                 self.index
                     .get(&b.hash)
@@ -497,6 +559,6 @@ pub struct ChainTip {
     pub hash: BlockHash,
     /// Blocks from the fork point with the active chain.
     pub branchlen: u32,
-    /// `active`, `valid-fork` or `valid-headers`.
+    /// `active`, `valid-fork`, `valid-headers` or `invalid`.
     pub status: &'static str,
 }

@@ -4,7 +4,6 @@
 
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 use bitcoin::{Amount, OutPoint};
 use serde::{Deserialize, Serialize};
@@ -13,18 +12,19 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use crate::chain::{BlockRef, Chain};
+use crate::clock::SimClock;
 use crate::debug_log::{Banner, NodeLog};
 use crate::miner::{build_block, genesis};
 use crate::network::{Sim, SimNode};
 use crate::node::{NodeState, Peer};
 use crate::rpc::{router, FaultWindow, RpcCtx};
 use crate::scenario::{Scenario, ScenarioEvent};
-use crate::truth::{now_us, TruthRecord, TruthSink};
+use crate::truth::{TruthRecord, TruthSink};
 use crate::zmq::{ZmqEndpoints, ZmqPublisher};
 use crate::Error;
 
 /// What a client needs to talk to one emulated node.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct NodeEndpoints {
     /// Node name.
     pub name: String,
@@ -43,6 +43,10 @@ pub struct NodeEndpoints {
     /// The node's debug.log, when the fleet writes one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub debug_log: Option<PathBuf>,
+    /// The simulated clock, only in an accelerated run (`time_scale` > 1): simulated time =
+    /// `start_us + (wall - start_us) * time_scale`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub clock: Option<SimClock>,
 }
 
 /// How to start a fleet, beyond the scenario.
@@ -64,12 +68,13 @@ pub struct Fleet {
     logs: Vec<Arc<Mutex<NodeLog>>>,
     truth: TruthSink,
     finished: tokio::sync::watch::Receiver<bool>,
+    clock: SimClock,
 }
 
 /// Blocks every node starts with, shared (no notifications, no truth records).
-fn initial_chain(n: u32) -> (Vec<BlockRef>, Vec<(OutPoint, Amount)>) {
+fn initial_chain(n: u32, clock: &SimClock) -> (Vec<BlockRef>, Vec<(OutPoint, Amount)>) {
     let g = genesis();
-    let now = (now_us() / 1_000_000) as u32;
+    let now = clock.now_secs() as u32;
     let base = now.saturating_sub(n + 60);
     let mut blocks = vec![g.clone()];
     let mut prev = g;
@@ -120,7 +125,8 @@ impl Fleet {
             .debug_log_dir
             .or_else(|| scenario.debug_log_dir.clone());
         let mut logs = Vec::new();
-        let (blocks, wallet) = initial_chain(scenario.initial_blocks);
+        let clock = SimClock::starting_now(scenario.time_scale);
+        let (blocks, wallet) = initial_chain(scenario.initial_blocks, &clock);
         let ctx = zmq::Context::new();
         let cancel = CancellationToken::new();
         let start = Instant::now();
@@ -140,7 +146,8 @@ impl Fleet {
                     });
                 }
             }
-            let mut state = NodeState::new(&spec.name, spec.version, &spec.subversion, chain);
+            let mut state =
+                NodeState::new(&spec.name, spec.version, &spec.subversion, chain).with_clock(clock);
             let mut links = Vec::new();
             for link in &scenario.links {
                 let (other, outbound) = if link.a == spec.name {
@@ -196,8 +203,8 @@ impl Fleet {
                         to_ms,
                         mode,
                     } if *node == spec.name => Some(FaultWindow {
-                        from: Duration::from_millis(*from_ms),
-                        to: Duration::from_millis(*to_ms),
+                        from: clock.wall_duration(*from_ms),
+                        to: clock.wall_duration(*to_ms),
                         mode: *mode,
                     }),
                     _ => None,
@@ -222,22 +229,22 @@ impl Fleet {
                     tracing::error!(node = %name, error = %e, "rpc server stopped");
                 }
             }));
+            let mut banner = None;
             let log = match &log_dir {
                 Some(dir) => {
                     let node_dir = dir.join(&spec.name);
                     let mut log =
                         NodeLog::open(&node_dir.join("debug.log"), spec.log_format(), &spec.name)?;
                     if let Some(tip) = banner_tip {
-                        log.banner(
-                            now_us(),
-                            &Banner {
-                                version: spec.version,
-                                datadir: node_dir.display().to_string(),
-                                rpc_port: port,
-                                tip,
-                                peers: banner_peers,
-                            },
-                        );
+                        let b = Banner {
+                            version: spec.version,
+                            datadir: node_dir.display().to_string(),
+                            rpc_port: port,
+                            tip,
+                            peers: banner_peers,
+                        };
+                        log.banner(clock.now_us(), &b);
+                        banner = Some(b);
                     }
                     log.flush();
                     let log = Arc::new(Mutex::new(log));
@@ -257,6 +264,7 @@ impl Fleet {
                 debug_log: log
                     .as_ref()
                     .and_then(|l| l.lock().ok().map(|l| l.path().to_owned())),
+                clock: clock.accelerated().then_some(clock),
             });
             sim_nodes.push(SimNode {
                 name: spec.name.clone(),
@@ -267,12 +275,13 @@ impl Fleet {
                 hashrate: spec.hashrate,
                 links,
                 log,
+                banner,
             });
             states.push(state);
             publishers.push(publisher);
             let _ = i;
         }
-        let sim = Sim::new(scenario, sim_nodes, wallet, truth.clone());
+        let sim = Sim::new(scenario, sim_nodes, wallet, truth.clone(), clock);
         let (done_tx, finished) = tokio::sync::watch::channel(false);
         let sim_cancel = cancel.clone();
         let sim = tokio::spawn(async move {
@@ -289,7 +298,13 @@ impl Fleet {
             logs,
             truth,
             finished,
+            clock,
         })
+    }
+
+    /// The fleet's clock (the wall clock unless the scenario sets `time_scale`).
+    pub fn clock(&self) -> SimClock {
+        self.clock
     }
 
     /// Endpoints of every node, in scenario order.
@@ -344,7 +359,7 @@ impl Fleet {
         let _ = tokio::task::spawn_blocking(move || drop(publishers)).await;
         for log in self.logs.drain(..) {
             if let Ok(mut log) = log.lock() {
-                log.shutdown(now_us());
+                log.shutdown(self.clock.now_us());
             }
         }
         self.truth.flush();

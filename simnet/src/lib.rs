@@ -7,6 +7,7 @@
 //! truth file ([`TruthRecord`]) to compare bmon's observations with.
 //!
 //! - [`scenario`]: the TOML scenario and its validation.
+//! - [`clock`]: the simulated clock (`time_scale`) and how it relates to the wall clock.
 //! - [`chain`], [`mempool`]: one node's block tree, UTXO set, coin statistics and mempool.
 //! - [`debug_log`]: each node's debug.log, in the line format of Core 0.18, 25 or 30.
 //! - [`miner`]: blocks (BIP34, witness commitment, regtest PoW) and anyone-can-spend txs.
@@ -18,6 +19,7 @@
 #![recursion_limit = "256"]
 
 pub mod chain;
+pub mod clock;
 pub mod debug_log;
 pub mod error;
 pub mod fleet;
@@ -30,8 +32,9 @@ pub mod scenario;
 pub mod truth;
 pub mod zmq;
 
+pub use clock::SimClock;
 pub use debug_log::LogFormat;
 pub use error::Error;
 pub use fleet::{Fleet, FleetOptions, NodeEndpoints};
 pub use scenario::Scenario;
-pub use truth::{TruthEvent, TruthRecord, TruthSink};
+pub use truth::{Incident, TruthEvent, TruthRecord, TruthSink};

@@ -44,6 +44,7 @@ pub fn genesis() -> BlockRef {
         fees: vec![Amount::ZERO; n],
         spent: vec![Vec::new(); n],
         miner: String::new(),
+        overpay_accepted_by: Vec::new(),
         block,
     })
 }
@@ -171,7 +172,20 @@ pub fn build_block(
     time: u32,
     txs: Vec<Selected>,
 ) -> MinedBlock {
-    let mut mined = assemble(miner, prev, prev_height, time, txs);
+    build_block_overpaying(miner, prev, prev_height, time, txs, Amount::ZERO)
+}
+
+/// [`build_block`] with a coinbase paying `excess` more than subsidy + fees (a block that
+/// breaks consensus with `bad-cb-amount` unless `excess` is zero).
+pub fn build_block_overpaying(
+    miner: &str,
+    prev: bitcoin::BlockHash,
+    prev_height: u32,
+    time: u32,
+    txs: Vec<Selected>,
+    excess: Amount,
+) -> MinedBlock {
+    let mut mined = assemble(miner, prev, prev_height, time, txs, excess);
     grind(&mut mined.block.header);
     mined.hash = mined.block.block_hash();
     mined
@@ -184,7 +198,7 @@ pub fn build_block_unground(
     prev_height: u32,
     txs: Vec<Selected>,
 ) -> Block {
-    assemble(miner, prev, prev_height, 0, txs).block
+    assemble(miner, prev, prev_height, 0, txs, Amount::ZERO).block
 }
 
 fn assemble(
@@ -193,10 +207,11 @@ fn assemble(
     prev_height: u32,
     time: u32,
     txs: Vec<Selected>,
+    excess: Amount,
 ) -> MinedBlock {
     let height = prev_height + 1;
     let fees: Amount = txs.iter().map(|s| s.fee).sum();
-    let value = subsidy(Height(height), Network::Regtest) + fees;
+    let value = subsidy(Height(height), Network::Regtest) + fees + excess;
     let cb = coinbase(height, &miner_tag(miner), value);
     let mut all_fees = vec![Amount::ZERO];
     let mut all_spent = vec![Vec::new()];
@@ -231,6 +246,7 @@ fn assemble(
         fees: all_fees,
         spent: all_spent,
         miner: miner.to_owned(),
+        overpay_accepted_by: Vec::new(),
         block,
     }
 }

@@ -6,20 +6,21 @@
 use std::cmp::Ordering;
 use std::collections::BinaryHeap;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
-use bitcoin::{Amount, OutPoint, Transaction};
+use bitcoin::hashes::{sha256d, Hash};
+use bitcoin::{Amount, OutPoint, Transaction, Txid};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use crate::chain::BlockRef;
-use crate::debug_log::NodeLog;
-use crate::miner::{build_block, select_txs, spend};
+use crate::clock::{wall_us, SimClock};
+use crate::debug_log::{Banner, NodeLog};
+use crate::miner::{build_block, build_block_overpaying, select_txs, spend};
 use crate::node::{Announcement, NodeState, Notice, Outbox};
 use crate::scenario::{Distribution, Scenario, ScenarioEvent};
-use crate::truth::{now_us, TruthEvent, TruthRecord, TruthSink};
+use crate::truth::{Incident, TruthEvent, TruthRecord, TruthSink};
 use crate::zmq::ZmqPublisher;
 
 /// A node as the simulation drives it.
@@ -34,6 +35,19 @@ pub(crate) struct SimNode {
     pub links: Vec<(usize, u64)>,
     /// The node's debug.log, when the fleet writes one.
     pub log: Option<Arc<Mutex<NodeLog>>>,
+    /// Its startup lines (written again on a restart).
+    pub banner: Option<Banner>,
+}
+
+/// A selfish miner's withheld blocks waiting for their release.
+#[derive(Debug)]
+pub(crate) struct Withheld {
+    miner: usize,
+    blocks: Vec<BlockRef>,
+    fork_point: bitcoin::BlockHash,
+    fork_height: u32,
+    mined_at_us: u64,
+    losing: Option<(BlockRef, String, u64)>,
 }
 
 #[derive(Debug)]
@@ -52,6 +66,13 @@ enum SimEvent {
         tx: Arc<Transaction>,
     },
     Scripted(ScenarioEvent),
+    Release(Box<Withheld>),
+    RejectTx {
+        node: usize,
+        from: usize,
+        reason: String,
+        index: u32,
+    },
     End,
 }
 
@@ -90,6 +111,9 @@ pub(crate) struct Sim {
     wallet: Vec<(OutPoint, Amount)>,
     truth: TruthSink,
     ended: bool,
+    clock: SimClock,
+    /// Regular block finding is paused until this time (a selfish miner's window).
+    hold_blocks_until: Option<u64>,
 }
 
 impl Sim {
@@ -98,6 +122,7 @@ impl Sim {
         nodes: Vec<SimNode>,
         wallet: Vec<(OutPoint, Amount)>,
         truth: TruthSink,
+        clock: SimClock,
     ) -> Sim {
         let rng = ChaCha8Rng::seed_from_u64(scenario.seed);
         Sim {
@@ -110,6 +135,8 @@ impl Sim {
             wallet,
             truth,
             ended: false,
+            clock,
+            hold_blocks_until: None,
         }
     }
 
@@ -145,19 +172,21 @@ impl Sim {
             self.schedule(t, SimEvent::NewTx);
         }
         for ev in self.scenario.events.clone() {
-            let at = match &ev {
-                ScenarioEvent::Reorg { at_ms, .. }
-                | ScenarioEvent::Partition { at_ms, .. }
-                | ScenarioEvent::Heal { at_ms, .. }
-                | ScenarioEvent::MalformedZmq { at_ms, .. } => *at_ms,
+            if let ScenarioEvent::RpcFault { .. } = ev {
                 // Served by the RPC server from its own clock.
-                ScenarioEvent::RpcFault { .. } => continue,
-            };
-            self.schedule(at, SimEvent::Scripted(ev));
+                continue;
+            }
+            self.schedule(ev.at_ms(), SimEvent::Scripted(ev));
         }
         self.schedule(self.scenario.duration_ms, SimEvent::End);
+        for i in 0..self.nodes.len() {
+            let extra_delay_ms = self.nodes[i].extra_delay_ms;
+            if extra_delay_ms > 0 {
+                self.record(i, Incident::SlowNode { extra_delay_ms });
+            }
+        }
         while let Some(next) = self.queue.pop() {
-            let due = start + Duration::from_millis(next.at);
+            let due = start + self.clock.wall_duration(next.at);
             tokio::select! {
                 _ = cancel.cancelled() => break,
                 _ = tokio::time::sleep_until(due) => {}
@@ -175,7 +204,8 @@ impl Sim {
                 if self.ended {
                     return;
                 }
-                if let Some(miner) = self.pick_miner() {
+                let held = self.hold_blocks_until.is_some_and(|t| self.now_ms < t);
+                if let (false, Some(miner)) = (held, self.pick_miner()) {
                     self.mine_on_tip(miner);
                 }
                 let dt = self.draw_interval(
@@ -223,6 +253,13 @@ impl Sim {
                 self.emit(to, out);
             }
             SimEvent::Scripted(ev) => self.scripted(ev),
+            SimEvent::Release(w) => self.release(*w),
+            SimEvent::RejectTx {
+                node,
+                from,
+                reason,
+                index,
+            } => self.reject_tx(node, from, &reason, index),
             SimEvent::End => self.ended = true,
         }
     }
@@ -246,27 +283,44 @@ impl Sim {
         }
     }
 
+    /// A truth record for node `i`, stamped now on the simulated clock (and the wall clock in
+    /// an accelerated run). Returns its `t_us`.
+    fn stamp(&self, i: usize, event: TruthEvent) -> u64 {
+        let wall = wall_us();
+        let t_us = self.clock.sim_at(wall);
+        self.truth.record(TruthRecord {
+            t_us,
+            wall_us: self.clock.accelerated().then_some(wall),
+            node: self.nodes[i].name.clone(),
+            event,
+        });
+        t_us
+    }
+
+    /// Records an incident on node `i`; returns its `t_us`.
+    fn record(&self, i: usize, incident: Incident) -> u64 {
+        self.stamp(i, TruthEvent::Incident(incident))
+    }
+
     /// Publishes a node's notices (stamping truth records now, and debug.log lines with the
-    /// time of the truth record before them) and relays what it announced.
-    fn emit(&mut self, i: usize, out: Outbox) {
-        let name = self.nodes[i].name.clone();
-        let mut log = self.nodes[i].log.as_ref().and_then(|l| l.lock().ok());
+    /// time of the truth record before them) and relays what it announced. Returns each truth
+    /// record's time with its event.
+    fn emit(&mut self, i: usize, out: Outbox) -> Vec<(u64, TruthEvent)> {
+        let mut stamped = Vec::new();
+        let nodelog = self.nodes[i].log.clone();
+        let mut log = nodelog.as_ref().and_then(|l| l.lock().ok());
         let mut last_t = None;
         for notice in out.notices {
             match notice {
                 Notice::Zmq(m) => self.nodes[i].zmq.publish(m),
                 Notice::Truth(event) => {
-                    let t_us = now_us();
+                    let t_us = self.stamp(i, event.clone());
                     last_t = Some(t_us);
-                    self.truth.record(TruthRecord {
-                        t_us,
-                        node: name.clone(),
-                        event,
-                    });
+                    stamped.push((t_us, event));
                 }
                 Notice::Log(note) => {
                     if let Some(log) = log.as_mut() {
-                        log.note(last_t.unwrap_or_else(now_us), &note);
+                        log.note(last_t.unwrap_or_else(|| self.clock.now_us()), &note);
                     }
                 }
             }
@@ -276,7 +330,7 @@ impl Sim {
         }
         drop(log);
         if self.partitioned(i) {
-            return;
+            return stamped;
         }
         // Core relays a single new tip as a high-bandwidth compact block and announces several
         // blocks at once (a reorg) with `headers`.
@@ -310,6 +364,7 @@ impl Sim {
                 );
             }
         }
+        stamped
     }
 
     fn pick_miner(&mut self) -> Option<usize> {
@@ -334,24 +389,32 @@ impl Sim {
         last
     }
 
+    /// Header time of a block on `prev`: the simulated clock, above the median time past.
     fn block_time(state: &NodeState, prev: &bitcoin::BlockHash) -> u32 {
         let mtp = state.chain.median_time_after(prev);
-        ((now_us() / 1_000_000) as u32).max(mtp + 1)
+        (state.clock.now_secs() as u32).max(mtp + 1)
     }
 
-    fn mine_on_tip(&mut self, miner: usize) {
+    /// Mines a block on the miner's tip; returns it with the time its miner received it.
+    fn mine_on_tip(&mut self, miner: usize) -> Option<(BlockRef, u64)> {
         let name = self.nodes[miner].name.clone();
         let max_txs = self.scenario.blocks.max_txs;
         let mut out = Outbox::default();
-        self.with_node(miner, |n| {
+        let block = self.with_node(miner, |n| {
             let tip = n.chain.tip_entry().block.clone();
             let txs = select_txs(&n.chain, &n.mempool, max_txs);
             let time = Self::block_time(n, &tip.hash);
             let block = Arc::new(build_block(&name, tip.hash, tip.height, time, txs));
             record_mined(&mut out, &block, false);
-            n.receive_block(block, None, &mut out);
-        });
-        self.emit(miner, out);
+            n.receive_block(block.clone(), None, &mut out);
+            block
+        })?;
+        let stamped = self.emit(miner, out);
+        let seen = stamped.iter().find_map(|(t, e)| match e {
+            TruthEvent::BlockReceived { hash, .. } if *hash == block.hash => Some(*t),
+            _ => None,
+        })?;
+        Some((block, seen))
     }
 
     fn new_tx(&mut self) {
@@ -428,7 +491,339 @@ impl Sim {
                 }
             }
             ScenarioEvent::RpcFault { .. } => {}
+            ScenarioEvent::SelfishMining {
+                miner,
+                withhold,
+                honest,
+                release_after_ms,
+                ..
+            } => self.selfish_mining(&miner, withhold, honest.as_deref(), release_after_ms),
+            ScenarioEvent::InflatedCoinbase {
+                miner,
+                excess_sat,
+                accepted_by,
+                ..
+            } => self.overpaying_block(&miner, excess_sat, accepted_by),
+            ScenarioEvent::InvalidBlock {
+                miner, excess_sat, ..
+            } => self.overpaying_block(&miner, excess_sat, Vec::new()),
+            ScenarioEvent::Stuck { node, .. } => {
+                if let Some(i) = self.scenario.node_index(&node) {
+                    if let Some((tip, height)) = self.with_node(i, |n| {
+                        n.stuck = true;
+                        (n.chain.tip(), n.chain.height())
+                    }) {
+                        self.record(i, Incident::Stuck { tip, height });
+                        tracing::info!(node = %node, height, "stuck");
+                    }
+                }
+            }
+            ScenarioEvent::Unstuck { node, .. } => {
+                if let Some(i) = self.scenario.node_index(&node) {
+                    let Some((tip, height, headers)) = self.with_node(i, |n| {
+                        (
+                            n.chain.tip(),
+                            n.chain.height(),
+                            n.chain.best_header_height(),
+                        )
+                    }) else {
+                        return;
+                    };
+                    self.record(
+                        i,
+                        Incident::Unstuck {
+                            tip,
+                            height,
+                            headers,
+                        },
+                    );
+                    let mut out = Outbox::default();
+                    self.with_node(i, |n| n.unstick(&mut out));
+                    self.emit(i, out);
+                    tracing::info!(node = %node, "unstuck");
+                }
+            }
+            ScenarioEvent::MempoolWipe { node, .. } => {
+                if let Some(i) = self.scenario.node_index(&node) {
+                    self.mempool_wipe(i);
+                }
+            }
+            ScenarioEvent::RejectBurst {
+                node,
+                count,
+                reason,
+                from,
+                interval_ms,
+                ..
+            } => self.reject_burst(&node, count, &reason, from, interval_ms),
         }
+    }
+
+    /// Starts a rejection burst: the incident record and the first rejection now, the others
+    /// every `interval_ms`.
+    fn reject_burst(
+        &mut self,
+        node: &str,
+        count: u32,
+        reason: &str,
+        from: Option<String>,
+        interval_ms: u64,
+    ) {
+        let Some(i) = self.scenario.node_index(node) else {
+            return;
+        };
+        let from_name = match from {
+            Some(f) => Some(f),
+            None => self
+                .with_node(i, |n| n.peers.first().map(|p| p.name.clone()))
+                .flatten(),
+        };
+        let Some(from_name) = from_name else {
+            return;
+        };
+        let Some(f) = self.scenario.node_index(&from_name) else {
+            return;
+        };
+        let Some(peer) = self.with_node(i, |n| n.peer_id(&from_name)).flatten() else {
+            return;
+        };
+        let example = rejected_tx(self.scenario.seed, node, 0);
+        self.record(
+            i,
+            Incident::RejectBurst {
+                count,
+                reason: reason.to_owned(),
+                reason_text: reject_text(reason, &example),
+                from: from_name,
+                peer,
+                interval_ms,
+            },
+        );
+        self.reject_tx(i, f, reason, 0);
+        for index in 1..count {
+            self.schedule(
+                self.now_ms + u64::from(index) * interval_ms,
+                SimEvent::RejectTx {
+                    node: i,
+                    from: f,
+                    reason: reason.to_owned(),
+                    index,
+                },
+            );
+        }
+    }
+
+    /// The `index`-th transaction of a rejection burst: peer `from` sends it, node `i` rejects it.
+    fn reject_tx(&mut self, i: usize, from: usize, reason: &str, index: u32) {
+        if self.cut(i, from) {
+            return;
+        }
+        let tx = rejected_tx(self.scenario.seed, &self.nodes[i].name, index);
+        let text = reject_text(reason, &tx);
+        let from_name = self.nodes[from].name.clone();
+        let mut out = Outbox::default();
+        self.with_node(i, |n| n.reject_tx(&tx, &from_name, reason, &text, &mut out));
+        self.emit(i, out);
+    }
+
+    /// Mines a block whose coinbase pays `excess_sat` too much on the miner's tip; the nodes in
+    /// `accepted_by` connect it, the others reject it. With nobody accepting it is the
+    /// `invalid_block` incident (a coinbase-only block like the fixtures' block 121).
+    fn overpaying_block(&mut self, miner: &str, excess_sat: u64, accepted_by: Vec<String>) {
+        let Some(m) = self.scenario.node_index(miner) else {
+            return;
+        };
+        let max_txs = self.scenario.blocks.max_txs;
+        let with_txs = !accepted_by.is_empty();
+        let Some(block) = self.with_node(m, |n| {
+            let tip = n.chain.tip_entry().block.clone();
+            let txs = if with_txs {
+                select_txs(&n.chain, &n.mempool, max_txs)
+            } else {
+                Vec::new()
+            };
+            let time = Self::block_time(n, &tip.hash);
+            let mut block = build_block_overpaying(
+                miner,
+                tip.hash,
+                tip.height,
+                time,
+                txs,
+                Amount::from_sat(excess_sat),
+            );
+            block.overpay_accepted_by = accepted_by.clone();
+            Arc::new(block)
+        }) else {
+            return;
+        };
+        let coinbase_sat = block.coinbase_sat();
+        let limit_sat = block.coinbase_limit_sat();
+        let incident = if accepted_by.is_empty() {
+            Incident::InvalidBlock {
+                miner: miner.to_owned(),
+                hash: block.hash,
+                height: block.height,
+                reason: "bad-cb-amount".to_owned(),
+                detail: format!(
+                    "coinbase pays too much (actual={coinbase_sat} vs limit={limit_sat})"
+                ),
+            }
+        } else {
+            Incident::InflatedCoinbase {
+                miner: miner.to_owned(),
+                hash: block.hash,
+                height: block.height,
+                coinbase_sat,
+                limit_sat,
+                excess_sat: coinbase_sat.saturating_sub(limit_sat),
+                rejected_by: self
+                    .nodes
+                    .iter()
+                    .filter(|n| !accepted_by.contains(&n.name))
+                    .map(|n| n.name.clone())
+                    .collect(),
+                accepted_by,
+            }
+        };
+        self.record(m, incident);
+        tracing::info!(miner, block = %block.hash, excess_sat, "overpaying block");
+        let mut out = Outbox::default();
+        record_mined(&mut out, &block, false);
+        self.with_node(m, |n| n.receive_block(block, None, &mut out));
+        self.emit(m, out);
+    }
+
+    /// Mines the withheld branch and the honest losing block, and schedules the release.
+    fn selfish_mining(
+        &mut self,
+        miner: &str,
+        withhold: u32,
+        honest: Option<&str>,
+        release_after_ms: u64,
+    ) {
+        let Some(m) = self.scenario.node_index(miner) else {
+            return;
+        };
+        let h = honest
+            .and_then(|h| self.scenario.node_index(h))
+            .or_else(|| (0..self.nodes.len()).find(|&j| j != m && self.nodes[j].mines))
+            .or_else(|| (0..self.nodes.len()).find(|&j| j != m));
+        let Some(h) = h else {
+            return;
+        };
+        // The withheld branch forks off the honest miner's tip, so the honest block and the
+        // first withheld block compete at the same height.
+        let Some(blocks) = self.with_node(h, |n| {
+            let parent = n.chain.tip_entry().block.clone();
+            let time = Self::block_time(n, &parent.hash);
+            let mut blocks: Vec<BlockRef> = Vec::new();
+            let mut prev = parent;
+            for k in 0..withhold {
+                let b = Arc::new(build_block(
+                    miner,
+                    prev.hash,
+                    prev.height,
+                    time + k,
+                    Vec::new(),
+                ));
+                blocks.push(b.clone());
+                prev = b;
+            }
+            blocks
+        }) else {
+            return;
+        };
+        let Some(first) = blocks.first() else {
+            return;
+        };
+        let fork_point = first.prev();
+        let fork_height = first.height - 1;
+        let mut out = Outbox::default();
+        for b in &blocks {
+            record_mined(&mut out, b, true);
+        }
+        let mined_at_us = self
+            .emit(m, out)
+            .first()
+            .map(|(t, _)| *t)
+            .unwrap_or_else(|| self.clock.now_us());
+        let losing = self
+            .mine_on_tip(h)
+            .map(|(b, seen)| (b, self.nodes[h].name.clone(), seen));
+        self.hold_blocks_until = Some(self.now_ms + release_after_ms);
+        tracing::info!(miner, withhold, "withholding blocks");
+        self.schedule(
+            self.now_ms + release_after_ms,
+            SimEvent::Release(Box::new(Withheld {
+                miner: m,
+                blocks,
+                fork_point,
+                fork_height,
+                mined_at_us,
+                losing,
+            })),
+        );
+    }
+
+    /// Releases a selfish miner's withheld blocks at once.
+    fn release(&mut self, w: Withheld) {
+        self.hold_blocks_until = None;
+        let Some((losing, losing_miner, losing_first_seen_us)) = w.losing else {
+            return;
+        };
+        let released_at_us = self.clock.now_us();
+        self.record(
+            w.miner,
+            Incident::SelfishMining {
+                miner: self.nodes[w.miner].name.clone(),
+                fork_point: w.fork_point,
+                fork_height: w.fork_height,
+                withheld: w.blocks.iter().map(|b| b.hash).collect(),
+                mined_at_us: w.mined_at_us,
+                released_at_us,
+                losing_block: losing.hash,
+                losing_height: losing.height,
+                losing_miner,
+                losing_first_seen_us,
+            },
+        );
+        let mut out = Outbox::default();
+        self.with_node(w.miner, |n| {
+            for b in w.blocks {
+                n.receive_block_via(b, None, Announcement::Headers, &mut out);
+            }
+        });
+        self.emit(w.miner, out);
+    }
+
+    /// Empties node `i`'s mempool like a restart without mempool.dat (ZMQ sequences restart,
+    /// the debug.log shows a shutdown and a startup).
+    fn mempool_wipe(&mut self, i: usize) {
+        let Some(((dropped, before), tip)) = self.with_node(i, |n| {
+            let wiped = n.wipe_mempool();
+            let tip = n.chain.tip();
+            (wiped, n.tip_info(&tip, &tip))
+        }) else {
+            return;
+        };
+        self.nodes[i].zmq.reset_sequences();
+        let t_us = self.record(
+            i,
+            Incident::MempoolWipe {
+                dropped,
+                mempool_sequence_before: before,
+            },
+        );
+        if let (Some(log), Some(mut banner), Some(tip)) =
+            (self.nodes[i].log.clone(), self.nodes[i].banner.clone(), tip)
+        {
+            banner.tip = tip;
+            if let Ok(mut log) = log.lock() {
+                log.restart(t_us, &banner);
+                log.flush();
+            }
+        }
+        tracing::info!(node = %self.nodes[i].name, dropped, "mempool wiped");
     }
 
     /// Builds `depth + 1` empty blocks on the block `depth` below the miner's tip and releases
@@ -436,22 +831,39 @@ impl Sim {
     fn private_branch(&mut self, miner: usize, depth: u32) {
         let name = self.nodes[miner].name.clone();
         let mut out = Outbox::default();
-        self.with_node(miner, |n| {
+        let built = self.with_node(miner, |n| {
             let tip_height = n.chain.height();
-            let Some(fork) = n.chain.at_height(tip_height.saturating_sub(depth)) else {
-                return;
-            };
-            let Some(mut prev) = n.chain.get(&fork).map(|e| e.block.clone()) else {
-                return;
-            };
+            let fork = n.chain.at_height(tip_height.saturating_sub(depth))?;
+            let mut prev = n.chain.get(&fork).map(|e| e.block.clone())?;
+            let fork_height = prev.height;
+            let replaced: Vec<bitcoin::BlockHash> = ((fork_height + 1)..=tip_height)
+                .rev()
+                .filter_map(|h| n.chain.at_height(h))
+                .collect();
+            let mut released = Vec::new();
             for _ in 0..=depth {
                 let time = Self::block_time(n, &prev.hash);
                 let block = Arc::new(build_block(&name, prev.hash, prev.height, time, Vec::new()));
                 record_mined(&mut out, &block, true);
                 n.receive_block(block.clone(), None, &mut out);
+                released.push(block.hash);
                 prev = block;
             }
+            Some((fork, fork_height, replaced, released))
         });
+        if let Some(Some((fork_point, fork_height, replaced, released))) = built {
+            self.record(
+                miner,
+                Incident::Reorg {
+                    miner: name.clone(),
+                    depth,
+                    fork_point,
+                    fork_height,
+                    replaced,
+                    released,
+                },
+            );
+        }
         tracing::info!(miner = %name, depth, "released private branch");
         self.emit(miner, out);
     }
@@ -523,4 +935,43 @@ fn record_mined(out: &mut Outbox, block: &BlockRef, private: bool) {
             .sum(),
         private,
     }));
+}
+
+/// The `index`-th transaction of a rejection burst on `node`: a well-formed spend of an
+/// output nobody has (its txid derived from the seed, the node and the index).
+fn rejected_tx(seed: u64, node: &str, index: u32) -> Transaction {
+    let prev = Txid::from_raw_hash(sha256d::Hash::hash(
+        format!("simnet-reject-{seed}-{node}-{index}").as_bytes(),
+    ));
+    let outpoint = OutPoint {
+        txid: prev,
+        vout: 0,
+    };
+    match spend(outpoint, Amount::from_sat(100_000), 1, false) {
+        Some((tx, _)) => tx,
+        // 100000 sat always covers a 1 sat/vB fee; keep a coinbase-free fallback anyway.
+        None => Transaction {
+            version: bitcoin::transaction::Version::TWO,
+            lock_time: bitcoin::absolute::LockTime::ZERO,
+            input: Vec::new(),
+            output: Vec::new(),
+        },
+    }
+}
+
+/// The text Core 30 logs after `was not accepted: ` for `reason` (the fixtures' wording where
+/// they have one: `insufficient fee` at 15:53:03, `min relay fee not met` and `dust` from
+/// `testmempoolaccept`).
+pub(crate) fn reject_text(reason: &str, tx: &Transaction) -> String {
+    let vsize = tx.vsize();
+    match reason {
+        "insufficient fee" => format!(
+            "insufficient fee, rejecting replacement {}, less fees than conflicting txs; 0.00001 < 0.0001",
+            tx.compute_txid()
+        ),
+        "min relay fee not met" => format!("min relay fee not met, 0 < {vsize}"),
+        "mempool min fee not met" => format!("mempool min fee not met, {vsize} < {}", vsize * 2),
+        "dust" => "dust, tx with dust output must be 0-fee".to_owned(),
+        other => other.to_owned(),
+    }
 }

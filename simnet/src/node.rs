@@ -8,7 +8,8 @@ use std::sync::Arc;
 use bitcoin::{Amount, BlockHash, Transaction};
 
 use crate::chain::{BlockRef, Chain};
-use crate::debug_log::{Arrival, ArrivalKind, Connected, LogNote, TipInfo};
+use crate::clock::SimClock;
+use crate::debug_log::{Arrival, ArrivalKind, Connected, LogNote, Rejection, TipInfo};
 use crate::mempool::Mempool;
 use crate::truth::{RemovalReason, TruthEvent};
 use crate::zmq::ZmqMessage;
@@ -110,8 +111,15 @@ pub struct NodeState {
     pub peers: Vec<Peer>,
     /// Whether the node is cut off from its peers.
     pub partitioned: bool,
-    /// Unix time (s) the node started.
+    /// Unix time (s, simulated clock) the node (re)started.
     pub started_at: u64,
+    /// The fleet's clock (header times, mempool entry times, uptime).
+    pub clock: SimClock,
+    /// Whether the node has stopped connecting blocks (`stuck` event): it still stores what
+    /// arrives, so `headers` keeps rising while `blocks` stays.
+    pub stuck: bool,
+    /// The peer the block being received came from.
+    arriving_from: Option<String>,
     orphan_txs: Vec<(Arc<Transaction>, Option<String>)>,
     orphan_blocks: HashMap<BlockHash, Vec<(BlockRef, Option<String>)>>,
     /// Transactions in the chain up to each block (Core's `nChainTx`), filled on demand.
@@ -120,13 +128,10 @@ pub struct NodeState {
     arriving: Option<BlockHash>,
 }
 
-fn unix_now() -> u64 {
-    crate::truth::now_us() / 1_000_000
-}
-
 impl NodeState {
-    /// A node with the given chain (already holding its initial blocks).
+    /// A node with the given chain (already holding its initial blocks), on the wall clock.
     pub fn new(name: &str, version: u32, subversion: &str, chain: Chain) -> NodeState {
+        let clock = SimClock::wall();
         NodeState {
             name: name.to_owned(),
             version,
@@ -135,12 +140,22 @@ impl NodeState {
             mempool: Mempool::new(),
             peers: Vec::new(),
             partitioned: false,
-            started_at: unix_now(),
+            started_at: clock.now_secs(),
+            clock,
+            stuck: false,
+            arriving_from: None,
             orphan_txs: Vec::new(),
             orphan_blocks: HashMap::new(),
             chain_tx: HashMap::new(),
             arriving: None,
         }
+    }
+
+    /// The node on the fleet's clock (started now on that clock).
+    pub fn with_clock(mut self, clock: SimClock) -> NodeState {
+        self.clock = clock;
+        self.started_at = clock.now_secs();
+        self
     }
 
     /// The peer id this node gave the node called `name`.
@@ -277,17 +292,33 @@ impl NodeState {
                     .push((block, from));
                 continue;
             }
+            if self.chain.is_invalid(&block.prev()) {
+                // Core refuses the header of a block whose parent it found invalid.
+                self.chain.insert(block.clone());
+                out.truth(TruthEvent::BlockRejected {
+                    hash: block.hash,
+                    height: block.height,
+                    reason: "bad-prevblk".to_owned(),
+                    detail: None,
+                    from,
+                });
+                continue;
+            }
             let arrival = self.arrival(&block, from.as_deref(), how);
             out.truth(TruthEvent::BlockReceived {
                 hash: block.hash,
                 height: block.height,
-                from,
+                from: from.clone(),
             });
             out.log(LogNote::BlockArrived(arrival));
             self.chain.insert(block.clone());
-            self.arriving = Some(block.hash);
-            self.activate_best_chain(out);
-            self.arriving = None;
+            if !self.stuck {
+                self.arriving = Some(block.hash);
+                self.arriving_from = from;
+                self.activate_best_chain(out);
+                self.arriving = None;
+                self.arriving_from = None;
+            }
             if let Some(children) = self.orphan_blocks.remove(&block.hash) {
                 // Parents that arrive late are fetched whole, as Core does for unconnecting
                 // headers.
@@ -300,8 +331,147 @@ impl NodeState {
         }
     }
 
+    /// Why `block` breaks consensus on this node: (reason, debug message).
+    fn check_block(&self, block: &BlockRef) -> Option<(String, String)> {
+        let actual = block.coinbase_sat();
+        let limit = block.coinbase_limit_sat();
+        if actual > limit && !block.overpay_accepted_by.iter().any(|n| *n == self.name) {
+            return Some((
+                "bad-cb-amount".to_owned(),
+                format!("coinbase pays too much (actual={actual} vs limit={limit})"),
+            ));
+        }
+        None
+    }
+
+    /// Validates the not yet validated blocks of the best branch; marks the first bad one (and
+    /// its descendants) invalid, with Core's notices, and repeats until the best branch is
+    /// clean.
+    fn reject_invalid_branches(&mut self, out: &mut Outbox) {
+        loop {
+            let best = self.chain.best_header();
+            let fork = self.chain.fork_point(&best);
+            let bad = self
+                .chain
+                .branch(&fork, &best)
+                .into_iter()
+                .filter(|b| !self.chain.get(&b.hash).map(|e| e.validated).unwrap_or(true))
+                .find_map(|b| self.check_block(&b).map(|r| (b, r)));
+            let Some((block, (reason, detail))) = bad else {
+                return;
+            };
+            self.chain.mark_invalid(&block.hash);
+            let just_arrived = self.arriving == Some(block.hash);
+            let from = if just_arrived {
+                self.arriving_from.clone()
+            } else {
+                None
+            };
+            // Core relays a new tip candidate to its high-bandwidth peers as a compact block
+            // once its proof of work checks out, before validating it: so an invalid block still
+            // travels, and every node rejects it on its own.
+            let relay_to: Vec<u64> = if just_arrived && !self.partitioned {
+                self.peers
+                    .iter()
+                    .filter(|p| Some(&p.name) != from.as_ref())
+                    .map(|p| p.id)
+                    .collect()
+            } else {
+                Vec::new()
+            };
+            let tip = self.chain.tip();
+            let coinbase_size = block
+                .block
+                .txdata
+                .first()
+                .map(|t| t.total_size())
+                .unwrap_or(0);
+            let cmpct_size =
+                80 + 8 + 1 + 6 * block.block.txdata.len().saturating_sub(1) + 1 + 1 + coinbase_size;
+            out.truth(TruthEvent::BlockRejected {
+                hash: block.hash,
+                height: block.height,
+                reason: reason.clone(),
+                detail: Some(detail.clone()),
+                from: from.clone(),
+            });
+            if let Some(best) = self.tip_info(&tip, &tip) {
+                out.log(LogNote::BlockRejected(Rejection {
+                    hash: block.hash,
+                    height: block.height,
+                    time: block.block.header.time,
+                    txs: block.block.txdata.len(),
+                    reason,
+                    detail,
+                    best,
+                    relay_to: if from.is_some() {
+                        relay_to.clone()
+                    } else {
+                        Vec::new()
+                    },
+                    cmpct_size,
+                    mempool_txs: self.mempool.len(),
+                    mempool_inputs: self.mempool.entries().map(|e| e.tx.input.len()).sum(),
+                }));
+            }
+            if !relay_to.is_empty() {
+                out.relay_blocks.push(block);
+            }
+        }
+    }
+
+    /// Connects blocks again after [`NodeState::stuck`] and catches up with the best branch.
+    pub fn unstick(&mut self, out: &mut Outbox) {
+        self.stuck = false;
+        self.activate_best_chain(out);
+    }
+
+    /// Empties the mempool and the orphan pool like a restart without mempool.dat: no `R`
+    /// notifications, the mempool sequence starts again at 1, `uptime` restarts. Returns the
+    /// number of transactions dropped and the mempool sequence before.
+    pub fn wipe_mempool(&mut self) -> (usize, u64) {
+        let dropped = self.mempool.len();
+        let before = self.mempool.sequence();
+        self.mempool = Mempool::new();
+        self.orphan_txs.clear();
+        self.started_at = self.clock.now_secs();
+        (dropped, before)
+    }
+
+    /// A transaction from peer `from` that this node rejects with `reason` (`reason_text` is
+    /// the whole text Core logs after `was not accepted: `): a `tx_rejected` truth record and
+    /// the `[mempoolrej]` log line, nothing on ZMQ. `None` if `from` is not a peer.
+    pub fn reject_tx(
+        &self,
+        tx: &Transaction,
+        from: &str,
+        reason: &str,
+        reason_text: &str,
+        out: &mut Outbox,
+    ) -> Option<u64> {
+        let peer = self.peer_id(from)?;
+        out.truth(TruthEvent::TxRejected {
+            txid: tx.compute_txid(),
+            wtxid: tx.compute_wtxid(),
+            from: from.to_owned(),
+            peer,
+            reason: reason.to_owned(),
+            reason_text: reason_text.to_owned(),
+        });
+        out.log(LogNote::TxRejected {
+            txid: tx.compute_txid(),
+            wtxid: tx.compute_wtxid(),
+            peer,
+            size: tx.total_size(),
+            reason: reason.to_owned(),
+            reason_text: reason_text.to_owned(),
+        });
+        Some(peer)
+    }
+
     /// Switches to the best known branch if it has more work than the tip.
     fn activate_best_chain(&mut self, out: &mut Outbox) {
+        self.reject_invalid_branches(out);
         let best = self.chain.best_header();
         let old_tip = self.chain.tip();
         if best == old_tip {
@@ -512,7 +682,7 @@ impl NodeState {
         let fee = inputs.checked_sub(outputs).ok_or(TxReject::NegativeFee)?;
         let seq = self
             .mempool
-            .add(tx.clone(), fee, unix_now(), self.chain.height());
+            .add(tx.clone(), fee, self.clock.now_secs(), self.chain.height());
         out.zmq(ZmqMessage::hashtx(txid));
         out.zmq(ZmqMessage::rawtx(&tx));
         out.zmq(ZmqMessage::added(txid, seq));

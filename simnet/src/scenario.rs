@@ -46,6 +46,15 @@ pub struct Scenario {
     /// the fleet is started with one). A relative path is taken from the working directory.
     #[serde(default)]
     pub debug_log_dir: Option<PathBuf>,
+    /// Simulated seconds per wall second (≥ 1). Every `*_ms` of the scenario is simulated time;
+    /// header times, `mediantime`, `uptime`, debug.log and truth times follow the simulated
+    /// clock (see [`crate::clock`]).
+    #[serde(default = "default_time_scale")]
+    pub time_scale: f64,
+}
+
+fn default_time_scale() -> f64 {
+    1.0
 }
 
 fn default_initial_blocks() -> u32 {
@@ -190,6 +199,16 @@ pub enum RpcFaultMode {
     Timeout,
 }
 
+fn default_release_after_ms() -> u64 {
+    3000
+}
+fn default_invalid_excess_sat() -> u64 {
+    100_000_000
+}
+fn default_reject_interval_ms() -> u64 {
+    20
+}
+
 /// An event injected at a given time since the start of the run.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
@@ -204,6 +223,93 @@ pub enum ScenarioEvent {
         /// The miner (the first mining node when absent).
         #[serde(default)]
         miner: Option<String>,
+    },
+    /// Selfish mining: at `at_ms` the miner mines `withhold` (≥ 2) blocks privately on the
+    /// honest miner's tip; right after, the honest miner publishes one block at the same
+    /// height (the losing block, public first); `release_after_ms` later the selfish miner
+    /// releases its blocks at once and the rest of the network reorgs one block deep. Regular
+    /// block finding pauses from `at_ms` until the release.
+    SelfishMining {
+        /// The selfish miner.
+        miner: String,
+        /// Time since the start, ms.
+        at_ms: u64,
+        /// Blocks withheld (≥ 2).
+        withhold: u32,
+        /// The node that mines the losing block (the first other mining node when absent, else
+        /// the first other node).
+        #[serde(default)]
+        honest: Option<String>,
+        /// Time from `at_ms` to the release, ms.
+        #[serde(default = "default_release_after_ms")]
+        release_after_ms: u64,
+    },
+    /// The miner makes a block whose coinbase pays subsidy + fees + `excess_sat`: nodes in
+    /// `accepted_by` connect it (a buggy version), every other node rejects it as
+    /// `bad-cb-amount`.
+    InflatedCoinbase {
+        /// The miner.
+        miner: String,
+        /// Time since the start, ms.
+        at_ms: u64,
+        /// Sat paid beyond subsidy + fees (> 0).
+        excess_sat: u64,
+        /// Nodes that connect it.
+        #[serde(default)]
+        accepted_by: Vec<String>,
+    },
+    /// The miner makes a block every node rejects (`bad-cb-amount`, coinbase `excess_sat` too
+    /// high), announced as a compact block before validation like Core's.
+    InvalidBlock {
+        /// The miner.
+        miner: String,
+        /// Time since the start, ms.
+        at_ms: u64,
+        /// Sat paid beyond subsidy + fees (default 1 BTC, as in the fixtures' block 121).
+        #[serde(default = "default_invalid_excess_sat")]
+        excess_sat: u64,
+    },
+    /// The node stops connecting blocks: its tip goes stale while RPC answers and its
+    /// `headers` keep rising.
+    Stuck {
+        /// Node name.
+        node: String,
+        /// Time since the start, ms.
+        at_ms: u64,
+    },
+    /// The stuck node connects blocks again and catches up.
+    Unstuck {
+        /// Node name.
+        node: String,
+        /// Time since the start, ms.
+        at_ms: u64,
+    },
+    /// The node's mempool empties like a restart without mempool.dat.
+    MempoolWipe {
+        /// Node name.
+        node: String,
+        /// Time since the start, ms.
+        at_ms: u64,
+    },
+    /// A peer sends the node `count` transactions it rejects with `reason`, one every
+    /// `interval_ms`.
+    RejectBurst {
+        /// Node name.
+        node: String,
+        /// Time of the first rejection since the start, ms.
+        at_ms: u64,
+        /// How many transactions.
+        count: u32,
+        /// Core's reason: `insufficient fee`, `min relay fee not met`, `mempool min fee not
+        /// met`, `dust`, `bad-txns-inputs-missingorspent`, `txn-mempool-conflict`, or any other
+        /// word (logged as is).
+        reason: String,
+        /// The sending peer (the node's first peer when absent).
+        #[serde(default)]
+        from: Option<String>,
+        /// Time between two rejections, ms.
+        #[serde(default = "default_reject_interval_ms")]
+        interval_ms: u64,
     },
     /// The node loses all its peers: nothing reaches it or leaves it.
     Partition {
@@ -237,6 +343,26 @@ pub enum ScenarioEvent {
         /// Error answers or no answers.
         mode: RpcFaultMode,
     },
+}
+
+impl ScenarioEvent {
+    /// When the event happens (for `rpc_fault`: when its window opens), ms since the start.
+    pub fn at_ms(&self) -> u64 {
+        match self {
+            ScenarioEvent::Reorg { at_ms, .. }
+            | ScenarioEvent::SelfishMining { at_ms, .. }
+            | ScenarioEvent::InflatedCoinbase { at_ms, .. }
+            | ScenarioEvent::InvalidBlock { at_ms, .. }
+            | ScenarioEvent::Stuck { at_ms, .. }
+            | ScenarioEvent::Unstuck { at_ms, .. }
+            | ScenarioEvent::MempoolWipe { at_ms, .. }
+            | ScenarioEvent::RejectBurst { at_ms, .. }
+            | ScenarioEvent::Partition { at_ms, .. }
+            | ScenarioEvent::Heal { at_ms, .. }
+            | ScenarioEvent::MalformedZmq { at_ms, .. } => *at_ms,
+            ScenarioEvent::RpcFault { from_ms, .. } => *from_ms,
+        }
+    }
 }
 
 impl Scenario {
@@ -300,6 +426,9 @@ impl Scenario {
                 self.initial_blocks
             ));
         }
+        if !(self.time_scale >= 1.0 && self.time_scale.is_finite()) {
+            problems.push("time_scale must be a number >= 1".to_owned());
+        }
         if self.blocks.interval_ms == 0 {
             problems.push("blocks.interval_ms must be positive".to_owned());
         }
@@ -341,7 +470,97 @@ impl Scenario {
                         }
                     }
                 }
-                ScenarioEvent::Partition { node, .. }
+                ScenarioEvent::SelfishMining {
+                    miner,
+                    withhold,
+                    honest,
+                    ..
+                } => {
+                    if !known(miner) {
+                        problems.push(format!("selfish_mining names unknown miner {miner:?}"));
+                    }
+                    if *withhold < 2 {
+                        problems.push("selfish_mining withhold must be at least 2".to_owned());
+                    }
+                    match honest {
+                        Some(h) if !known(h) => {
+                            problems.push(format!("selfish_mining names unknown honest node {h:?}"))
+                        }
+                        Some(h) if h == miner => problems.push(
+                            "selfish_mining honest node must differ from the miner".to_owned(),
+                        ),
+                        None if self.nodes.len() < 2 => {
+                            problems.push("selfish_mining needs a second node".to_owned())
+                        }
+                        _ => {}
+                    }
+                }
+                ScenarioEvent::InflatedCoinbase {
+                    miner,
+                    excess_sat,
+                    accepted_by,
+                    ..
+                } => {
+                    if !known(miner) {
+                        problems.push(format!("inflated_coinbase names unknown miner {miner:?}"));
+                    }
+                    if *excess_sat == 0 {
+                        problems.push("inflated_coinbase excess_sat must be positive".to_owned());
+                    }
+                    for n in accepted_by {
+                        if !known(n) {
+                            problems.push(format!(
+                                "inflated_coinbase accepted_by names unknown node {n:?}"
+                            ));
+                        }
+                    }
+                }
+                ScenarioEvent::InvalidBlock {
+                    miner, excess_sat, ..
+                } => {
+                    if !known(miner) {
+                        problems.push(format!("invalid_block names unknown miner {miner:?}"));
+                    }
+                    if *excess_sat == 0 {
+                        problems.push("invalid_block excess_sat must be positive".to_owned());
+                    }
+                }
+                ScenarioEvent::RejectBurst {
+                    node,
+                    count,
+                    reason,
+                    from,
+                    ..
+                } => {
+                    if !known(node) {
+                        problems.push(format!("reject_burst names unknown node {node:?}"));
+                    }
+                    if *count == 0 {
+                        problems.push("reject_burst count must be positive".to_owned());
+                    }
+                    if reason.trim().is_empty() {
+                        problems.push("reject_burst reason must not be empty".to_owned());
+                    }
+                    let peers = |n: &str| {
+                        self.links
+                            .iter()
+                            .filter(|l| l.a == n || l.b == n)
+                            .map(|l| if l.a == n { l.b.clone() } else { l.a.clone() })
+                            .collect::<Vec<_>>()
+                    };
+                    match from {
+                        Some(f) if !peers(node).contains(f) => problems
+                            .push(format!("reject_burst from {f:?} is not a peer of {node:?}")),
+                        None if peers(node).is_empty() => {
+                            problems.push(format!("reject_burst node {node:?} has no peer"))
+                        }
+                        _ => {}
+                    }
+                }
+                ScenarioEvent::Stuck { node, .. }
+                | ScenarioEvent::Unstuck { node, .. }
+                | ScenarioEvent::MempoolWipe { node, .. }
+                | ScenarioEvent::Partition { node, .. }
                 | ScenarioEvent::Heal { node, .. }
                 | ScenarioEvent::MalformedZmq { node, .. } => {
                     if !known(node) {

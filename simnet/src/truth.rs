@@ -1,14 +1,22 @@
 //! The truth file: what each emulated node did and when, one JSON object per line, so tests and
 //! the demo can compare what bmon observed with what really happened.
 //!
-//! Each record's `t_us` (wall clock, microseconds since the epoch) is taken when the node hands
-//! the matching ZMQ message to its publisher, so it is within a few ms of what a subscriber sees.
+//! Each record's `t_us` (microseconds since the epoch on the fleet's [`SimClock`], which is the
+//! wall clock unless the scenario sets `time_scale`) is taken when the node hands the matching
+//! ZMQ message to its publisher, so it is within a few ms of what a subscriber sees. In an
+//! accelerated run each record also carries `wall_us`, the wall clock at that moment (what an
+//! agent stamps on the ZMQ message it receives).
+//!
+//! Injected incidents (selfish mining, reorgs, invalid or inflated blocks, stuck nodes, mempool
+//! wipes, rejection bursts, slow nodes) are recorded as `kind = "incident"` records
+//! ([`Incident`]) so a test knows which alert to expect, for which node and object, and when.
+//!
+//! [`SimClock`]: crate::clock::SimClock
 
 use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::path::Path;
 use std::sync::{Arc, Mutex};
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use bitcoin::{BlockHash, Txid, Wtxid};
 use serde::{Deserialize, Serialize};
@@ -17,18 +25,19 @@ use crate::Error;
 
 /// Wall-clock microseconds since the Unix epoch.
 pub fn now_us() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_micros() as u64)
-        .unwrap_or(0)
+    crate::clock::wall_us()
 }
 
 /// One line of the truth file.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TruthRecord {
-    /// Wall clock, microseconds since the epoch.
+    /// Simulated clock (the wall clock unless the scenario sets `time_scale`), microseconds
+    /// since the epoch.
     pub t_us: u64,
-    /// The node this happened on.
+    /// Wall clock at the same moment; only in accelerated runs (`time_scale` > 1).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub wall_us: Option<u64>,
+    /// The node this happened on (for an incident: the node that caused it or is affected).
     pub node: String,
     /// What happened.
     #[serde(flatten)]
@@ -138,6 +147,166 @@ pub enum TruthEvent {
         /// Mempool sequence consumed by the removal.
         mempool_sequence: u64,
     },
+    /// The node found a block invalid and will never connect it (or any descendant): no ZMQ
+    /// message, `getchaintips` shows it `invalid`, debug.log gets Core's invalid-block lines.
+    BlockRejected {
+        /// Block hash.
+        hash: BlockHash,
+        /// Block height.
+        height: u32,
+        /// Core's reject reason (`bad-cb-amount`, `bad-prevblk` for a descendant).
+        reason: String,
+        /// Core's debug message, e.g. `coinbase pays too much (actual=.. vs limit=..)`.
+        detail: Option<String>,
+        /// The peer that sent it; `None` when mined here.
+        from: Option<String>,
+    },
+    /// A peer sent a transaction the node rejected (debug.log `[mempoolrej]`, no ZMQ).
+    TxRejected {
+        /// Transaction id.
+        txid: Txid,
+        /// Witness transaction id.
+        wtxid: Wtxid,
+        /// The peer node that sent it.
+        from: String,
+        /// Its peer id on this node (as in `getpeerinfo` and the log line).
+        peer: u64,
+        /// Core's reject reason (`insufficient fee`, `min relay fee not met`, `dust`, ...).
+        reason: String,
+        /// The whole text after `was not accepted: `.
+        reason_text: String,
+    },
+    /// An incident injected by the scenario.
+    Incident(Incident),
+}
+
+/// An incident the scenario injected, with what a detector should report about it. The
+/// record's `t_us` is when it became observable (release, rejection, ...), its `node` the node
+/// that caused it or is affected.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "incident", rename_all = "snake_case")]
+pub enum Incident {
+    /// A miner withheld `withheld.len()` blocks while the honest network published
+    /// `losing_block` at the same height as the first of them, then released them at once.
+    SelfishMining {
+        /// The selfish miner (also the record's node).
+        miner: String,
+        /// Last block both branches share.
+        fork_point: BlockHash,
+        /// Its height.
+        fork_height: u32,
+        /// The withheld blocks, lowest first.
+        withheld: Vec<BlockHash>,
+        /// When they were mined (simulated clock, µs).
+        mined_at_us: u64,
+        /// When they were released at once (simulated clock, µs; = the record's `t_us`).
+        released_at_us: u64,
+        /// The honest block at `fork_height + 1` that loses.
+        losing_block: BlockHash,
+        /// Its height.
+        losing_height: u32,
+        /// The node that mined it.
+        losing_miner: String,
+        /// When it was first seen anywhere (its miner's `block_received`, simulated µs).
+        losing_first_seen_us: u64,
+    },
+    /// A miner released a private branch of `depth + 1` blocks that replaces `depth` public
+    /// blocks (`reorg` event).
+    Reorg {
+        /// The miner.
+        miner: String,
+        /// Blocks replaced on nodes that were on the public tip.
+        depth: u32,
+        /// Last block both branches share.
+        fork_point: BlockHash,
+        /// Its height.
+        fork_height: u32,
+        /// Public blocks replaced, old tip first.
+        replaced: Vec<BlockHash>,
+        /// The released blocks, lowest first.
+        released: Vec<BlockHash>,
+    },
+    /// A block whose coinbase pays `excess_sat` more than subsidy + fees: `accepted_by`
+    /// connect it (a buggy version), `rejected_by` reject it as `bad-cb-amount`.
+    InflatedCoinbase {
+        /// The miner.
+        miner: String,
+        /// Block hash.
+        hash: BlockHash,
+        /// Block height.
+        height: u32,
+        /// What the coinbase pays, sat.
+        coinbase_sat: u64,
+        /// Subsidy + fees, sat.
+        limit_sat: u64,
+        /// `coinbase_sat - limit_sat`.
+        excess_sat: u64,
+        /// Nodes that connect it.
+        accepted_by: Vec<String>,
+        /// Nodes that reject it.
+        rejected_by: Vec<String>,
+    },
+    /// A block every node rejects (`bad-cb-amount`), relayed as a compact block before
+    /// validation like Core's high-bandwidth relay.
+    InvalidBlock {
+        /// The miner.
+        miner: String,
+        /// Block hash.
+        hash: BlockHash,
+        /// Block height.
+        height: u32,
+        /// Reject reason.
+        reason: String,
+        /// Core's debug message.
+        detail: String,
+    },
+    /// The node stopped connecting blocks (it still receives headers and blocks, answers RPC
+    /// and accepts transactions).
+    Stuck {
+        /// Its tip when it stopped.
+        tip: BlockHash,
+        /// Tip height.
+        height: u32,
+    },
+    /// The node connects blocks again and catches up.
+    Unstuck {
+        /// Its stale tip before catching up.
+        tip: BlockHash,
+        /// Tip height.
+        height: u32,
+        /// Best header height it knew.
+        headers: u32,
+    },
+    /// The node's mempool was emptied like a restart without mempool.dat: no `R` messages,
+    /// every ZMQ topic's sequence restarts at 0, the mempool sequence restarts at 1, `uptime`
+    /// restarts, debug.log gets shutdown and startup lines.
+    MempoolWipe {
+        /// Transactions dropped.
+        dropped: usize,
+        /// Mempool sequence before the wipe.
+        mempool_sequence_before: u64,
+    },
+    /// Peers send the node `count` transactions it rejects, one every `interval_ms`
+    /// (simulated), each a `tx_rejected` record; `t_us` is the first rejection's time.
+    RejectBurst {
+        /// How many.
+        count: u32,
+        /// Reject reason.
+        reason: String,
+        /// Full reason text as logged.
+        reason_text: String,
+        /// Sending peer node.
+        from: String,
+        /// Its peer id on the node.
+        peer: u64,
+        /// Simulated ms between two rejections.
+        interval_ms: u64,
+    },
+    /// The node receives everything `extra_delay_ms` late (recorded at the start of the run).
+    SlowNode {
+        /// Added delay, simulated ms.
+        extra_delay_ms: u64,
+    },
 }
 
 /// Where truth records go: always kept in memory, and written to a file when one was given.
@@ -221,6 +390,7 @@ mod tests {
     fn record_is_one_flat_json_object_with_kind() {
         let rec = TruthRecord {
             t_us: 5,
+            wall_us: None,
             node: "n0".into(),
             event: TruthEvent::BlockConnected {
                 hash: BlockHash::all_zeros(),
@@ -230,6 +400,25 @@ mod tests {
         let line = serde_json::to_string(&rec).unwrap();
         assert!(line.contains("\"kind\":\"block_connected\""), "{line}");
         assert!(line.contains("\"t_us\":5"), "{line}");
+        let back: TruthRecord = serde_json::from_str(&line).unwrap();
+        assert_eq!(back, rec);
+    }
+
+    #[test]
+    fn incident_record_is_flat_with_kind_and_incident() {
+        let rec = TruthRecord {
+            t_us: 5,
+            wall_us: Some(3),
+            node: "n0".into(),
+            event: TruthEvent::Incident(Incident::Stuck {
+                tip: BlockHash::all_zeros(),
+                height: 7,
+            }),
+        };
+        let line = serde_json::to_string(&rec).unwrap();
+        assert!(line.contains("\"kind\":\"incident\""), "{line}");
+        assert!(line.contains("\"incident\":\"stuck\""), "{line}");
+        assert!(line.contains("\"wall_us\":3"), "{line}");
         let back: TruthRecord = serde_json::from_str(&line).unwrap();
         assert_eq!(back, rec);
     }

@@ -165,6 +165,7 @@ impl ZmqEndpoints {
 enum Command {
     Publish(ZmqMessage),
     Malformed,
+    ResetSequences,
     Stop,
 }
 
@@ -240,6 +241,12 @@ impl ZmqPublisher {
         self.send(Command::Malformed);
     }
 
+    /// Restarts every topic's sequence number at 0, as a restarted bitcoind's new publishers
+    /// do (subscribers see the sequence jump back).
+    pub fn reset_sequences(&self) {
+        self.send(Command::ResetSequences);
+    }
+
     fn send(&self, cmd: Command) {
         match self.tx.try_send(cmd) {
             Ok(()) => {}
@@ -299,6 +306,7 @@ fn run(rx: Receiver<Command>, sockets: Vec<zmq::Socket>, node: String) {
                     }
                 }
             }
+            Command::ResetSequences => seqs = [0u32; 5],
             Command::Stop => break,
         }
     }

@@ -10,7 +10,7 @@ use std::fmt::Write as _;
 use bitcoin::BlockHash;
 
 use super::format::{g8, iso_seconds, version_string, LogFormat};
-use super::{Arrival, ArrivalKind, Banner, Connected, LogNote, TipInfo};
+use super::{Arrival, ArrivalKind, Banner, Connected, LogNote, Rejection, TipInfo};
 
 /// One line before stamping.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -194,6 +194,32 @@ pub(crate) fn lines(
                 l.push(cb, Some("validation"), updated);
             }
         }
+        LogNote::BlockRejected(r) => rejected_block(format, r, thread, bench, node_salt, &mut l),
+        LogNote::TxRejected {
+            txid,
+            wtxid,
+            peer,
+            size,
+            reason,
+            reason_text,
+        } => {
+            l.push(
+                MSGHAND,
+                Some("net"),
+                format!("received: tx ({size} bytes) peer={peer}"),
+            );
+            l.key_here();
+            let msg = match format {
+                LogFormat::V30 | LogFormat::V25 => format!(
+                    "{txid} (wtxid={wtxid}) from peer={peer} was not accepted: {reason_text}"
+                ),
+                LogFormat::V018 => format!(
+                    "{txid} from peer={peer} was not accepted: {reason_text} (code {})",
+                    reject_code(reason)
+                ),
+            };
+            l.push(MSGHAND, Some("mempoolrej"), msg);
+        }
         LogNote::TxAccepted {
             txid,
             wtxid,
@@ -249,6 +275,175 @@ pub(crate) fn lines(
         }
     }
     l
+}
+
+/// Core 0.18's reject code for a reason (`(code N)` after the text).
+fn reject_code(reason: &str) -> u8 {
+    match reason {
+        "insufficient fee" | "min relay fee not met" | "mempool min fee not met" => 66,
+        "dust" => 64,
+        "txn-mempool-conflict" | "txn-already-in-mempool" | "txn-already-known" => 18,
+        _ => 16,
+    }
+}
+
+/// `log2_work=..` of a regtest chain whose tip is at `height`, in the format's precision.
+fn log2_work(format: LogFormat, height: u32) -> String {
+    let w = ((u64::from(height) + 1) as f64 * 2.0).log2();
+    match format {
+        LogFormat::V018 => g8(w),
+        _ => format!("{w:.6}"),
+    }
+}
+
+/// The lines of a block that fails `ConnectBlock` (v30: `bitcoin-core-v30/logs/*` at
+/// 15:53:31; 0.18: `logs_badblock_cb_overspent_018.txt`). The key line is the first
+/// `InvalidChainFound: invalid block=..`.
+fn rejected_block(
+    format: LogFormat,
+    r: &Rejection,
+    thread: &'static str,
+    bench: &mut BenchTotals,
+    salt: u64,
+    l: &mut Lines,
+) {
+    let h = &r.hash;
+    for p in &r.relay_to {
+        if format != LogFormat::V018 {
+            l.push(
+                MSGHAND,
+                Some("net"),
+                format!("PeerManager::NewPoWValidBlock sending header-and-ids {h} to peer={p}"),
+            );
+        }
+        l.push(
+            MSGHAND,
+            Some("net"),
+            format!("sending cmpctblock ({} bytes) peer={p}", r.cmpct_size),
+        );
+    }
+    let f = format.bench_factor();
+    let j = |k: u8| jitter(h, salt, k) * f;
+    let ntx = r.txs.max(1) as f64;
+    let load = 0.01 * j(2);
+    let sanity = 0.0005 * ntx * j(3);
+    let fork = 0.01 * j(4);
+    let connect = 0.006 * ntx * j(5);
+    bench.add(Stage::Load, load);
+    bench.add(Stage::Sanity, sanity);
+    bench.add(Stage::Fork, fork);
+    bench.add(Stage::Connect, connect);
+    let b = Some("bench");
+    let load_tail = match format {
+        LogFormat::V30 => String::new(),
+        LogFormat::V25 => bench.tail(Stage::Load),
+        LogFormat::V018 => bench.tail_total_only(Stage::Load),
+    };
+    if format != LogFormat::V018 {
+        l.push(thread, b, "  - Using cached block".to_owned());
+    }
+    l.push(
+        thread,
+        b,
+        format!("  - Load block from disk: {load:.2}ms{load_tail}"),
+    );
+    l.push(
+        thread,
+        b,
+        format!(
+            "    - Sanity checks: {sanity:.2}ms{}",
+            bench.tail(Stage::Sanity)
+        ),
+    );
+    l.push(
+        thread,
+        b,
+        format!("    - Fork checks: {fork:.2}ms{}", bench.tail(Stage::Fork)),
+    );
+    l.push(
+        thread,
+        b,
+        format!(
+            "      - Connect {} transactions: {connect:.2}ms ({:.3}ms/tx, 0.000ms/txin){}",
+            r.txs,
+            connect / ntx,
+            bench.tail(Stage::Connect)
+        ),
+    );
+    let reason = &r.reason;
+    let detail = &r.detail;
+    // Core 30 keeps the debug message in the validation state; older versions log it as an
+    // `ERROR: ConnectBlock(): ..` line and keep only the reason.
+    let state = match format {
+        LogFormat::V30 => format!("{reason}, {detail}"),
+        LogFormat::V25 => reason.clone(),
+        LogFormat::V018 => format!("{reason} (code 16)"),
+    };
+    match format {
+        LogFormat::V30 => l.push(
+            thread,
+            None,
+            format!("Block validation error: {reason}, {detail}"),
+        ),
+        _ => l.push(thread, None, format!("ERROR: ConnectBlock(): {detail}")),
+    }
+    if format != LogFormat::V018 {
+        l.push(
+            thread,
+            Some("validation"),
+            format!("BlockChecked: block hash={h} state={state}"),
+        );
+    }
+    let invalid = format!(
+        "InvalidChainFound: invalid block={h}  height={}  log2_work={}  date={}",
+        r.height,
+        log2_work(format, r.height),
+        iso_seconds(u64::from(r.time))
+    );
+    let best = format!(
+        "InvalidChainFound:  current best={}  height={}  log2_work={}  date={}",
+        r.best.hash,
+        r.best.height,
+        log2_work(format, r.best.height),
+        iso_seconds(u64::from(r.best.time))
+    );
+    l.key_here();
+    l.push(thread, None, invalid.clone());
+    l.push(thread, None, best.clone());
+    match format {
+        LogFormat::V30 => l.push(
+            thread,
+            Some("error"),
+            format!("ConnectTip: ConnectBlock {h} failed, {state}"),
+        ),
+        _ => l.push(
+            thread,
+            None,
+            format!("ERROR: ConnectTip: ConnectBlock {h} failed, {state}"),
+        ),
+    }
+    l.push(thread, None, invalid);
+    l.push(thread, None, best);
+    if format != LogFormat::V018 {
+        l.push(
+            thread,
+            Some("mempool"),
+            format!(
+                "Checking mempool with {} transactions and {} inputs",
+                r.mempool_txs, r.mempool_inputs
+            ),
+        );
+    }
+    if format == LogFormat::V30 {
+        l.push(
+            thread,
+            Some("validation"),
+            format!(
+                "ActiveTipChange: new block hash={} block height={}",
+                r.best.hash, r.best.height
+            ),
+        );
+    }
 }
 
 fn callback_thread(format: LogFormat, thread: &'static str) -> &'static str {

@@ -54,6 +54,24 @@ pub enum LogNote {
         /// Their inputs.
         mempool_inputs: usize,
     },
+    /// A block failed validation (Core's invalid-block lines).
+    BlockRejected(Rejection),
+    /// A transaction from a peer was rejected (`-debug=mempoolrej`).
+    TxRejected {
+        /// Transaction id.
+        txid: Txid,
+        /// Witness transaction id.
+        wtxid: Wtxid,
+        /// Peer id it came from.
+        peer: u64,
+        /// Serialized size, bytes.
+        size: usize,
+        /// Core's reject reason (`insufficient fee`, `dust`, ...).
+        reason: String,
+        /// The whole text after `was not accepted: ` (Core 30's wording; 0.18 appends its
+        /// reject code).
+        reason_text: String,
+    },
     /// A transaction entered the mempool.
     TxAccepted {
         /// Transaction id.
@@ -69,6 +87,33 @@ pub enum LogNote {
         /// Their total virtual size, vB.
         pool_vsize: u64,
     },
+}
+
+/// A block the node found invalid.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Rejection {
+    /// Block hash.
+    pub hash: BlockHash,
+    /// Block height.
+    pub height: u32,
+    /// Header time.
+    pub time: u32,
+    /// Transactions including the coinbase.
+    pub txs: usize,
+    /// Reject reason (`bad-cb-amount`).
+    pub reason: String,
+    /// Core's debug message (`coinbase pays too much (actual=.. vs limit=..)`).
+    pub detail: String,
+    /// The node's tip, which stays.
+    pub best: TipInfo,
+    /// Peers it relays the compact block to before validating (blocks from peers only).
+    pub relay_to: Vec<u64>,
+    /// Size of that compact block, bytes.
+    pub cmpct_size: usize,
+    /// Mempool transactions.
+    pub mempool_txs: usize,
+    /// Their inputs.
+    pub mempool_inputs: usize,
 }
 
 /// A block arriving at a node.
@@ -255,6 +300,16 @@ impl NodeLog {
             self.salt,
         );
         self.write_at(t_us, &l.lines, l.key);
+    }
+
+    /// Writes a restart at `t_us`: the shutdown lines, then the startup lines of `banner`
+    /// (not flushed: call [`NodeLog::flush`]).
+    pub fn restart(&mut self, t_us: u64, banner: &Banner) {
+        let lines = messages::shutdown(self.format);
+        self.write_at(t_us, &lines, 0);
+        let lines = messages::banner(self.format, banner);
+        self.write_at(t_us + 1, &lines, 0);
+        self.pending_connected.clear();
     }
 
     /// Writes the shutdown lines at `t_us` and flushes.

@@ -619,7 +619,7 @@ fn blockstats(node: &NodeState, p: &Params<'_>) -> Result<Value, RpcError> {
 }
 
 fn peerinfo(node: &NodeState) -> Value {
-    let now = crate::truth::now_us() / 1_000_000;
+    let now = node.clock.now_secs();
     let height = node.chain.height();
     Value::Array(
         connected_peers(node)
@@ -723,7 +723,7 @@ fn blocktemplate(node: &NodeState, p: &Params<'_>) -> Result<Value, RpcError> {
     let commitment = witness_commitment_script(&tmp)
         .as_bytes()
         .to_lower_hex_string();
-    let now = crate::truth::now_us() / 1_000_000;
+    let now = node.clock.now_secs();
     Ok(json!({
         "capabilities": ["proposal"],
         "version": 0x2000_0000,

@@ -126,7 +126,7 @@ fn one(ctx: &RpcCtx, req: &Value) -> (String, StatusCode) {
             let params = Params::new(req.get("params"));
             match ctx.node.lock() {
                 Ok(node) => {
-                    let uptime_s = ctx.start.elapsed().as_secs();
+                    let uptime_s = node.clock.now_secs().saturating_sub(node.started_at);
                     call(
                         &node,
                         &CallCtx {
