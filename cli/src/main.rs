@@ -1,6 +1,7 @@
 //! `bmon`: the operator's command line. One module per subcommand; [`services`] holds the
 //! connection options every subcommand shares (flags or `BMON_...` variables).
 
+mod parse_log;
 mod replay;
 mod services;
 mod setup;
@@ -34,6 +35,8 @@ enum Command {
     Status(status::Args),
     /// Print events as JSON lines as they are published.
     Tail(tail::Args),
+    /// Parse a debug.log file offline and print the events found, one JSON object per line.
+    ParseLog(parse_log::Args),
 }
 
 #[tokio::main]
@@ -51,5 +54,6 @@ async fn main() -> anyhow::Result<()> {
         Command::Replay(args) => replay::run(&cli.services, args).await,
         Command::Status(args) => status::run(&cli.services, args).await,
         Command::Tail(args) => tail::run(&cli.services, args).await,
+        Command::ParseLog(args) => parse_log::run(args),
     }
 }

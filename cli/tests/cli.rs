@@ -314,6 +314,7 @@ fn the_readme_shows_the_current_help_of_every_command() {
         &["replay", "--help"],
         &["status", "--help"],
         &["tail", "--help"],
+        &["parse-log", "--help"],
     ] {
         let out = Command::new(BIN).args(args).output().unwrap();
         let help = String::from_utf8_lossy(&out.stdout);
@@ -323,4 +324,61 @@ fn the_readme_shows_the_current_help_of_every_command() {
             args.join(" ")
         );
     }
+}
+
+/// `bmon parse-log` finds the fixtures' invalid block 121 and tx B's rejection in node0's v30
+/// debug.log, printed as JSON lines with schema field names.
+#[test]
+fn parse_log_prints_the_events_of_a_debug_log_as_json_lines() {
+    let log = test_support::fixture("bitcoin-core-v30/logs/node0.debug.log");
+    let out = Command::new(env!("CARGO_BIN_EXE_bmon"))
+        .args(["parse-log", "--format", "jsonl"])
+        .arg(&log)
+        .output()
+        .expect("run bmon parse-log");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let events: Vec<serde_json::Value> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("each line is JSON"))
+        .collect();
+    let invalid = events
+        .iter()
+        .find(|e| e["kind"] == "invalid_block")
+        .expect("an invalid_block event");
+    assert_eq!(
+        invalid["hash"],
+        "4b48a6f085ccd4bde4eeb753fc24144ff8fdb45f466d58b6d59c82da9ef0486b"
+    );
+    assert_eq!(invalid["reason"], "bad-cb-amount");
+    assert_eq!(invalid["height"], 121);
+    assert!(invalid["observed_at"]
+        .as_i64()
+        .is_some_and(|t| t > 1_700_000_000_000_000));
+    let rejected = events
+        .iter()
+        .find(|e| e["kind"] == "tx_rejected")
+        .expect("a tx_rejected event");
+    assert_eq!(
+        rejected["txid"],
+        "9fbed1276dd9060ab1f5d90eacd8e34d7957f8c6583349b38185d558ac936d76"
+    );
+    assert_eq!(rejected["peer"], 2);
+    let summary = String::from_utf8_lossy(&out.stderr);
+    assert!(summary.contains("events"), "{summary}");
+}
+
+/// A missing file is a clear error, not a panic.
+#[test]
+fn parse_log_of_a_missing_file_fails_with_the_path() {
+    let out = Command::new(env!("CARGO_BIN_EXE_bmon"))
+        .args(["parse-log", "/nonexistent/debug.log"])
+        .output()
+        .expect("run bmon parse-log");
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("/nonexistent/debug.log"), "{err}");
 }
