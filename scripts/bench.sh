@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# Runs bmon's benchmarks (release builds). Each prints its figure beside its target and PASS/MISS:
+#   debuglog/benches/parse.rs      debug.log parsing, lines/s on one core (1M-line generated log)
+#   consumers/benches/pipeline.rs  JetStream -> ch-writer -> ClickHouse events/s, beside raw NATS
+#                                  and raw ClickHouse rates measured in the same run
+#   detectors/benches/apply.rs     detector apply() throughput, events/s per detector
+# The services the benches need are started by the benches themselves on free loopback ports.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+status=0
+for b in "bmon-debuglog parse" "bmon-consumers pipeline" "bmon-detectors apply"; do
+  set -- $b
+  echo "==> cargo bench -p $1 --bench $2"
+  cargo bench --quiet -p "$1" --bench "$2" 2>&1 | grep -v '^\s*\(Compiling\|Finished\|Running\)' || status=1
+  echo
+done
+exit $status
