@@ -286,7 +286,11 @@ impl Sim {
     /// A truth record for node `i`, stamped now on the simulated clock (and the wall clock in
     /// an accelerated run). Returns its `t_us`.
     fn stamp(&self, i: usize, event: TruthEvent) -> u64 {
-        let wall = wall_us();
+        self.stamp_at(i, event, wall_us())
+    }
+
+    /// [`Sim::stamp`] at wall time `wall`.
+    fn stamp_at(&self, i: usize, event: TruthEvent, wall: u64) -> u64 {
         let t_us = self.clock.sim_at(wall);
         self.truth.record(TruthRecord {
             t_us,
@@ -771,10 +775,11 @@ impl Sim {
         let Some((losing, losing_miner, losing_first_seen_us)) = w.losing else {
             return;
         };
-        let released_at_us = self.clock.now_us();
-        self.record(
+        let wall = wall_us();
+        let released_at_us = self.clock.sim_at(wall);
+        self.stamp_at(
             w.miner,
-            Incident::SelfishMining {
+            TruthEvent::Incident(Incident::SelfishMining {
                 miner: self.nodes[w.miner].name.clone(),
                 fork_point: w.fork_point,
                 fork_height: w.fork_height,
@@ -785,7 +790,8 @@ impl Sim {
                 losing_height: losing.height,
                 losing_miner,
                 losing_first_seen_us,
-            },
+            }),
+            wall,
         );
         let mut out = Outbox::default();
         self.with_node(w.miner, |n| {

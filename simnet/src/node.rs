@@ -335,7 +335,7 @@ impl NodeState {
     fn check_block(&self, block: &BlockRef) -> Option<(String, String)> {
         let actual = block.coinbase_sat();
         let limit = block.coinbase_limit_sat();
-        if actual > limit && !block.overpay_accepted_by.iter().any(|n| *n == self.name) {
+        if actual > limit && !block.overpay_accepted_by.contains(&self.name) {
             return Some((
                 "bad-cb-amount".to_owned(),
                 format!("coinbase pays too much (actual={actual} vs limit={limit})"),

@@ -214,7 +214,20 @@ fn hex(s: &str) -> Vec<u8> {
 
 #[test]
 fn shipped_scenarios_parse_and_validate() {
-    for name in ["e2e.toml", "demo.toml", "faults.toml"] {
+    for name in [
+        "e2e.toml",
+        "demo.toml",
+        "faults.toml",
+        "clean-6h.toml",
+        "incidents/selfish-mining.toml",
+        "incidents/deep-reorg.toml",
+        "incidents/inflated-coinbase.toml",
+        "incidents/invalid-block.toml",
+        "incidents/stuck.toml",
+        "incidents/mempool-wipe.toml",
+        "incidents/reject-burst.toml",
+        "incidents/slow-node.toml",
+    ] {
         let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
             .join("scenarios")
             .join(name);
