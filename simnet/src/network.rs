@@ -215,7 +215,7 @@ impl Sim {
                 self.schedule(self.now_ms + dt, SimEvent::FindBlock);
             }
             SimEvent::NewTx => {
-                if self.ended {
+                if self.ended || self.scenario.txs.until_ms.is_some_and(|t| self.now_ms >= t) {
                     return;
                 }
                 self.new_tx();

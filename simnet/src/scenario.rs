@@ -109,6 +109,9 @@ pub struct TxSchedule {
     /// Highest fee rate, sat/vB.
     #[serde(default = "default_max_feerate")]
     pub max_feerate: u64,
+    /// No new transactions from this time on (ms since the start; never when absent).
+    #[serde(default)]
+    pub until_ms: Option<u64>,
 }
 
 impl Default for TxSchedule {
@@ -117,6 +120,7 @@ impl Default for TxSchedule {
             rate_per_s: 0.0,
             min_feerate: default_min_feerate(),
             max_feerate: default_max_feerate(),
+            until_ms: None,
         }
     }
 }

@@ -526,6 +526,28 @@ async fn stuck_node_keeps_answering_with_rising_headers_and_a_stale_tip_then_cat
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn mempool_wipe_empties_one_mempool_restarts_its_sequences_and_logs_a_restart() {
     let (fleet, dir) = start("incidents/mempool-wipe.toml", |s| s.time_scale = SPEEDUP).await;
+    // node2's hashblock sequence numbers, as a subscriber sees them.
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let endpoint = fleet.nodes()[2].zmq.hashblock.clone();
+    let sub = {
+        let stop = stop.clone();
+        std::thread::spawn(move || {
+            let ctx = zmq::Context::new();
+            let s = ctx.socket(zmq::SUB).unwrap();
+            s.set_subscribe(b"").unwrap();
+            s.set_rcvtimeo(50).unwrap();
+            s.connect(&endpoint).unwrap();
+            let mut seqs = Vec::new();
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                if let Ok(frames) = s.recv_multipart(0) {
+                    if let Some(Ok(b)) = frames.get(2).map(|f| <[u8; 4]>::try_from(f.as_slice())) {
+                        seqs.push(u32::from_le_bytes(b));
+                    }
+                }
+            }
+            seqs
+        })
+    };
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
     let mut wiped = false;
     while !wiped && tokio::time::Instant::now() < deadline {
@@ -546,30 +568,40 @@ async fn mempool_wipe_empties_one_mempool_restarts_its_sequences_and_logs_a_rest
         size(common::rpc(&n[2], "getmempoolinfo", json!([])).await),
     );
     assert!(s0 >= 10 && s1 >= 10, "others full: {s0} {s1}");
-    assert!(s2 <= 3, "node2 empty right after the wipe: {s2}");
+    assert_eq!(s2, 0, "node2 empty after the wipe");
+    let raw = common::rpc(&n[2], "getrawmempool", json!([false, true])).await;
+    assert_eq!(
+        raw["mempool_sequence"],
+        json!(1),
+        "mempool sequence restarted"
+    );
     let uptime = common::rpc(&n[2], "uptime", json!([])).await;
     assert!(uptime.as_u64().unwrap() < 5, "uptime restarted: {uptime}");
     common::finish(&fleet).await;
     let truth = fleet.truth();
-    let (wipe_at, dropped, before) = truth
+    let (dropped, before) = truth
         .iter()
         .find_map(|r| match r.event {
             TruthEvent::Incident(Incident::MempoolWipe {
                 dropped,
                 mempool_sequence_before,
-            }) => Some((r.t_us, dropped, mempool_sequence_before)),
+            }) => Some((dropped, mempool_sequence_before)),
             _ => None,
         })
         .unwrap();
     assert!(dropped >= 10 && before > dropped as u64);
-    // The first tx node2 accepts after the wipe has mempool sequence 1 again.
-    let next = truth.iter().find_map(|r| match r.event {
-        TruthEvent::TxAccepted {
-            mempool_sequence, ..
-        } if r.node == "node2" && r.t_us > wipe_at => Some(mempool_sequence),
-        _ => None,
-    });
-    assert_eq!(next, Some(1));
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let seqs = sub.join().unwrap();
+    let restarts = seqs.windows(2).filter(|w| w[1] < w[0]).count();
+    assert_eq!(
+        restarts, 1,
+        "hashblock sequence restarts once at 0: {seqs:?}"
+    );
+    assert!(seqs.windows(2).any(|w| w[1] == 0 && w[0] > 0), "{seqs:?}");
+    // Still empty at the end while the others hold their transactions.
+    let end = |i: usize| fleet.with_node(i, |n| n.mempool.len()).unwrap();
+    assert_eq!(end(2), 0);
+    assert!(end(0) >= 10 && end(1) >= 10);
     // debug.log: shutdown then a second startup banner.
     let log = std::fs::read_to_string(dir.path().join("node2/debug.log")).unwrap();
     assert_eq!(log.matches("Bitcoin Core version").count(), 2);

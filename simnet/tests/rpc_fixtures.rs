@@ -227,6 +227,11 @@ async fn every_method_matches_core_v30_keys_and_types() {
         &rpc("getzmqnotifications", json!([])).await,
         "getzmqnotifications.json",
     );
+    assert_shape(
+        "getindexinfo",
+        &rpc("getindexinfo", json!([])).await,
+        "getindexinfo.json",
+    );
     fleet.shutdown().await.unwrap();
 }
 

@@ -153,6 +153,7 @@ pub const METHODS: &[&str] = &[
     "getmempoolentry",
     "getzmqnotifications",
     "getconnectioncount",
+    "getindexinfo",
 ];
 
 /// Answers one call.
@@ -188,6 +189,14 @@ pub fn call(
             }
         }
         "getbestblockhash" => Ok(json!(node.chain.tip().to_string())),
+        // -txindex -coinstatsindex, both synced to the tip (like the fixtures' nodes).
+        "getindexinfo" => {
+            let h = node.chain.height();
+            Ok(json!({
+                "txindex": {"synced": true, "best_block_height": h},
+                "coinstatsindex": {"synced": true, "best_block_height": h},
+            }))
+        }
         "getblockcount" => Ok(json!(node.chain.height())),
         "getconnectioncount" => Ok(json!(connected_peers(node).len())),
         "uptime" => Ok(json!(ctx.uptime_s)),
