@@ -17,6 +17,7 @@ use figment::Figment;
 use schema::NodeId;
 use serde::Deserialize;
 
+use crate::clock::Clock;
 use crate::sources::rpc::RpcAuth;
 use crate::sources::zmq::{Topic, ZmqEndpoints};
 
@@ -188,6 +189,28 @@ impl Default for DebugLogSection {
     }
 }
 
+/// `[clock]` as written: a simulation and testing aid for simulated fleets such as
+/// bmon-simnet's `time_scale`; production agents never set it. When present, every
+/// `observed_at` the agent stamps itself is `origin_us + (wall_us - origin_us) * scale`
+/// (see [`crate::clock`]).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ClockSection {
+    /// Wall time (µs since the epoch) at which the agent's and the simulated clock agree.
+    pub origin_us: Option<i64>,
+    /// Simulated seconds per wall second (positive).
+    pub scale: f64,
+}
+
+impl Default for ClockSection {
+    fn default() -> Self {
+        ClockSection {
+            origin_us: None,
+            scale: 1.0,
+        }
+    }
+}
+
 /// The configuration as written, before validation.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -210,6 +233,8 @@ pub struct FileConfig {
     pub metrics: MetricsSection,
     /// debug.log (optional).
     pub debug_log: Option<DebugLogSection>,
+    /// Simulated clock (optional; simulated fleets only).
+    pub clock: Option<ClockSection>,
 }
 
 /// Top-level keys the environment may set (other `BMON_` variables belong to other tools).
@@ -223,6 +248,7 @@ const ENV_KEYS: &[&str] = &[
     "poll",
     "metrics",
     "debug_log",
+    "clock",
 ];
 
 /// One mistake in the configuration, named after what the operator got wrong.
@@ -332,6 +358,18 @@ pub enum ConfigProblem {
     /// `debug_log.poll_ms` is zero.
     #[error("`debug_log.poll_ms` must be at least 1")]
     ZeroLogPoll,
+    /// `[clock]` without `origin_us`.
+    #[error(
+        "`clock.origin_us` is missing: the wall time (µs since the epoch) at which the simulated \
+         clock starts (or remove the [clock] section: production agents never set it)"
+    )]
+    MissingClockOrigin,
+    /// `clock.scale` is not a positive finite number.
+    #[error("`clock.scale` = {value} must be a positive finite number")]
+    InvalidClockScale {
+        /// The value given, as written out.
+        value: String,
+    },
 }
 
 /// Why the configuration cannot be used. The binary prints it and exits non-zero.
@@ -423,6 +461,8 @@ pub struct Config {
     pub metrics_listen: SocketAddr,
     /// debug.log, when configured.
     pub debug_log: Option<DebugLogConfig>,
+    /// The clock events are stamped with: the wall clock unless `[clock]` is set.
+    pub clock: Clock,
 }
 
 /// Smallest accepted spool bound.
@@ -626,33 +666,55 @@ impl FileConfig {
                 poll_interval: Duration::from_millis(d.poll_ms),
             })
         });
-        match (node, network, &self.rpc.url, auth, metrics_listen) {
-            (Some(node), Some(network), Some(url), Some(auth), Some(metrics_listen))
-                if problems.is_empty() =>
-            {
-                Ok(Config {
-                    node,
-                    network,
-                    rpc: RpcConfig {
-                        url: url.clone(),
-                        auth,
-                        timeout: Duration::from_secs(self.rpc.timeout_secs),
-                    },
-                    zmq: ZmqEndpoints { endpoints },
-                    nats: NatsConfig {
-                        url: self.nats.url.clone(),
-                        credentials_file: self.nats.credentials_file.clone(),
-                    },
-                    spool: SpoolConfig {
-                        dir: self.spool.dir.clone(),
-                        max_bytes: self.spool.max_bytes,
-                    },
-                    status_interval: Duration::from_secs(self.poll.status_secs),
-                    mempool_interval: Duration::from_secs(self.poll.mempool_secs),
-                    metrics_listen,
-                    debug_log,
-                })
+        let clock = match &self.clock {
+            None => Some(Clock::wall()),
+            Some(c) => {
+                if c.origin_us.is_none() {
+                    problems.push(ConfigProblem::MissingClockOrigin);
+                }
+                let origin = schema::UnixMicros(c.origin_us.unwrap_or_default());
+                match Clock::scaled(origin, c.scale) {
+                    Ok(clock) => c.origin_us.map(|_| clock),
+                    Err(_) => {
+                        problems.push(ConfigProblem::InvalidClockScale {
+                            value: c.scale.to_string(),
+                        });
+                        None
+                    }
+                }
             }
+        };
+        match (node, network, &self.rpc.url, auth, metrics_listen, clock) {
+            (
+                Some(node),
+                Some(network),
+                Some(url),
+                Some(auth),
+                Some(metrics_listen),
+                Some(clock),
+            ) if problems.is_empty() => Ok(Config {
+                node,
+                network,
+                rpc: RpcConfig {
+                    url: url.clone(),
+                    auth,
+                    timeout: Duration::from_secs(self.rpc.timeout_secs),
+                },
+                zmq: ZmqEndpoints { endpoints },
+                nats: NatsConfig {
+                    url: self.nats.url.clone(),
+                    credentials_file: self.nats.credentials_file.clone(),
+                },
+                spool: SpoolConfig {
+                    dir: self.spool.dir.clone(),
+                    max_bytes: self.spool.max_bytes,
+                },
+                status_interval: Duration::from_secs(self.poll.status_secs),
+                mempool_interval: Duration::from_secs(self.poll.mempool_secs),
+                metrics_listen,
+                debug_log,
+                clock,
+            }),
             _ => Err(ConfigError::Invalid(problems)),
         }
     }
@@ -913,6 +975,87 @@ mod tests {
             let cfg = Config::load(Path::new("agent.toml")).map_err(|e| e.to_string())?;
             let d = cfg.debug_log.expect("debug_log from the environment");
             assert_eq!(d.path, PathBuf::from("/data/debug.log"));
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn without_a_clock_section_events_use_the_wall_clock() {
+        let cfg = from(GOOD).unwrap();
+        assert_eq!(cfg.clock, Clock::wall());
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("config.example.toml");
+        let example = Config::from_figment(Figment::from(Toml::file_exact(&path))).unwrap();
+        assert!(
+            !example.clock.is_scaled(),
+            "the example leaves [clock] commented out"
+        );
+    }
+
+    #[test]
+    fn the_clock_section_maps_the_wall_clock_onto_a_simulated_one() {
+        let origin = 1_767_225_600_000_000i64;
+        let toml = format!("{GOOD}\n[clock]\norigin_us = {origin}\nscale = 20\n");
+        let clock = from(&toml).unwrap().clock;
+        assert!(clock.is_scaled());
+        assert_eq!(clock.origin(), Some(schema::UnixMicros(origin)));
+        assert_eq!(
+            clock.at(schema::UnixMicros(origin + 1_000_000)),
+            schema::UnixMicros(origin + 20_000_000)
+        );
+        let toml = format!("{GOOD}\n[clock]\norigin_us = {origin}\nscale = 2.5\n");
+        assert_eq!(from(&toml).unwrap().clock.scale(), 2.5);
+    }
+
+    #[test]
+    fn the_clock_scale_defaults_to_one() {
+        let toml = format!("{GOOD}\n[clock]\norigin_us = 5\n");
+        let clock = from(&toml).unwrap().clock;
+        assert!(clock.is_scaled());
+        assert_eq!(clock.scale(), 1.0);
+        assert_eq!(
+            clock.at(schema::UnixMicros(1_000)),
+            schema::UnixMicros(1_000)
+        );
+    }
+
+    #[test]
+    fn a_clock_section_needs_an_origin_and_a_positive_finite_scale() {
+        assert_eq!(
+            problems(&format!("{GOOD}\n[clock]\nscale = 20\n")),
+            vec![ConfigProblem::MissingClockOrigin]
+        );
+        assert_eq!(
+            problems(&format!("{GOOD}\n[clock]\nscale = 0\n")),
+            vec![
+                ConfigProblem::MissingClockOrigin,
+                ConfigProblem::InvalidClockScale { value: "0".into() },
+            ]
+        );
+        for (bad, shown) in [("-2", "-2"), ("nan", "NaN"), ("inf", "inf"), ("0.0", "0")] {
+            let toml = format!("{GOOD}\n[clock]\norigin_us = 1\nscale = {bad}\n");
+            assert_eq!(
+                problems(&toml),
+                vec![ConfigProblem::InvalidClockScale {
+                    value: shown.into()
+                }],
+                "scale = {bad}"
+            );
+        }
+        let err = from(&format!("{GOOD}\n[clock]\norigin_us = 1\nspeed = 2\n")).unwrap_err();
+        assert!(err.to_string().contains("speed"), "{err}");
+    }
+
+    #[test]
+    fn the_clock_can_come_from_the_environment() {
+        figment::Jail::expect_with(|jail| {
+            jail.create_file("agent.toml", GOOD)?;
+            jail.set_env("BMON_CLOCK__ORIGIN_US", "1000000");
+            jail.set_env("BMON_CLOCK__SCALE", "20");
+            let cfg = Config::load(Path::new("agent.toml")).map_err(|e| e.to_string())?;
+            assert_eq!(
+                cfg.clock.at(schema::UnixMicros(2_000_000)),
+                schema::UnixMicros(21_000_000)
+            );
             Ok(())
         });
     }

@@ -17,10 +17,13 @@
 //! - [`publish`] and [`spool`]: JetStream publishing with batched PubAcks, and the disk spool
 //!   that keeps events while NATS is away.
 //! - [`metrics`]: Prometheus metrics and the `/metrics` server.
+//! - [`clock`]: the one clock every `observed_at` the agent stamps comes from (the wall clock,
+//!   or a simulated clock for simulated fleets).
 //!
 //! [`run`] wires them together until the shutdown token fires.
 
 pub mod chain;
+pub mod clock;
 pub mod config;
 pub mod error;
 pub mod mempool;
@@ -40,6 +43,7 @@ use std::time::Duration;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
+pub use clock::Clock;
 pub use config::Config;
 pub use error::Error;
 pub use metrics::Metrics;
@@ -63,6 +67,10 @@ pub async fn run_with_metrics(
     shutdown: CancellationToken,
 ) -> Result<(), Error> {
     tracing::info!(config = ?config, "starting bmon-agent");
+    if config.clock.is_scaled() {
+        tracing::warn!(clock = %config.clock,
+            "events are stamped on a simulated clock ([clock]): for simulated fleets only");
+    }
     let (metrics_addr, metrics_task) =
         metrics::serve(config.metrics_listen, metrics.clone(), shutdown.clone()).await?;
     tracing::info!(%metrics_addr, "serving /metrics");
@@ -75,7 +83,8 @@ pub async fn run_with_metrics(
     )
     .await?;
     let (ev_tx, ev_rx) = mpsc::channel(EVENT_CHANNEL);
-    let publisher = publish::Publisher::new(client, spool, metrics.clone(), config.node.clone());
+    let publisher = publish::Publisher::new(client, spool, metrics.clone(), config.node.clone())
+        .with_clock(config.clock);
     let publisher = tokio::spawn(publisher.run(ev_rx));
 
     // The debug.log does not need the node's RPC: it is read from the start, while the node
@@ -87,6 +96,7 @@ pub async fn run_with_metrics(
                 dl,
                 config.node.clone(),
                 metrics.clone(),
+                config.clock,
                 ev_tx.clone(),
                 shutdown.clone(),
             ),
@@ -136,13 +146,19 @@ async fn run_sources(
         });
     }
     let (zmq_tx, zmq_rx) = mpsc::channel(ZMQ_CHANNEL);
-    let zmq_thread =
-        sources::zmq::spawn_subscriber(&config.zmq, zmq_tx, metrics.clone(), shutdown.clone())?;
+    let zmq_thread = sources::zmq::spawn_subscriber(
+        &config.zmq,
+        zmq_tx,
+        metrics.clone(),
+        config.clock,
+        shutdown.clone(),
+    )?;
     let driver = node::NodeDriver::new(
         config.node.clone(),
         config.network,
         rpc,
         metrics.clone(),
+        config.clock,
         ev_tx,
     );
     let intervals = node::Intervals {

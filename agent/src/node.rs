@@ -21,12 +21,11 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use crate::chain::{bip34_height, block_facts, ChainTracker};
+use crate::clock::Clock;
 use crate::mempool::MempoolTracker;
 use crate::metrics::Metrics;
 use crate::sources::rpc::RpcClient;
-use crate::sources::zmq::{
-    now_micros, Received, SeqCheck, SequenceEvent, SequenceTracker, ZmqMessage,
-};
+use crate::sources::zmq::{Received, SeqCheck, SequenceEvent, SequenceTracker, ZmqMessage};
 use crate::status;
 
 /// How long the block stream must pause before a run of disconnects and connects is reported
@@ -82,6 +81,7 @@ pub struct NodeDriver {
     node: NodeId,
     rpc: Arc<RpcClient>,
     metrics: Metrics,
+    clock: Clock,
     out: mpsc::Sender<Envelope>,
     chain: ChainTracker,
     mempool: MempoolTracker,
@@ -102,18 +102,21 @@ enum BlockNote {
 }
 
 impl NodeDriver {
-    /// A driver for `node` on `network`, sending into `out`.
+    /// A driver for `node` on `network`, stamping what it observes itself (RPC polls, reorgs,
+    /// catch-up) with `clock` and sending into `out`.
     pub fn new(
         node: NodeId,
         network: Network,
         rpc: Arc<RpcClient>,
         metrics: Metrics,
+        clock: Clock,
         out: mpsc::Sender<Envelope>,
     ) -> Self {
         NodeDriver {
             node,
             rpc,
             metrics,
+            clock,
             out,
             chain: ChainTracker::new(network),
             mempool: MempoolTracker::default(),
@@ -159,7 +162,7 @@ impl NodeDriver {
                     settle_at = None;
                     self.drain_pending(true).await?;
                     if let Some(ev) = self.chain.flush() {
-                        self.emit(ev, now_micros()).await?;
+                        self.emit(ev, self.clock.now()).await?;
                     }
                 }
                 _ = status_tick.tick() => self.poll_status().await?,
@@ -168,7 +171,7 @@ impl NodeDriver {
         }
         self.drain_pending(true).await?;
         if let Some(ev) = self.chain.flush() {
-            self.emit(ev, now_micros()).await?;
+            self.emit(ev, self.clock.now()).await?;
         }
         Ok(())
     }
@@ -378,7 +381,7 @@ impl NodeDriver {
         }
         match self.rpc.get_utxo_stats(&hash).await {
             Ok(info) if info.bestblock == hash => {
-                self.emit(Event::UtxoStats(info.to_event()), now_micros())
+                self.emit(Event::UtxoStats(info.to_event()), self.clock.now())
                     .await
             }
             Ok(info) => {
@@ -498,7 +501,7 @@ impl NodeDriver {
                 // The node reorganised while the agent was blind; chain_tips tells.
                 return Ok(());
             }
-            self.block_connected(hash, Source::Rpc, now_micros())
+            self.block_connected(hash, Source::Rpc, self.clock.now())
                 .await?;
             expected_prev = hash;
             h = h.next();
@@ -512,7 +515,7 @@ impl NodeDriver {
                 let tips = status::chain_tips(&tips);
                 if self.last_tips.as_ref() != Some(&tips) {
                     self.last_tips = Some(tips.clone());
-                    self.emit(Event::ChainTips(tips), now_micros()).await?;
+                    self.emit(Event::ChainTips(tips), self.clock.now()).await?;
                 }
             }
             Err(e) => tracing::warn!(error = %e, "getchaintips failed"),
@@ -521,7 +524,7 @@ impl NodeDriver {
     }
 
     async fn poll_status(&mut self) -> Result<(), PublisherGone> {
-        let at = now_micros();
+        let at = self.clock.now();
         let (chain, net, mempool, uptime) = tokio::join!(
             self.rpc.get_blockchain_info(),
             self.rpc.get_network_info(),
@@ -551,7 +554,7 @@ impl NodeDriver {
     }
 
     async fn poll_mempool(&mut self) -> Result<(), PublisherGone> {
-        let at = now_micros();
+        let at = self.clock.now();
         let (info, raw) = tokio::join!(
             self.rpc.get_mempool_info(),
             self.rpc.get_raw_mempool_sequence()

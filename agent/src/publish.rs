@@ -28,8 +28,8 @@ use schema::event::Gap;
 use schema::{Envelope, NodeId};
 use tokio::sync::mpsc;
 
+use crate::clock::Clock;
 use crate::metrics::Metrics;
-use crate::sources::zmq::now_micros;
 use crate::spool::Spool;
 
 /// Most envelopes in flight at once (sent before their PubAcks are awaited).
@@ -81,6 +81,7 @@ pub struct Publisher {
     spool: Spool,
     metrics: Metrics,
     node: NodeId,
+    clock: Clock,
     retry: Duration,
     /// Whether the last publish round was fully acknowledged. After a failure the spool is
     /// re-published one event at a time until one is acknowledged (a restarted server answers
@@ -101,12 +102,20 @@ impl Publisher {
             spool,
             metrics,
             node,
+            clock: Clock::wall(),
             retry: Duration::from_millis(500),
             healthy: true,
             exit_grace: Duration::from_secs(2),
         };
         p.report_spool();
         p
+    }
+
+    /// Sets the clock the `gap` event is stamped with (the agent's [`Clock`]; default: the
+    /// wall clock).
+    pub fn with_clock(mut self, clock: Clock) -> Self {
+        self.clock = clock;
+        self
     }
 
     /// Sets how often a non-empty spool is retried while no new events arrive.
@@ -304,7 +313,7 @@ impl Publisher {
             let d = self.spool.drops();
             let gap = Envelope::new(
                 self.node.clone(),
-                now_micros(),
+                self.clock.now(),
                 Gap {
                     lost_events: d.count,
                     from: d.from,

@@ -35,10 +35,10 @@ use schema::{Envelope, Event, NodeId, UnixMicros};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
+use crate::clock::Clock;
 use crate::config::DebugLogConfig;
 use crate::metrics::{Metrics, TailCounts};
 use crate::node::PublisherGone;
-use crate::sources::zmq::now_micros;
 
 /// Estimated encoded bytes of one `log_line` beyond its strings (field names, markers, the
 /// time and offset integers).
@@ -74,6 +74,7 @@ pub struct LogShipper {
     extractor: Extractor,
     last_time: Option<UnixMicros>,
     metrics: Metrics,
+    clock: Clock,
 }
 
 impl LogShipper {
@@ -85,7 +86,15 @@ impl LogShipper {
             extractor: Extractor::new(),
             last_time: None,
             metrics,
+            clock: Clock::wall(),
         }
+    }
+
+    /// Sets the agent's [`Clock`], which stamps the lines that come before the first line with a
+    /// time of their own (default: the wall clock). Lines with a time keep it.
+    pub fn with_clock(mut self, clock: Clock) -> Self {
+        self.clock = clock;
+        self
     }
 
     /// The envelopes for one batch: its lines as `log_batch` messages (in order, together
@@ -110,7 +119,7 @@ impl LogShipper {
                     raw_line(
                         bytes,
                         offset,
-                        *self.last_time.get_or_insert_with(now_micros),
+                        *self.last_time.get_or_insert_with(|| self.clock.now()),
                     )
                 }
             };
@@ -238,12 +247,13 @@ pub async fn run(
     config: DebugLogConfig,
     node: NodeId,
     metrics: Metrics,
+    clock: Clock,
     out: mpsc::Sender<Envelope>,
     shutdown: CancellationToken,
 ) -> Result<(), PublisherGone> {
     let follow = follow_config(&config);
     let state = StateFile::new(&config.state_file);
-    let mut shipper = LogShipper::new(node, limits(&config), metrics.clone());
+    let mut shipper = LogShipper::new(node, limits(&config), metrics.clone()).with_clock(clock);
     tracing::info!(path = %config.path.display(), state = %config.state_file.display(),
         backfill = config.backfill, "following debug.log");
     let mut tail = None;

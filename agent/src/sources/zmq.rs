@@ -25,6 +25,7 @@ use bitcoin::{Block, BlockHash, Transaction, Txid};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
+use crate::clock::Clock;
 use crate::metrics::Metrics;
 
 /// A ZMQ topic the agent subscribes to.
@@ -383,7 +384,7 @@ pub struct ZmqEndpoints {
 /// A received notification, or a frame that could not be decoded, with its receipt time.
 #[derive(Debug)]
 pub struct Received {
-    /// Agent wall clock at receipt, µs since the epoch.
+    /// The agent's [`Clock`] at receipt, µs since the epoch.
     pub observed_at: schema::UnixMicros,
     /// The endpoint it came from.
     pub endpoint: String,
@@ -391,24 +392,18 @@ pub struct Received {
     pub message: Result<ZmqMessage, FrameError>,
 }
 
-/// The agent's wall clock in µs since the epoch.
-pub fn now_micros() -> schema::UnixMicros {
-    let d = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap_or_default();
-    schema::UnixMicros(i64::try_from(d.as_micros()).unwrap_or(i64::MAX))
-}
-
 /// Receive high-water mark per socket: bitcoind's docs recommend raising it so bursts (a block's
 /// worth of rawtx) are not dropped; the bounded channel behind it applies backpressure.
 const RCV_HWM: i32 = 100_000;
 
 /// Starts the subscriber thread. It polls every socket, decodes what arrives and sends it into
-/// `tx` (blocking when the channel is full), until `shutdown` fires or the receiver is dropped.
+/// `tx` (blocking when the channel is full), stamped with `clock` at receipt, until `shutdown`
+/// fires or the receiver is dropped.
 pub fn spawn_subscriber(
     endpoints: &ZmqEndpoints,
     tx: mpsc::Sender<Received>,
     metrics: Metrics,
+    clock: Clock,
     shutdown: CancellationToken,
 ) -> Result<std::thread::JoinHandle<()>, crate::Error> {
     let ctx = zmq::Context::new();
@@ -437,7 +432,7 @@ pub fn spawn_subscriber(
     }
     std::thread::Builder::new()
         .name("zmq-sub".into())
-        .spawn(move || subscriber_loop(ctx, sockets, tx, metrics, shutdown))
+        .spawn(move || subscriber_loop(ctx, sockets, tx, metrics, clock, shutdown))
         .map_err(|e| crate::Error::Zmq {
             endpoint: "thread".into(),
             reason: e.to_string(),
@@ -449,6 +444,7 @@ fn subscriber_loop(
     sockets: Vec<(String, zmq::Socket)>,
     tx: mpsc::Sender<Received>,
     metrics: Metrics,
+    clock: Clock,
     shutdown: CancellationToken,
 ) {
     let poll_every = Duration::from_millis(200);
@@ -484,7 +480,7 @@ fn subscriber_loop(
                             .unwrap_or("unknown");
                         metrics.zmq_message(topic);
                         let rec = Received {
-                            observed_at: now_micros(),
+                            observed_at: clock.now(),
                             endpoint: endpoint.clone(),
                             message,
                         };
