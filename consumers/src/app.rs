@@ -1,5 +1,6 @@
-//! What `bmon-consumer NAME` does: connect to NATS and ClickHouse, serve `/metrics`, run the
-//! named consumer on the [`crate::runtime`] until shutdown or a fatal error.
+//! What `bmon-consumer NAME` does: connect to NATS and ClickHouse, serve `/metrics`, rebuild
+//! in-memory state where the consumer has some ([`crate::warmup`]), run the named consumer on
+//! the [`crate::runtime`] until shutdown or a fatal error.
 //!
 //! The binary's `main` only parses arguments, installs tracing and signals, and calls [`run`];
 //! tests call [`run_with_metrics`] in-process.
@@ -11,15 +12,29 @@ use async_nats::jetstream;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
-use crate::config::{ClickHouseConfig, Compression, Config, NatsConfig};
-use crate::definitions::Definitions;
+use crate::alertmanager::AlertmanagerHandler;
+use crate::config::{ClickHouseConfig, Compression, Config, NatsConfig, Warmup};
+use crate::definitions::{ConsumerDef, Definitions};
+use crate::detector::DetectorHandler;
 use crate::metrics::{self, Metrics};
-use crate::runtime::{self, Options};
+use crate::runtime::{self, Options, Publisher};
+use crate::warmup::replay_acked;
 use crate::writer::ChWriter;
 use crate::Error;
 
 /// Consumers this build implements.
-pub const IMPLEMENTED: &[&str] = &["ch-writer"];
+pub const IMPLEMENTED: &[&str] = &[
+    "ch-writer",
+    "det-chain",
+    "det-health",
+    "det-inflation",
+    "det-propagation",
+    "alertmanager",
+];
+
+/// How often the Alertmanager consumer checks, when idle, whether its active alerts are due
+/// for a re-post.
+const ALERTMANAGER_IDLE: Duration = Duration::from_secs(1);
 
 /// Opens a NATS connection as configured (credentials file, or user and password).
 pub async fn connect_nats(
@@ -123,6 +138,63 @@ pub async fn run_with_metrics(
             )
             .await
         }
+        "alertmanager" => {
+            let mut handlers = Vec::new();
+            for stream in &def.streams {
+                let mut handler = AlertmanagerHandler::new(&config.alertmanager, metrics.clone())?;
+                warm_up(
+                    &js,
+                    stream,
+                    &def,
+                    config.consumer.warmup(name),
+                    &shutdown,
+                    |env, _| handler.warm(env),
+                )
+                .await?;
+                handlers.push((stream.clone(), handler));
+            }
+            let options = Options {
+                idle: Some(ALERTMANAGER_IDLE),
+                ..options
+            };
+            runtime::run_handlers(js, &def, options, &metrics, handlers, shutdown.clone()).await
+        }
+        det if det.starts_with("det-") => {
+            let detector_name = &det["det-".len()..];
+            let ch =
+                (detector_name == "propagation").then(|| clickhouse_client(&config.clickhouse));
+            let mut handlers = Vec::new();
+            for stream in &def.streams {
+                let detector = detectors::build(detector_name, &config.detectors).map_err(|e| {
+                    Error::UnknownConsumer {
+                        name: format!("{det} ({e})"),
+                        known: IMPLEMENTED.join(", "),
+                    }
+                })?;
+                let mut handler = DetectorHandler::new(
+                    detector,
+                    Publisher::new(js.clone()),
+                    ch.clone(),
+                    config.consumer.tick_after(),
+                    metrics.clone(),
+                );
+                warm_up(
+                    &js,
+                    stream,
+                    &def,
+                    config.consumer.warmup(name),
+                    &shutdown,
+                    |env, stored| handler.warm(env, stored),
+                )
+                .await?;
+                handlers.push((stream.clone(), handler));
+            }
+            let options = Options {
+                idle: Some(config.consumer.tick_after()),
+                ..options
+            };
+            runtime::run_handlers(js, &def, options, &metrics, handlers, shutdown.clone()).await
+        }
         other => Err(Error::UnknownConsumer {
             name: other.to_string(),
             known: IMPLEMENTED.join(", "),
@@ -132,4 +204,38 @@ pub async fn run_with_metrics(
         warn!(error = %e, "NATS drain failed");
     }
     result
+}
+
+/// Replays what `def` acknowledged on `stream` within `warmup` into `apply`, retrying while
+/// JetStream is unreachable (until shutdown).
+async fn warm_up<F>(
+    js: &jetstream::Context,
+    stream: &str,
+    def: &ConsumerDef,
+    warmup: Warmup,
+    shutdown: &CancellationToken,
+    mut apply: F,
+) -> Result<(), Error>
+where
+    F: FnMut(&schema::Envelope, Option<std::time::SystemTime>),
+{
+    let since = match warmup {
+        Warmup::Off => return Ok(()),
+        Warmup::Since(d) => Some(d),
+        Warmup::All => None,
+    };
+    let mut backoff = Duration::from_millis(200);
+    loop {
+        match replay_acked(js, stream, def, since, shutdown, &mut apply).await {
+            Ok(_) => return Ok(()),
+            Err(e) => {
+                warn!(error = %e, retry_in_ms = backoff.as_millis() as u64, "cannot rebuild state yet (has `bmon setup` run?)");
+                tokio::select! {
+                    _ = shutdown.cancelled() => return Ok(()),
+                    _ = tokio::time::sleep(backoff) => {}
+                }
+                backoff = (backoff * 2).min(Duration::from_secs(10));
+            }
+        }
+    }
 }

@@ -74,6 +74,56 @@ pub struct Config {
     /// Log output.
     #[serde(default)]
     pub log: LogConfig,
+    /// Where `bmon-consumer alertmanager` delivers alerts.
+    #[serde(default)]
+    pub alertmanager: AlertmanagerConfig,
+    /// The detectors' thresholds (`det-<name>`): one table per detector
+    /// (`[detectors.chain]`, `[detectors.inflation]`, ...), keys as in detectors/README.md.
+    #[serde(default)]
+    pub detectors: detectors::Config,
+}
+
+/// The Alertmanager that `bmon-consumer alertmanager` posts to.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AlertmanagerConfig {
+    /// Base URL (`POST {url}/api/v2/alerts`), plain HTTP.
+    #[serde(default = "default_am_url")]
+    pub url: String,
+    /// A firing alert is posted again this often while it is active, seconds.
+    #[serde(default = "default_resend_interval_secs")]
+    pub resend_interval_secs: u64,
+    /// A firing alert is posted with `endsAt` this far ahead, seconds: if bmon stops
+    /// re-posting (it died), Alertmanager resolves the alert by itself after this.
+    #[serde(default = "default_resend_horizon_secs")]
+    pub resend_horizon_secs: u64,
+    /// Timeout of one HTTP request, milliseconds.
+    #[serde(default = "default_am_timeout_ms")]
+    pub timeout_ms: u64,
+}
+
+fn default_am_url() -> String {
+    "http://127.0.0.1:9093".into()
+}
+fn default_resend_interval_secs() -> u64 {
+    60
+}
+fn default_resend_horizon_secs() -> u64 {
+    300
+}
+fn default_am_timeout_ms() -> u64 {
+    10_000
+}
+
+impl Default for AlertmanagerConfig {
+    fn default() -> Self {
+        AlertmanagerConfig {
+            url: default_am_url(),
+            resend_interval_secs: default_resend_interval_secs(),
+            resend_horizon_secs: default_resend_horizon_secs(),
+            timeout_ms: default_am_timeout_ms(),
+        }
+    }
 }
 
 /// NATS connection.
@@ -206,6 +256,14 @@ pub struct ConsumerConfig {
     /// How long a graceful shutdown may take before the process gives up, seconds.
     #[serde(default = "default_shutdown_timeout_secs")]
     pub shutdown_timeout_secs: u64,
+    /// Detectors: after this long without an event, ticks advance event time, ms.
+    #[serde(default = "default_tick_after_ms")]
+    pub tick_after_ms: u64,
+    /// Detectors and the Alertmanager consumer: how far back the acknowledged messages are
+    /// replayed on start to rebuild in-memory state, seconds. Unset: each consumer's own
+    /// default (see consumers/README.md); 0: no warm-up.
+    #[serde(default)]
+    pub warmup_secs: Option<u64>,
 }
 
 fn default_batch_size() -> usize {
@@ -220,6 +278,9 @@ fn default_nak_delay_ms() -> u64 {
 fn default_shutdown_timeout_secs() -> u64 {
     30
 }
+fn default_tick_after_ms() -> u64 {
+    2000
+}
 
 impl Default for ConsumerConfig {
     fn default() -> Self {
@@ -228,6 +289,8 @@ impl Default for ConsumerConfig {
             linger_ms: default_linger_ms(),
             nak_delay_ms: default_nak_delay_ms(),
             shutdown_timeout_secs: default_shutdown_timeout_secs(),
+            tick_after_ms: default_tick_after_ms(),
+            warmup_secs: None,
         }
     }
 }
@@ -236,6 +299,49 @@ impl ConsumerConfig {
     /// The shutdown deadline.
     pub fn shutdown_timeout(&self) -> Duration {
         Duration::from_secs(self.shutdown_timeout_secs)
+    }
+
+    /// The quiet period after which detectors tick.
+    pub fn tick_after(&self) -> Duration {
+        Duration::from_millis(self.tick_after_ms)
+    }
+
+    /// The warm-up horizon for consumer `name`: `warmup_secs` when set (0: none), else the
+    /// consumer's default (None: the whole stream).
+    pub fn warmup(&self, name: &str) -> Warmup {
+        match self.warmup_secs {
+            Some(0) => Warmup::Off,
+            Some(s) => Warmup::Since(Duration::from_secs(s)),
+            None => default_warmup(name),
+        }
+    }
+}
+
+/// How far back a consumer replays acknowledged messages on start.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Warmup {
+    /// No replay: state starts empty.
+    Off,
+    /// The messages stored within this long.
+    Since(Duration),
+    /// The whole stream.
+    All,
+}
+
+/// Each consumer's default warm-up: as far back as its state reaches (detectors/README.md).
+pub fn default_warmup(name: &str) -> Warmup {
+    const HOUR: u64 = 3600;
+    match name {
+        // Block first-seen times, fired fingerprints: remember_secs = 48 h.
+        "det-chain" | "det-inflation" => Warmup::Since(Duration::from_secs(48 * HOUR)),
+        // Last status per node, peer windows, open per-node conditions.
+        "det-health" => Warmup::Since(Duration::from_secs(24 * HOUR)),
+        // Baselines over the last 144 blocks fill after ~36 (min_samples 20); transactions
+        // are the bulk of the stream, so the horizon stays short.
+        "det-propagation" => Warmup::Since(Duration::from_secs(6 * HOUR)),
+        // Active alerts can be old: the alert stream is small, read all of it.
+        "alertmanager" => Warmup::All,
+        _ => Warmup::Off,
     }
 }
 
@@ -250,7 +356,15 @@ pub struct LogConfig {
 
 /// The sections an environment variable may address (`BMON_<SECTION>__<KEY>`); other `BMON_`
 /// variables belong to other programs and are ignored.
-const ENV_SECTIONS: &[&str] = &["nats", "clickhouse", "metrics", "consumer", "log"];
+const ENV_SECTIONS: &[&str] = &[
+    "nats",
+    "clickhouse",
+    "metrics",
+    "consumer",
+    "log",
+    "alertmanager",
+    "detectors",
+];
 
 impl Config {
     /// Defaults, then `path`, then `BMON_<SECTION>__<KEY>` variables; validated.
@@ -343,6 +457,31 @@ impl Config {
         if self.consumer.shutdown_timeout_secs == 0 {
             problems.push("consumer.shutdown_timeout_secs must be at least 1".into());
         }
+        if self.consumer.tick_after_ms < 100 {
+            problems.push(format!(
+                "consumer.tick_after_ms {} is below 100: ticks would crowd out events",
+                self.consumer.tick_after_ms
+            ));
+        }
+        let am = &self.alertmanager;
+        if !am.url.starts_with("http://") {
+            problems.push(format!(
+                "alertmanager.url {:?} must start with http:// (this build speaks plain HTTP; put a TLS proxy in front of a remote Alertmanager)",
+                am.url
+            ));
+        }
+        if am.resend_interval_secs == 0 {
+            problems.push("alertmanager.resend_interval_secs must be at least 1".into());
+        }
+        if am.resend_horizon_secs <= am.resend_interval_secs {
+            problems.push(format!(
+                "alertmanager.resend_horizon_secs {} must exceed resend_interval_secs {}: active alerts would expire between posts",
+                am.resend_horizon_secs, am.resend_interval_secs
+            ));
+        }
+        if am.timeout_ms == 0 {
+            problems.push("alertmanager.timeout_ms must be at least 1".into());
+        }
         if problems.is_empty() {
             Ok(())
         } else {
@@ -394,6 +533,61 @@ mod tests {
             ConfigError::Invalid { problems } => assert_eq!(problems.len(), 3, "{problems:?}"),
             other => panic!("expected Invalid, got {other}"),
         }
+    }
+
+    #[test]
+    fn the_example_config_sets_alertmanager_and_detector_keys() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("config.example.toml");
+        let text = std::fs::read_to_string(&path).unwrap();
+        let config = Config::from_toml(&text).unwrap();
+        assert_eq!(config.alertmanager, AlertmanagerConfig::default());
+        assert_eq!(config.detectors, detectors::Config::default());
+        assert_eq!(config.consumer.tick_after_ms, 2000);
+        assert_eq!(
+            config.consumer.warmup("det-chain"),
+            default_warmup("det-chain")
+        );
+    }
+
+    #[test]
+    fn detector_thresholds_come_from_the_detectors_section() {
+        let config = Config::from_toml(
+            "[detectors.chain]\nreorg_critical_depth = 4\n[detectors.inflation]\nnetwork = \"regtest\"\n",
+        )
+        .unwrap();
+        assert_eq!(config.detectors.chain.reorg_critical_depth, 4);
+        assert_ne!(
+            config.detectors.inflation,
+            detectors::InflationConfig::default()
+        );
+        let err = Config::from_toml("[detectors.chain]\nreorg_depth = 4\n").unwrap_err();
+        assert!(err.to_string().contains("reorg_depth"), "{err}");
+    }
+
+    #[test]
+    fn a_resend_horizon_shorter_than_the_interval_is_refused() {
+        let err = Config::from_toml(
+            "[alertmanager]\nurl = \"am:9093\"\nresend_interval_secs = 60\nresend_horizon_secs = 30\n",
+        )
+        .unwrap_err();
+        match err {
+            ConfigError::Invalid { problems } => assert_eq!(problems.len(), 2, "{problems:?}"),
+            other => panic!("expected Invalid, got {other}"),
+        }
+    }
+
+    #[test]
+    fn warmup_secs_overrides_each_consumers_default() {
+        let c = Config::default();
+        assert_eq!(c.consumer.warmup("alertmanager"), Warmup::All);
+        assert_eq!(c.consumer.warmup("ch-writer"), Warmup::Off);
+        let c = Config::from_toml("[consumer]\nwarmup_secs = 0\n").unwrap();
+        assert_eq!(c.consumer.warmup("det-chain"), Warmup::Off);
+        let c = Config::from_toml("[consumer]\nwarmup_secs = 60\n").unwrap();
+        assert_eq!(
+            c.consumer.warmup("alertmanager"),
+            Warmup::Since(Duration::from_secs(60))
+        );
     }
 
     #[test]

@@ -96,6 +96,14 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
+    /// The Alertmanager client could not be built. Check `alertmanager.url`.
+    #[error("cannot set up the Alertmanager client for {url}: {reason}")]
+    Alertmanager {
+        /// The configured URL.
+        url: String,
+        /// Why.
+        reason: String,
+    },
     /// A consumer task panicked (a bug); the process exits non-zero.
     #[error("consumer task for stream {stream} panicked: {reason}")]
     TaskPanicked {

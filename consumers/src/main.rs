@@ -1,4 +1,5 @@
-//! `bmon-consumer NAME --config FILE`: runs one bmon consumer (`ch-writer`, `det-<name>`).
+//! `bmon-consumer NAME --config FILE`: runs one bmon consumer (`ch-writer`, `det-<name>`,
+//! `alertmanager`).
 
 use std::path::PathBuf;
 
@@ -7,11 +8,13 @@ use clap::Parser;
 use tokio_util::sync::CancellationToken;
 use tracing_subscriber::EnvFilter;
 
-/// Runs one bmon consumer: a durable JetStream consumer feeding ClickHouse or a detector.
+/// Runs one bmon consumer: a durable JetStream consumer feeding ClickHouse, a detector or
+/// Alertmanager.
 #[derive(Debug, Parser)]
 #[command(name = "bmon-consumer", version)]
 struct Args {
-    /// The consumer to run, as named in nats/streams.toml (`ch-writer`).
+    /// The consumer to run, as named in nats/streams.toml: `ch-writer`, `det-chain`,
+    /// `det-health`, `det-inflation`, `det-propagation` or `alertmanager`.
     name: String,
     /// Configuration file (see consumers/config.example.toml).
     #[arg(long, short)]

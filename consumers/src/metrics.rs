@@ -58,6 +58,31 @@ pub struct InsertErrorLabels {
     pub class: String,
 }
 
+/// Labels of a detector's metrics.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct DetectorLabels {
+    /// Detector name (`chain`, `health`, ...).
+    pub detector: String,
+}
+
+/// Labels of published alerts.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct AlertLabels {
+    /// Detector name.
+    pub detector: String,
+    /// Alert kind (a fixed set per detector).
+    pub alert_kind: String,
+    /// `firing` or `resolved`.
+    pub state: String,
+}
+
+/// Labels of Alertmanager posts.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct PostLabels {
+    /// `ok`, `transient` (retried) or `rejected` (4xx).
+    pub outcome: String,
+}
+
 type HistogramFamily<L> = Family<L, Histogram, fn() -> Histogram>;
 
 fn handle_histogram() -> Histogram {
@@ -78,6 +103,15 @@ pub struct Metrics {
     rows: Family<TableLabels, Counter>,
     insert_errors: Family<InsertErrorLabels, Counter>,
     insert_seconds: HistogramFamily<TableLabels>,
+    detector_alerts: Family<AlertLabels, Counter>,
+    detector_duplicates: Family<DetectorLabels, Counter>,
+    detector_ticks: Family<DetectorLabels, Counter>,
+    detector_warmup: Family<DetectorLabels, Counter>,
+    am_posts: Family<PostLabels, Counter>,
+    am_sent: Counter,
+    am_rejected: Counter,
+    am_active: Gauge,
+    am_post_seconds: Histogram,
 }
 
 impl Default for Metrics {
@@ -152,8 +186,71 @@ impl Metrics {
             "Time one ClickHouse insert took, by table",
             insert_seconds.clone(),
         );
+        let detector_alerts = Family::<AlertLabels, Counter>::default();
+        let detector_duplicates = Family::<DetectorLabels, Counter>::default();
+        let detector_ticks = Family::<DetectorLabels, Counter>::default();
+        let detector_warmup = Family::<DetectorLabels, Counter>::default();
+        let am_posts = Family::<PostLabels, Counter>::default();
+        let am_sent = Counter::default();
+        let am_rejected = Counter::default();
+        let am_active = Gauge::default();
+        let am_post_seconds = handle_histogram();
+        registry.register(
+            "bmon_detector_alerts",
+            "Alerts a detector published (stored or already stored), by kind and state",
+            detector_alerts.clone(),
+        );
+        registry.register(
+            "bmon_detector_duplicate_alerts",
+            "Alerts JetStream dropped as already stored (redelivery, replay)",
+            detector_duplicates.clone(),
+        );
+        registry.register(
+            "bmon_detector_ticks",
+            "Ticks injected during quiet periods",
+            detector_ticks.clone(),
+        );
+        registry.register(
+            "bmon_detector_warmup_events",
+            "Acknowledged events replayed on start to rebuild state",
+            detector_warmup.clone(),
+        );
+        registry.register(
+            "bmon_alertmanager_posts",
+            "POSTs to Alertmanager's /api/v2/alerts, by outcome",
+            am_posts.clone(),
+        );
+        registry.register(
+            "bmon_alertmanager_alerts_sent",
+            "Alerts Alertmanager accepted (new, resolved and re-posted)",
+            am_sent.clone(),
+        );
+        registry.register(
+            "bmon_alertmanager_rejected_alerts",
+            "Alerts Alertmanager refused with a 4xx (dead-lettered)",
+            am_rejected.clone(),
+        );
+        registry.register(
+            "bmon_alertmanager_active_alerts",
+            "Firing alerts kept and re-posted",
+            am_active.clone(),
+        );
+        registry.register(
+            "bmon_alertmanager_post_seconds",
+            "Time one POST to Alertmanager took",
+            am_post_seconds.clone(),
+        );
         Metrics {
             registry,
+            detector_alerts,
+            detector_duplicates,
+            detector_ticks,
+            detector_warmup,
+            am_posts,
+            am_sent,
+            am_rejected,
+            am_active,
+            am_post_seconds,
             received,
             acked,
             naked,
@@ -202,6 +299,65 @@ impl Metrics {
                 class: class.to_string(),
             })
             .inc();
+    }
+
+    /// Counts one alert published by `detector`.
+    pub fn alert_published(&self, detector: &str, alert_kind: &str, state: &str) {
+        self.detector_alerts
+            .get_or_create(&AlertLabels {
+                detector: detector.to_string(),
+                alert_kind: alert_kind.to_string(),
+                state: state.to_string(),
+            })
+            .inc();
+    }
+
+    fn detector(&self, family: &Family<DetectorLabels, Counter>, detector: &str, n: u64) {
+        family
+            .get_or_create(&DetectorLabels {
+                detector: detector.to_string(),
+            })
+            .inc_by(n);
+    }
+
+    /// Counts alerts JetStream dropped as duplicates.
+    pub fn duplicate_alerts(&self, detector: &str, n: u64) {
+        self.detector(&self.detector_duplicates, detector, n);
+    }
+
+    /// Counts one injected tick.
+    pub fn tick(&self, detector: &str) {
+        self.detector(&self.detector_ticks, detector, 1);
+    }
+
+    /// Counts events replayed by the warm-up.
+    pub fn warmup_events(&self, detector: &str, n: u64) {
+        self.detector(&self.detector_warmup, detector, n);
+    }
+
+    /// Counts one POST to Alertmanager (`ok`, `transient`, `rejected`) and its duration.
+    pub fn am_post(&self, outcome: &str, seconds: f64) {
+        self.am_posts
+            .get_or_create(&PostLabels {
+                outcome: outcome.to_string(),
+            })
+            .inc();
+        self.am_post_seconds.observe(seconds);
+    }
+
+    /// Counts alerts Alertmanager accepted.
+    pub fn am_sent(&self, n: u64) {
+        self.am_sent.inc_by(n);
+    }
+
+    /// Counts alerts Alertmanager refused.
+    pub fn am_rejected(&self, n: u64) {
+        self.am_rejected.inc_by(n);
+    }
+
+    /// Sets the number of active alerts.
+    pub fn am_active(&self, n: usize) {
+        self.am_active.set(n as i64);
     }
 
     /// The text exposition (OpenMetrics).

@@ -20,6 +20,9 @@
 //! flight is finished and settled, messages already prefetched are nak'd for immediate
 //! redelivery elsewhere, and the connection is flushed.
 //!
+//! With [`Options::idle`] set, a wait that long without a message calls [`Handler::idle`]
+//! (detectors inject ticks, the alert router re-posts active alerts).
+//!
 //! What the runtime leaves to handlers: the meaning of an envelope, idempotency of its effect
 //! (every message may arrive more than once) and publishing outputs, for which
 //! [`Publisher`] waits for JetStream's acknowledgements before the input is acked.
@@ -96,6 +99,14 @@ pub trait Handler: Send + 'static {
         &mut self,
         batch: &[Envelope],
     ) -> impl Future<Output = Result<(), HandleError>> + Send;
+
+    /// Called when no message arrived for [`Options::idle`] (and again after each further
+    /// such wait): detectors inject a tick, the Alertmanager consumer re-posts its active
+    /// alerts. `Transient` and `Poison` are logged and the loop goes on (the next idle call
+    /// retries); `Fatal` stops the consumer. The default does nothing.
+    fn idle(&mut self) -> impl Future<Output = Result<(), HandleError>> + Send {
+        async { Ok(()) }
+    }
 }
 
 /// Publishes a handler's outputs (alerts, derived events) to JetStream and waits for every
@@ -112,8 +123,9 @@ impl Publisher {
     }
 
     /// Publishes every envelope on its subject with its headers (`Nats-Msg-Id` = event id, so
-    /// a retry after a failure is de-duplicated), then waits for all acknowledgements.
-    pub async fn publish_all(&self, envelopes: &[Envelope]) -> Result<(), HandleError> {
+    /// a retry after a failure is de-duplicated), then waits for all acknowledgements; says
+    /// how many JetStream stored and how many it dropped as duplicates of a stored id.
+    pub async fn publish_all(&self, envelopes: &[Envelope]) -> Result<Published, HandleError> {
         let mut acks = Vec::with_capacity(envelopes.len());
         for env in envelopes {
             let payload = env.encode().map_err(|e| HandleError::Fatal {
@@ -132,13 +144,29 @@ impl Publisher {
                 })?;
             acks.push((env.id, ack));
         }
+        let mut published = Published::default();
         for (id, ack) in acks {
-            ack.await.map_err(|e| HandleError::Transient {
+            let ack = ack.await.map_err(|e| HandleError::Transient {
                 reason: format!("acknowledgement of output {id}: {e}"),
             })?;
+            if ack.duplicate {
+                published.duplicates += 1;
+            } else {
+                published.stored += 1;
+            }
         }
-        Ok(())
+        Ok(published)
     }
+}
+
+/// What [`Publisher::publish_all`] got stored.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Published {
+    /// Messages JetStream stored.
+    pub stored: usize,
+    /// Messages JetStream dropped: their `Nats-Msg-Id` was already stored within the
+    /// stream's duplicate window (a redelivery or a replay).
+    pub duplicates: usize,
 }
 
 /// What a handler factory learns about the loop it serves.
@@ -165,6 +193,8 @@ pub struct Options {
     pub heartbeat: Duration,
     /// Longest pause between retries of a failing consumer creation.
     pub max_backoff: Duration,
+    /// After this long without a message, [`Handler::idle`] is called (None: never).
+    pub idle: Option<Duration>,
 }
 
 impl Default for Options {
@@ -175,6 +205,7 @@ impl Default for Options {
             nak_delay: Duration::from_secs(2),
             heartbeat: Duration::from_secs(5),
             max_backoff: Duration::from_secs(10),
+            idle: None,
         }
     }
 }
@@ -195,20 +226,40 @@ where
     H: Handler,
     F: FnMut(HandlerContext) -> H,
 {
+    let handlers = def
+        .streams
+        .iter()
+        .map(|stream| {
+            let handler = make_handler(HandlerContext {
+                consumer: def.name.clone(),
+                stream: stream.clone(),
+                publisher: Publisher::new(js.clone()),
+            });
+            (stream.clone(), handler)
+        })
+        .collect();
+    run_handlers(js, def, options, metrics, handlers, shutdown).await
+}
+
+/// [`run`] with handlers the caller already built (and, for detectors, warmed up): one
+/// `(stream, handler)` pair per stream to read.
+pub async fn run_handlers<H: Handler>(
+    js: jetstream::Context,
+    def: &ConsumerDef,
+    options: Options,
+    metrics: &Metrics,
+    handlers: Vec<(String, H)>,
+    shutdown: CancellationToken,
+) -> Result<(), Error> {
     let stop = shutdown.child_token();
     let mut tasks = JoinSet::new();
-    for stream in &def.streams {
-        let handler = make_handler(HandlerContext {
-            consumer: def.name.clone(),
-            stream: stream.clone(),
-            publisher: Publisher::new(js.clone()),
-        });
+    for (stream, handler) in handlers {
         let lp = StreamLoop {
             js: js.clone(),
             stream: stream.clone(),
             def: def.clone(),
             options: options.clone(),
-            metrics: metrics.stream(&def.name, stream),
+            metrics: metrics.stream(&def.name, &stream),
             dead_subject: subject::dead_letter(&def.name),
         };
         let span = tracing::info_span!("consumer", consumer = %def.name, stream = %stream);
@@ -244,6 +295,16 @@ struct StreamLoop {
     options: Options,
     metrics: StreamMetrics,
     dead_subject: String,
+}
+
+/// What waiting for the next batch gave.
+enum Next {
+    /// A decoded batch, and why the message stream broke if it did.
+    Batch(Decoded, Option<String>),
+    /// No message for [`Options::idle`].
+    Idle,
+    /// Shutdown was requested.
+    Shutdown,
 }
 
 /// A fetched batch, and how the message stream ended if it did.
@@ -337,19 +398,23 @@ impl StreamLoop {
             info!("consuming");
             // Double buffering: while one batch is handled (its ClickHouse insert mostly waits
             // on the server), the next one is fetched and decoded.
-            let mut current: Option<(Decoded, Option<String>)> = None;
+            let mut current: Option<Next> = None;
             loop {
-                let batch = match current.take() {
-                    Some(b) => b,
-                    None => match self.next_batch(&mut messages, &shutdown).await {
-                        Some(b) => b,
-                        None => {
-                            self.release_prefetched(&mut messages).await;
-                            break 'connect;
-                        }
-                    },
+                let next = match current.take() {
+                    Some(n) => n,
+                    None => self.next_batch(&mut messages, &shutdown).await,
                 };
-                let (batch, broken) = batch;
+                let (batch, broken) = match next {
+                    Next::Batch(batch, broken) => (batch, broken),
+                    Next::Idle => {
+                        self.idle(&mut handler).await?;
+                        continue;
+                    }
+                    Next::Shutdown => {
+                        self.release_prefetched(&mut messages).await;
+                        break 'connect;
+                    }
+                };
                 if !batch.is_empty() {
                     backoff = Duration::from_millis(100);
                 }
@@ -369,33 +434,50 @@ impl StreamLoop {
                     self.next_batch(&mut messages, &shutdown)
                 );
                 handled?;
-                match next {
-                    Some(b) => current = Some(b),
-                    None => {
-                        self.release_prefetched(&mut messages).await;
-                        break 'connect;
-                    }
-                }
+                current = Some(next);
             }
         }
         info!("stopped");
         Ok(())
     }
 
-    /// Waits for the first message of the next batch (or shutdown: `None`), fills the batch
-    /// and decodes it; also returns why the message stream broke, if it did.
-    async fn next_batch(
-        &self,
-        messages: &mut MessageStream,
-        shutdown: &CancellationToken,
-    ) -> Option<(Decoded, Option<String>)> {
-        let first = tokio::select! {
-            biased;
-            _ = shutdown.cancelled() => return None,
-            first = messages.next() => first,
+    /// Waits for the first message of the next batch (or shutdown, or [`Options::idle`]
+    /// without a message), fills the batch and decodes it; also returns why the message
+    /// stream broke, if it did.
+    async fn next_batch(&self, messages: &mut MessageStream, shutdown: &CancellationToken) -> Next {
+        let first = match self.options.idle {
+            Some(idle) => tokio::select! {
+                biased;
+                _ = shutdown.cancelled() => return Next::Shutdown,
+                first = tokio::time::timeout(idle, messages.next()) => match first {
+                    Ok(first) => first,
+                    Err(_) => return Next::Idle,
+                },
+            },
+            None => tokio::select! {
+                biased;
+                _ = shutdown.cancelled() => return Next::Shutdown,
+                first = messages.next() => first,
+            },
         };
         let fetched = self.fill(first, messages).await;
-        Some((Decoded::of(fetched.messages), fetched.broken))
+        Next::Batch(Decoded::of(fetched.messages), fetched.broken)
+    }
+
+    /// Lets the handler act on a quiet period; only a fatal failure stops the loop.
+    async fn idle<H: Handler>(&self, handler: &mut H) -> Result<(), Error> {
+        match handler.idle().await {
+            Ok(()) => Ok(()),
+            Err(HandleError::Fatal { reason }) => Err(Error::Fatal {
+                consumer: self.def.name.clone(),
+                stream: self.stream.clone(),
+                reason,
+            }),
+            Err(e) => {
+                warn!(error = %e, "idle work failed; retrying at the next quiet period");
+                Ok(())
+            }
+        }
     }
 
     /// Completes a batch from its first item: takes what is ready, then waits up to `linger`.

@@ -210,3 +210,67 @@ pub fn expected_rows(envelopes: &[Envelope]) -> Rows {
 
 /// Standard wait for pipelines in tests.
 pub const PIPELINE_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Every message stored in `stream` now, in order (read through an ordered consumer).
+pub async fn stream_messages(js: &jetstream::Context, stream: &str) -> Vec<jetstream::Message> {
+    use futures::StreamExt;
+    let st = js.get_stream(stream).await.expect("stream");
+    let n = st.cached_info().state.messages as usize;
+    if n == 0 {
+        return Vec::new();
+    }
+    let ordered = st
+        .create_consumer(jetstream::consumer::pull::OrderedConfig::default())
+        .await
+        .expect("ordered consumer");
+    let mut messages = ordered.messages().await.expect("ordered pull");
+    let mut out = Vec::with_capacity(n);
+    while out.len() < n {
+        match tokio::time::timeout(Duration::from_secs(10), messages.next()).await {
+            Ok(Some(Ok(m))) => out.push(m),
+            other => panic!("reading {stream}: {other:?}"),
+        }
+    }
+    out
+}
+
+/// The `Nats-Msg-Id` of a message.
+pub fn msg_id(m: &jetstream::Message) -> String {
+    m.headers
+        .as_ref()
+        .and_then(|h| h.get(schema::subject::HEADER_MSG_ID))
+        .map(|v| v.to_string())
+        .unwrap_or_default()
+}
+
+/// Runs consumer `name` in-process until the returned token is cancelled.
+pub fn spawn_consumer(
+    name: &str,
+    config: Config,
+    metrics: std::sync::Arc<consumers::metrics::Metrics>,
+) -> (
+    tokio_util::sync::CancellationToken,
+    tokio::task::JoinHandle<Result<(), consumers::Error>>,
+) {
+    let token = tokio_util::sync::CancellationToken::new();
+    let t = token.clone();
+    let name = name.to_string();
+    let task =
+        tokio::spawn(async move { consumers::run_with_metrics(&name, config, metrics, t).await });
+    (token, task)
+}
+
+/// Stops a consumer started with [`spawn_consumer`] and checks it ended cleanly.
+pub async fn stop_consumer(
+    (token, task): (
+        tokio_util::sync::CancellationToken,
+        tokio::task::JoinHandle<Result<(), consumers::Error>>,
+    ),
+) {
+    token.cancel();
+    tokio::time::timeout(Duration::from_secs(30), task)
+        .await
+        .expect("consumer stops within 30 s")
+        .expect("consumer task")
+        .expect("consumer ends without error");
+}
