@@ -538,6 +538,32 @@ mod tests {
     }
 
     #[test]
+    fn every_detector_has_a_filtered_durable_on_the_events_and_the_router_reads_alerts() {
+        let defs = Definitions::builtin().unwrap();
+        for name in detectors::NAMES {
+            let c = defs.consumer(&format!("det-{name}")).unwrap();
+            assert_eq!(c.streams, [subject::EVENTS_STREAM], "det-{name}");
+            assert!(!c.filter_subjects.is_empty(), "det-{name} reads everything");
+            assert!(
+                c.filter_subjects
+                    .iter()
+                    .all(|f| f.starts_with("bmon.ev.") && f.ends_with(".*")),
+                "det-{name}: {:?}",
+                c.filter_subjects
+            );
+        }
+        let chain = defs.consumer("det-chain").unwrap();
+        assert!(chain
+            .filter_subjects
+            .contains(&subject::event_kind_filter(schema::Kind::Reorg)));
+        let router = defs.consumer("alertmanager").unwrap();
+        assert_eq!(router.streams, [subject::ALERTS_STREAM]);
+        for name in crate::app::IMPLEMENTED {
+            assert!(defs.consumer(name).is_ok(), "{name} has no definition");
+        }
+    }
+
+    #[test]
     fn an_unknown_consumer_lists_the_known_ones() {
         let defs = Definitions::builtin().unwrap();
         let err = defs.consumer("det-nope").unwrap_err().to_string();
