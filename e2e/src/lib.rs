@@ -14,6 +14,21 @@ use test_support::{free_port, ClickHouse, NatsServer};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
+/// What a run starts besides simnet, the agents and `ch-writer`.
+#[derive(Debug, Clone, Default)]
+pub struct Options {
+    /// Every emulated node writes a debug.log and its agent follows it.
+    pub debug_logs: bool,
+    /// Start the four detector consumers and the Alertmanager router, with a real Alertmanager.
+    pub detectors: bool,
+    /// Extra TOML for every consumer's config (`[detectors.*]` thresholds).
+    pub consumer_toml: String,
+    /// Agent mempool poll interval, seconds (default 5).
+    pub mempool_secs: Option<u64>,
+    /// Stamp agent events on simnet's clock (accelerated scenarios).
+    pub agent_clock: bool,
+}
+
 /// Everything one end-to-end run needs, stopped on drop (services) or by [`Pipeline::stop`].
 pub struct Pipeline {
     /// The NATS server (tests may stop and restart it).
@@ -28,6 +43,10 @@ pub struct Pipeline {
     writer: Option<(CancellationToken, JoinHandle<()>)>,
     spool_root: tempfile::TempDir,
     definitions: std::path::PathBuf,
+    consumers: Vec<(CancellationToken, JoinHandle<()>)>,
+    opts: Options,
+    /// The Alertmanager alerts are delivered to, when detectors run.
+    pub alertmanager: Option<test_support::Alertmanager>,
 }
 
 impl Pipeline {
@@ -40,6 +59,19 @@ impl Pipeline {
     /// Like [`Pipeline::start`]; with `debug_logs`, every emulated node writes a debug.log in
     /// its version's format and its agent follows it from the start.
     pub async fn start_with(scenario_toml: &str, debug_logs: bool) -> Pipeline {
+        Pipeline::start_opts(
+            scenario_toml,
+            Options {
+                debug_logs,
+                ..Options::default()
+            },
+        )
+        .await
+    }
+
+    /// Starts a run with the given [`Options`].
+    pub async fn start_opts(scenario_toml: &str, opts: Options) -> Pipeline {
+        let debug_logs = opts.debug_logs;
         let nats = NatsServer::start();
         let clickhouse = ClickHouse::shared();
         let database = clickhouse.fresh_database();
@@ -93,8 +125,25 @@ impl Pipeline {
             writer: None,
             spool_root,
             definitions,
+            consumers: Vec::new(),
+            opts: opts.clone(),
+            alertmanager: None,
         };
         p.start_writer();
+        if opts.detectors {
+            let am = test_support::Alertmanager::start();
+            let am_url = am.url();
+            p.alertmanager = Some(am);
+            for name in [
+                "det-chain",
+                "det-inflation",
+                "det-health",
+                "det-propagation",
+                "alertmanager",
+            ] {
+                p.start_consumer(name, &am_url);
+            }
+        }
         let nodes = p
             .fleet
             .as_ref()
@@ -126,10 +175,18 @@ url = "{nats}"
 dir = "{spool}"
 [poll]
 status_secs = 2
-mempool_secs = 5
+mempool_secs = {mempool_secs}
 [metrics]
 listen = "127.0.0.1:{metrics}"
-{debug_log}"#,
+{debug_log}{clock}"#,
+            mempool_secs = self.opts.mempool_secs.unwrap_or(5),
+            clock = match (&n.clock, self.opts.agent_clock) {
+                (Some(c), true) => format!(
+                    "[clock]\norigin_us = {}\nscale = {}\n",
+                    c.start_us, c.time_scale
+                ),
+                _ => String::new(),
+            },
             debug_log = n
                 .debug_log
                 .as_ref()
@@ -194,6 +251,57 @@ linger_ms = 20
         self.writer = Some((token, handle));
     }
 
+    /// Starts one more consumer (`det-*`, `alertmanager`) in this process.
+    pub fn start_consumer(&mut self, name: &str, alertmanager_url: &str) {
+        let toml = format!(
+            r#"
+[nats]
+url = "{nats}"
+definitions = "{defs}"
+[clickhouse]
+url = "{ch}"
+database = "{db}"
+[metrics]
+listen = "127.0.0.1:{metrics}"
+[consumer]
+linger_ms = 20
+tick_after_ms = 500
+[alertmanager]
+url = "{am}"
+resend_interval_secs = 5
+{extra}
+"#,
+            nats = self.nats.url(),
+            defs = self.definitions.display(),
+            ch = self.clickhouse.url(),
+            db = self.database,
+            metrics = free_port(),
+            am = alertmanager_url,
+            extra = self.opts.consumer_toml,
+        );
+        let config = consumers::Config::from_toml(&toml)
+            .unwrap_or_else(|e| panic!("consumer config for {name}: {e}"));
+        let token = CancellationToken::new();
+        let t = token.clone();
+        let name = name.to_string();
+        let handle = tokio::spawn(async move {
+            if let Err(e) = consumers::run(&name, config, t).await {
+                panic!("{name} failed: {e}");
+            }
+        });
+        self.consumers.push((token, handle));
+    }
+
+    /// Alerts Alertmanager holds now: (alertname, labels, startsAt) as JSON objects.
+    pub fn alertmanager_alerts(&self) -> Vec<serde_json::Value> {
+        let am = self
+            .alertmanager
+            .as_ref()
+            .expect("run started with detectors");
+        let body = am.alerts_json().unwrap_or_else(|| "[]".to_string());
+        serde_json::from_str::<Vec<serde_json::Value>>(&body).unwrap_or_default()
+    }
+
     /// Stops `ch-writer` cleanly and waits for it.
     pub async fn stop_writer(&mut self) {
         if let Some((token, handle)) = self.writer.take() {
@@ -211,12 +319,23 @@ linger_ms = 20
         fleet.truth()
     }
 
-    /// Stops agents (they flush), then the writer, then the fleet.
-    pub async fn stop(mut self) {
+    /// Stops the agents cleanly (they flush what they hold) and waits for them.
+    pub async fn stop_agents(&mut self) {
         for (token, _) in &self.agents {
             token.cancel();
         }
         for (_, handle) in self.agents.drain(..) {
+            let _ = tokio::time::timeout(Duration::from_secs(30), handle).await;
+        }
+    }
+
+    /// Stops agents (they flush), then the writer, then the fleet.
+    pub async fn stop(mut self) {
+        self.stop_agents().await;
+        for (token, _) in &self.consumers {
+            token.cancel();
+        }
+        for (_, handle) in self.consumers.drain(..) {
             let _ = tokio::time::timeout(Duration::from_secs(30), handle).await;
         }
         self.stop_writer().await;
