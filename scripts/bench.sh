@@ -4,11 +4,13 @@
 #   consumers/benches/pipeline.rs  JetStream -> ch-writer -> ClickHouse events/s, beside raw NATS
 #                                  and raw ClickHouse rates measured in the same run
 #   detectors/benches/apply.rs     detector apply() throughput, events/s per detector
+#   consumers/benches/alert_latency.rs  event -> alert latency p50/p99 through NATS and det-chain,
+#                                  and events/s through a detector consumer
 # The services the benches need are started by the benches themselves on free loopback ports.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 status=0
-for b in "bmon-debuglog parse" "bmon-consumers pipeline" "bmon-detectors apply"; do
+for b in "bmon-debuglog parse" "bmon-consumers pipeline" "bmon-detectors apply" "bmon-consumers alert_latency"; do
   set -- $b
   echo "==> cargo bench -p $1 --bench $2"
   cargo bench --quiet -p "$1" --bench "$2" 2>&1 | grep -v '^\s*\(Compiling\|Finished\|Running\)' || status=1

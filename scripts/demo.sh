@@ -2,10 +2,11 @@
 # The bmon demo, end to end on one machine:
 #   bmon-simnet (4 emulated Core nodes: 0.18, 25, 28.1, 30.99; blocks every ~5 s, transactions,
 #   one reorg, a partition, an RPC outage; each writes a debug.log in its version's format)
-#   -> 4 bmon-agents (ZMQ, RPC, debug.log) -> NATS JetStream -> ch-writer
-#   -> ClickHouse; after about a minute it prints `bmon status` and, per block, when each node
-#   connected it and the spread, read back from ClickHouse. It keeps refreshing until Ctrl-C,
-#   which stops everything it started.
+#   -> 4 bmon-agents (ZMQ, RPC, debug.log) -> NATS JetStream -> ch-writer -> ClickHouse, and the
+#   detectors (det-chain, det-inflation, det-health, det-propagation) -> alerts -> Alertmanager;
+#   after about a minute it prints `bmon status`, per block when each node connected it and the
+#   spread, the reorgs and the alerts (the reorg at 40 s raises one), read back from ClickHouse.
+#   It keeps refreshing until Ctrl-C, which stops everything it started.
 #
 # BMON_DEMO_SECONDS: seconds before the first report (default 60).
 # BMON_DEMO_EXIT_AFTER_REPORT=1: stop after the first report (for scripted runs).
@@ -98,7 +99,24 @@ for cfg in "$dir"/agent-*.toml; do
   pids+=($!)
 done
 
-cat > "$dir/consumer.toml" <<TOML
+am_port=$(free_port)
+echo "==> starting Alertmanager (127.0.0.1:$am_port)"
+mkdir -p "$dir/alertmanager"
+cat > "$dir/alertmanager/alertmanager.yml" <<YML
+route:
+  receiver: 'null'
+  group_wait: 0s
+receivers:
+  - name: 'null'
+YML
+am_bin=$(command -v prometheus-alertmanager || command -v alertmanager)
+"$am_bin" --config.file="$dir/alertmanager/alertmanager.yml" --storage.path="$dir/alertmanager/data" \
+  --web.listen-address="127.0.0.1:$am_port" --cluster.listen-address= > "$dir/logs/alertmanager.log" 2>&1 &
+pids+=($!)
+
+# Thresholds for a regtest fleet with a block every ~5 s (the defaults are sized for mainnet).
+for name in ch-writer det-chain det-inflation det-health det-propagation alertmanager; do
+  cat > "$dir/consumer-$name.toml" <<TOML
 [nats]
 url = "$nats_url"
 
@@ -108,10 +126,33 @@ database = "bmon"
 
 [metrics]
 listen = "127.0.0.1:$(free_port)"
+
+[alertmanager]
+url = "http://127.0.0.1:$am_port"
+
+[detectors.chain]
+rapid_run_blocks = 1000
+selfish_check_secs = 10
+
+[detectors.inflation]
+network = "regtest"
+
+[detectors.health]
+tip_max_age_secs = 120
+alert_on_ibd = false
+peers_min_baseline = 1000
+
+[detectors.propagation]
+block_settle_secs = 20
+tx_settle_secs = 20
+tx_alerts = false
 TOML
-echo "==> starting bmon-consumer ch-writer"
-"$bin/bmon-consumer" ch-writer --config "$dir/consumer.toml" > "$dir/logs/ch-writer.log" 2>&1 &
-pids+=($!)
+done
+echo "==> starting bmon-consumer ch-writer, det-chain, det-inflation, det-health, det-propagation, alertmanager"
+for name in ch-writer det-chain det-inflation det-health det-propagation alertmanager; do
+  "$bin/bmon-consumer" "$name" --config "$dir/consumer-$name.toml" > "$dir/logs/consumer-$name.log" 2>&1 &
+  pids+=($!)
+done
 
 report() {
   echo
@@ -149,6 +190,16 @@ SELECT node, source, depth, fork_height, substring(old_tip, 1, 16) AS old_tip, s
     toDateTime(intDiv(observed_at_us, 1000000)) AS at
 FROM reorg FINAL
 ORDER BY observed_at_us, node, source
+FORMAT PrettyCompactMonoBlock
+SQL
+  echo
+  echo "==> alerts raised by the detectors (bmon.alerts; also in Alertmanager at http://127.0.0.1:$am_port)"
+  curl -sS "$ch_url/?database=bmon" --data-binary @- <<'SQL'
+SELECT toDateTime(intDiv(starts_at_us, 1000000)) AS started, alert_kind, severity, state,
+    ifNull(alert_node, '') AS node, substring(ifNull(subject, ''), 1, 16) AS object, summary
+FROM alerts FINAL
+ORDER BY observed_at_us
+LIMIT 20
 FORMAT PrettyCompactMonoBlock
 SQL
   echo "(tables: bmon.block_connected, bmon.tx_seen, bmon.reorg, bmon.node_status, ... — try: curl '$ch_url/?database=bmon' --data 'SELECT * FROM reorg FINAL FORMAT Vertical')"

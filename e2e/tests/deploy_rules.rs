@@ -37,3 +37,28 @@ fn prometheus_config_is_valid() {
     let (ok, text) = promtool(&["check", "config", "prometheus.yml"]);
     assert!(ok, "{text}");
 }
+
+#[test]
+fn alertmanager_config_is_valid() {
+    let out = Command::new("amtool")
+        .args(["check-config", "alertmanager.yml"])
+        .current_dir(workspace_root().join("deploy"))
+        .output()
+        .unwrap_or_else(|e| {
+            panic!("amtool not runnable ({e}); apt-get install prometheus-alertmanager")
+        });
+    let text =
+        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success() && text.contains("SUCCESS"), "{text}");
+}
+
+/// The systemd units start the binaries the workspace builds, with the flags they take.
+#[test]
+fn systemd_units_start_bmon_binaries_with_their_config() {
+    let dir = workspace_root().join("deploy/systemd");
+    let agent = std::fs::read_to_string(dir.join("bmon-agent@.service")).expect("agent unit");
+    assert!(agent.contains("bmon-agent --config /etc/bmon/agent-%i.toml"));
+    let consumer =
+        std::fs::read_to_string(dir.join("bmon-consumer@.service")).expect("consumer unit");
+    assert!(consumer.contains("bmon-consumer %i --config /etc/bmon/consumer.toml"));
+}
