@@ -111,10 +111,15 @@ pub fn consumer_name(detector: &str) -> NodeId {
         .expect("a constant node name is valid")
 }
 
-/// Wraps an alert into an envelope from `det-<detector>`, observed at `at` (the causing input's
-/// time, [`Input::time`]). The id depends only on the detector, the fingerprint, the state and
-/// `starts_at`, so a replay publishes the same ids.
-pub fn alert_envelope(detector: &str, alert: Alert, at: UnixMicros) -> Envelope {
+/// Wraps an alert into an envelope from `det-<detector>`, observed at the alert's own event time
+/// (`starts_at` while firing, `ends_at` once resolved). Both the id and the time depend only on
+/// the alert, not on which input or tick produced it, so a replay publishes identical envelopes
+/// (and ClickHouse, whose `alerts` sort key includes the time, one row).
+pub fn alert_envelope(detector: &str, alert: Alert) -> Envelope {
+    let at = match alert.state {
+        schema::event::AlertState::Firing => alert.starts_at,
+        schema::event::AlertState::Resolved => alert.ends_at.unwrap_or(alert.starts_at),
+    };
     Envelope::new(consumer_name(detector), at, alert)
 }
 
@@ -203,10 +208,11 @@ mod tests {
             UnixMicros(5),
             tick_id(UnixMicros(5)),
         );
-        let a = alert_envelope("chain", alert.clone(), UnixMicros(7));
-        let b = alert_envelope("chain", alert, UnixMicros(9));
+        let a = alert_envelope("chain", alert.clone());
+        let b = alert_envelope("chain", alert);
         assert_eq!(a.node.as_str(), "det-chain");
-        assert_eq!(a.id, b.id);
+        assert_eq!(a, b);
+        assert_eq!(a.observed_at, UnixMicros(5));
         assert_eq!(a.subject(), "bmon.alert.reorg");
     }
 }

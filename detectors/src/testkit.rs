@@ -313,7 +313,7 @@ pub fn assert_replay_and_duplicates_agree<D: Detector>(
     let ids = |outs: &[Output]| -> Vec<String> {
         outs.iter()
             .filter_map(Output::as_alert)
-            .map(|a| alert_envelope("x", a.clone(), UnixMicros(0)).id.to_hex())
+            .map(|a| alert_envelope("x", a.clone()).id.to_hex())
             .collect()
     };
     assert_eq!(ids(&first), ids(&second));

@@ -92,11 +92,7 @@ impl EventClock {
 
 /// The envelope of an alert: from `det-<detector>`, observed at the alert's own event time.
 pub fn alert_to_envelope(detector: &str, alert: Alert) -> Envelope {
-    let at = match alert.state {
-        AlertState::Firing => alert.starts_at,
-        AlertState::Resolved => alert.ends_at.unwrap_or(alert.starts_at),
-    };
-    alert_envelope(detector, alert, at)
+    alert_envelope(detector, alert)
 }
 
 /// The `det-<name>` handler.
