@@ -6,6 +6,7 @@ use anyhow::{bail, Context};
 use futures::StreamExt;
 use schema::{subject, Envelope, Kind};
 use serde_json::{json, Value};
+use std::io::Write;
 
 use crate::services::Services;
 
@@ -111,7 +112,11 @@ pub async fn run(services: &Services, args: Args) -> anyhow::Result<()> {
         if args.node.as_deref().is_some_and(|n| env.node.as_str() != n) {
             continue;
         }
-        println!("{}", to_json(&env, msg.subject.as_str()));
+        // A closed pipe (`bmon tail | head`) ends the command quietly instead of panicking.
+        let line = to_json(&env, msg.subject.as_str());
+        if writeln!(std::io::stdout().lock(), "{line}").is_err() {
+            break;
+        }
         printed += 1;
         if args.count.is_some_and(|c| printed >= c) {
             break;

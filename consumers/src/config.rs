@@ -374,12 +374,16 @@ impl Config {
                 path: path.to_path_buf(),
             });
         }
+        // figment hands the filter the key after `split` and before lowercasing:
+        // `BMON_CLICKHOUSE__PASSWORD` arrives as `CLICKHOUSE.PASSWORD`.
         let env = Env::prefixed("BMON_").split("__").filter(|key| {
-            let key = key.as_str();
-            ENV_SECTIONS.iter().any(|s| {
-                key.strip_prefix(s)
-                    .is_some_and(|rest| rest.starts_with("__"))
-            })
+            let mut parts = key.as_str().splitn(2, '.');
+            match (parts.next(), parts.next()) {
+                (Some(section), Some(rest)) if !rest.is_empty() => {
+                    ENV_SECTIONS.iter().any(|s| section.eq_ignore_ascii_case(s))
+                }
+                _ => false,
+            }
         });
         Config::from_figment(Figment::new().merge(Toml::file(path)).merge(env))
     }
@@ -500,6 +504,27 @@ pub(crate) fn is_identifier(s: &str) -> bool {
 
 #[cfg(test)]
 mod tests {
+    /// `BMON_<SECTION>__<KEY>` overrides the file; other `BMON_` variables are ignored.
+    #[test]
+    #[allow(clippy::result_large_err)] // figment::Jail's closures return figment::Error
+    fn environment_overrides_the_file_by_section_and_key() {
+        figment::Jail::expect_with(|jail| {
+            jail.create_file(
+                "consumer.toml",
+                "[clickhouse]\nurl = \"http://127.0.0.1:8123\"\npassword = \"from-file\"\n",
+            )?;
+            jail.set_env("BMON_CLICKHOUSE__PASSWORD", "from-env");
+            jail.set_env("BMON_NATS__URL", "nats://10.0.0.5:4222");
+            jail.set_env("BMON_TEST_CLICKHOUSE_URL", "http://127.0.0.1:1");
+            let config = Config::load(std::path::Path::new("consumer.toml"))
+                .map_err(|e| figment::Error::from(e.to_string()))?;
+            assert_eq!(config.clickhouse.password.expose(), "from-env");
+            assert_eq!(config.nats.url, "nats://10.0.0.5:4222");
+            assert_eq!(config.clickhouse.url, "http://127.0.0.1:8123");
+            Ok(())
+        });
+    }
+
     use super::*;
 
     #[test]

@@ -9,17 +9,17 @@ use bmon_e2e::{Options, Pipeline};
 /// Mainnet-sized thresholds, except two things the acceleration magnifies: the agents' polling
 /// runs in wall seconds (a status every 2 wall seconds is one every 2400 simulated seconds), and
 /// a few milliseconds of wall-clock jitter in when an agent handles a ZMQ message become tens of
-/// simulated seconds, so the propagation floors are 100 ms of wall time (120 simulated seconds).
+/// simulated seconds, so the propagation floors are 250 ms of wall time (300 simulated seconds, half a block interval).
 const CLEAN_RUN: &str = r#"
 [detectors.inflation]
 network = "regtest"
 [detectors.health]
 silent_after_secs = 9600
 [detectors.propagation]
-block_lag_floor_ms = 120000
-block_spread_floor_ms = 120000
-tx_lag_floor_ms = 120000
-tx_spread_floor_ms = 120000
+block_lag_floor_ms = 300000
+block_spread_floor_ms = 300000
+tx_lag_floor_ms = 300000
+tx_spread_floor_ms = 300000
 "#;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -727,7 +727,7 @@ async fn accelerated_clean_run_keeps_headers_logs_and_uptime_on_the_simulated_cl
         .collect();
     for w in times.windows(2) {
         assert!(
-            (w[1] - w[0] - 600).abs() <= 5,
+            (w[1] - w[0] - 600).abs() <= 60,
             "header times 600 s apart: {times:?}"
         );
     }
@@ -737,9 +737,15 @@ async fn accelerated_clean_run_keeps_headers_logs_and_uptime_on_the_simulated_cl
         assert!(r.t_us >= wall);
         assert!(r.t_us.abs_diff(clock.sim_at(wall)) < 1000);
     }
-    // Header time of each block = its (simulated) connect time, to the second or so.
+    // Header time of each block = its (simulated) connect time, within the wall-clock jitter of
+    // a loaded machine magnified 1200 times (50 ms of wall time = 60 simulated seconds, a tenth
+    // of the block interval).
     for ((t, _), time) in connected.iter().zip(&times) {
-        assert!((*t as i64 / 1_000_000 - time).abs() <= 3);
+        let off = (*t as i64 / 1_000_000 - time).abs();
+        assert!(
+            off <= 60,
+            "connect {off} simulated s away from its header time"
+        );
     }
     let info = common::rpc(&fleet.nodes()[2], "getblockchaininfo", json!([])).await;
     assert_eq!(info["time"].as_i64(), times.last().copied());

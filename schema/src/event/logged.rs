@@ -284,10 +284,16 @@ pub struct LogBatch {
 }
 
 impl NaturalKey for LogBatch {
+    /// File, first offset and last offset: a re-read after a restart that starts at the same
+    /// offset but carries more lines (the file grew meanwhile) is a different message, so the
+    /// extra lines are not dropped as a duplicate. Overlapping lines collapse in ClickHouse,
+    /// whose `logs` rows are keyed by file and offset.
     fn key_parts(&self, _: UnixMicros) -> Vec<Vec<u8>> {
+        let last = self.lines.last().map_or(self.start_offset, |l| l.offset);
         vec![
             self.file_id.as_bytes().to_vec(),
             self.start_offset.to_le_bytes().to_vec(),
+            last.to_le_bytes().to_vec(),
         ]
     }
 }
