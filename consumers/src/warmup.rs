@@ -13,9 +13,13 @@
 //! What this cannot bring back, by design:
 //! - messages older than `since` (each detector documents how far back its state reaches;
 //!   `consumer.warmup_secs` sets the horizon);
-//! - messages above the ack floor that were acknowledged out of order (a poison message
-//!   terminated while an earlier one was still pending): they are neither replayed here nor
-//!   redelivered. The runtime acks a batch in order, so this is at most the tail of one batch.
+//! - messages above the ack floor that were acknowledged out of order: a poison message
+//!   terminated while an earlier one was still pending, or — because the runtime fetches the
+//!   next batch while the previous one is handled — a batch acked while the batch before it was
+//!   nak'd for a transient failure and not yet redelivered. If the process stops in that window,
+//!   the acked messages above the floor are neither replayed here nor redelivered: up to one
+//!   batch (`consumer.batch_size`) of detector input. Their outputs were already published; what
+//!   is lost is their contribution to the rebuilt state.
 //!
 //! A new durable (first start, or after `bmon replay`) has an ack floor of 0: nothing is
 //! replayed here and the durable itself delivers the whole stream.
