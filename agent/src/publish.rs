@@ -11,8 +11,10 @@
 //!   reported by one `gap` event once the spool has drained.
 //! - The publisher ends when every sender of its channel is gone, after publishing (or
 //!   spooling) what it holds; it tries to empty the spool for two more seconds.
-//! - Order: after any failure the spool is re-published one event at a time until one is
-//!   acknowledged, then in batches again. Only a batch that straddles the moment NATS goes away
+//! - Order: after any failure, and after spooling because NATS was unreachable, the spool is
+//!   re-published one event at a time until one is acknowledged, then in batches again. A drain
+//!   round consumes the spool only up to its earliest unacknowledged event (failures are
+//!   ordered by batch position, whether the send or the PubAck failed). Only a batch that straddles the moment NATS goes away
 //!   can be stored partly out of order (its later events acknowledged, earlier ones spooled);
 //!   consumers order by `observed_at` where it matters.
 //!
@@ -175,53 +177,58 @@ impl Publisher {
 
     async fn publish_or_spool(&mut self, batch: Vec<Envelope>) {
         if !self.spool.is_empty() || !self.connected() {
+            // The spool now holds events: the first drain after the outage goes one event at a
+            // time (see `healthy`).
+            self.healthy = false;
             self.spool_all(&batch);
             return;
         }
         let failed = self.publish_batch(batch).await;
         self.healthy = failed.is_empty();
         if !failed.is_empty() {
+            let failed: Vec<Envelope> = failed.into_iter().map(|(_, env)| env).collect();
             self.spool_all(&failed);
         }
     }
 
-    /// Publishes a batch; returns the envelopes that were not acknowledged, in order.
-    async fn publish_batch(&self, batch: Vec<Envelope>) -> Vec<Envelope> {
+    /// Publishes a batch; returns the envelopes that were not acknowledged with their
+    /// positions in `batch`, in batch order (whether they failed to send or got no PubAck).
+    async fn publish_batch(&self, batch: Vec<Envelope>) -> Vec<(usize, Envelope)> {
         let mut failed = Vec::new();
         let mut pending = Vec::with_capacity(batch.len());
-        for env in batch {
+        for (i, env) in batch.into_iter().enumerate() {
             // Once the client has noticed the server is gone, stop sending: what it buffers now
             // would be replayed on reconnect ahead of what the spool holds.
             if !self.connected() {
-                failed.push(env);
+                failed.push((i, env));
                 continue;
             }
             match self.send(&env).await {
-                Ok(ack) => pending.push((env, ack)),
+                Ok(ack) => pending.push((i, env, ack)),
                 Err(reason) => {
                     self.metrics.publish_error();
                     tracing::warn!(event_id = %env.id, kind = %env.kind(), %reason, "publish failed; spooling");
-                    failed.push(env);
+                    failed.push((i, env));
                 }
             }
         }
         let results = join_all(
             pending
                 .into_iter()
-                .map(|(env, ack)| async move { (env, ack.await) }),
+                .map(|(i, env, ack)| async move { (i, env, ack.await) }),
         )
         .await;
-        for (env, res) in results {
+        for (i, env, res) in results {
             match res {
                 Ok(_) => self.metrics.published(env.kind()),
                 Err(e) => {
                     self.metrics.publish_error();
                     tracing::warn!(event_id = %env.id, kind = %env.kind(), error = %e, "no PubAck; spooling");
-                    failed.push(env);
+                    failed.push((i, env));
                 }
             }
         }
-        failed
+        in_batch_order(failed)
     }
 
     async fn send(&self, env: &Envelope) -> Result<jetstream::context::PublishAckFuture, String> {
@@ -290,15 +297,11 @@ impl Publisher {
                     }
                 }
             }
-            let ids: Vec<schema::EventId> = envs.iter().map(|e| e.id).collect();
             let failed = self.publish_batch(envs).await;
-            // Consume the prefix up to the first failure; the rest is retried later
+            // Consume the prefix up to the earliest failure; the rest is retried later
             // (re-publishing an acknowledged one is de-duplicated by its id).
-            let first_failed = failed
-                .first()
-                .and_then(|f| ids.iter().position(|id| *id == f.id))
-                .map(|pos| positions[pos])
-                .unwrap_or(n);
+            let failed_at: Vec<usize> = failed.iter().map(|(i, _)| *i).collect();
+            let first_failed = acknowledged_prefix(&positions, &failed_at, n);
             if let Err(e) = self.spool.consume(first_failed) {
                 tracing::error!(error = %e, "cannot advance the spool cursor");
                 return;
@@ -331,5 +334,68 @@ impl Publisher {
                 );
             }
         }
+    }
+}
+
+/// Sorts failures by their position in the batch (sends fail before PubAcks are awaited, so
+/// they are collected out of order).
+fn in_batch_order(mut failed: Vec<(usize, Envelope)>) -> Vec<(usize, Envelope)> {
+    failed.sort_by_key(|(i, _)| *i);
+    failed
+}
+
+/// How many spool records can be consumed after a drain round: every record before the
+/// earliest failed envelope. `positions[i]` is the spool record of the `i`-th published
+/// envelope (undecodable records have none), `failed` the batch positions that were not
+/// acknowledged in any order, `n` the number of records read.
+fn acknowledged_prefix(positions: &[usize], failed: &[usize], n: usize) -> usize {
+    failed
+        .iter()
+        .filter_map(|&i| positions.get(i).copied())
+        .min()
+        .unwrap_or(n)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_drain_consumes_only_up_to_the_earliest_failure_whatever_the_failure_order() {
+        // Records 0..6, all decodable. Record 5 failed to send (collected first), record 2 got
+        // no PubAck (collected last): only records 0 and 1 are acknowledged.
+        let positions = [0, 1, 2, 3, 4, 5];
+        assert_eq!(acknowledged_prefix(&positions, &[5, 2], 6), 2);
+        assert_eq!(acknowledged_prefix(&positions, &[2, 5], 6), 2);
+        assert_eq!(acknowledged_prefix(&positions, &[], 6), 6);
+    }
+
+    #[test]
+    fn a_drain_maps_batch_positions_past_undecodable_records() {
+        // Record 1 was undecodable (skipped): envelope 1 is record 2, envelope 3 is record 4.
+        let positions = [0, 2, 3, 4];
+        assert_eq!(acknowledged_prefix(&positions, &[3, 1], 5), 2);
+    }
+
+    #[test]
+    fn failures_are_returned_in_batch_order() {
+        let node = NodeId::new("n1").unwrap();
+        let env = |i: i64| {
+            Envelope::new(
+                node.clone(),
+                schema::UnixMicros(i),
+                Gap {
+                    lost_events: 1,
+                    from: schema::UnixMicros(i),
+                    to: schema::UnixMicros(i),
+                    reason: "test".into(),
+                },
+            )
+        };
+        // A send failure at 5 is collected before a PubAck failure at 2.
+        let sorted = in_batch_order(vec![(5, env(5)), (2, env(2))]);
+        let order: Vec<usize> = sorted.iter().map(|(i, _)| *i).collect();
+        assert_eq!(order, vec![2, 5]);
+        assert_eq!(sorted[0].1.observed_at, schema::UnixMicros(2));
     }
 }
