@@ -47,6 +47,7 @@ struct Inner {
     spool_events: Gauge,
     spooled: Counter,
     spool_dropped: Counter,
+    spool_errors: Counter,
     zmq_messages: Family<TopicLabel, Counter>,
     zmq_malformed: Family<ReasonLabel, Counter>,
     rpc_calls: Family<MethodLabel, Counter>,
@@ -165,6 +166,7 @@ impl Metrics {
         let spool_events = Gauge::default();
         let spooled = Counter::default();
         let spool_dropped = Counter::default();
+        let spool_errors = Counter::default();
         let zmq_messages = Family::<TopicLabel, Counter>::default();
         let zmq_malformed = Family::<ReasonLabel, Counter>::default();
         let rpc_calls = Family::<MethodLabel, Counter>::default();
@@ -197,8 +199,13 @@ impl Metrics {
         );
         registry.register(
             "spool_dropped_events",
-            "Events dropped because the spool was full",
+            "Events dropped because the spool was full or could not be written",
             spool_dropped.clone(),
+        );
+        registry.register(
+            "spool_errors",
+            "Spool reads or writes that failed (a corrupt record, a full disk)",
+            spool_errors.clone(),
         );
         registry.register(
             "zmq_messages",
@@ -232,6 +239,7 @@ impl Metrics {
                 spool_events,
                 spooled,
                 spool_dropped,
+                spool_errors,
                 zmq_messages,
                 zmq_malformed,
                 rpc_calls,
@@ -272,9 +280,19 @@ impl Metrics {
         self.inner.spooled.inc_by(n);
     }
 
-    /// Events dropped because the spool was full.
+    /// Events dropped because the spool was full or could not be written.
     pub fn spool_dropped(&self, n: u64) {
         self.inner.spool_dropped.inc_by(n);
+    }
+
+    /// A spool read or write failed.
+    pub fn spool_error(&self) {
+        self.inner.spool_errors.inc();
+    }
+
+    /// Spool reads or writes that failed so far.
+    pub fn spool_error_count(&self) -> u64 {
+        self.inner.spool_errors.get()
     }
 
     /// A ZMQ message arrived on `topic`.

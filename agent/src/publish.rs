@@ -258,7 +258,9 @@ impl Publisher {
                 Ok(true) => written += 1,
                 Ok(false) => dropped += 1,
                 Err(e) => {
+                    // The spool cut the torn record and counted the drop for the `gap` event.
                     dropped += 1;
+                    self.metrics.spool_error();
                     tracing::error!(event_id = %env.id, error = %e, "cannot write the spool; event dropped");
                 }
             }
@@ -266,7 +268,7 @@ impl Publisher {
         self.metrics.spooled(written);
         if dropped > 0 {
             self.metrics.spool_dropped(dropped);
-            tracing::warn!(dropped, "spool full; events dropped");
+            tracing::warn!(dropped, "spool full or unwritable; events dropped");
         }
         self.report_spool();
     }
@@ -279,6 +281,7 @@ impl Publisher {
             let records = match self.spool.peek(size) {
                 Ok(r) => r,
                 Err(e) => {
+                    self.metrics.spool_error();
                     tracing::error!(error = %e, "cannot read the spool");
                     return;
                 }
@@ -303,6 +306,7 @@ impl Publisher {
             let failed_at: Vec<usize> = failed.iter().map(|(i, _)| *i).collect();
             let first_failed = acknowledged_prefix(&positions, &failed_at, n);
             if let Err(e) = self.spool.consume(first_failed) {
+                self.metrics.spool_error();
                 tracing::error!(error = %e, "cannot advance the spool cursor");
                 return;
             }
@@ -321,7 +325,7 @@ impl Publisher {
                     lost_events: d.count,
                     from: d.from,
                     to: d.to,
-                    reason: "spool full".into(),
+                    reason: "spool full or unwritable".into(),
                 },
             );
             if self.publish_batch(vec![gap]).await.is_empty() {

@@ -10,7 +10,9 @@
 //! The spool survives restarts: opening it rescans the segments, cuts a record torn by a crash
 //! and resumes at the cursor. Its size is bounded by `max_bytes` (unacknowledged bytes); past
 //! the bound, [`Spool::append`] drops the event and counts it, and the publisher emits one `gap`
-//! event once the spool has drained.
+//! event once the spool has drained. A failed write (disk full) cuts the partly written record
+//! back off and counts the event as a drop too. A record length over [`MAX_RECORD`] or past its
+//! segment's end is a [`SpoolError::Corrupt`], never an allocation.
 //!
 //! File I/O is synchronous: records are small, appends go to the page cache, and the publisher
 //! is the spool's only user.
@@ -35,6 +37,17 @@ pub enum SpoolError {
         path: PathBuf,
         /// The I/O error.
         reason: String,
+    },
+    /// A record's length prefix is beyond [`MAX_RECORD`] or past the end of its segment: the
+    /// segment is corrupt from `offset` on.
+    #[error("spool {path}: corrupt record at offset {offset} (length {len})")]
+    Corrupt {
+        /// The segment.
+        path: PathBuf,
+        /// Where the bad record starts.
+        offset: u64,
+        /// The length it claims.
+        len: u64,
     },
 }
 
@@ -75,6 +88,9 @@ pub struct Spool {
     read_offset: u64,
     writer: Option<File>,
     drops: Drops,
+    /// Test hook: the next append writes this many bytes of its record, then fails.
+    #[cfg(test)]
+    fail_next_write: Option<usize>,
 }
 
 impl Spool {
@@ -134,6 +150,8 @@ impl Spool {
             read_offset,
             writer: None,
             drops,
+            #[cfg(test)]
+            fail_next_write: None,
         })
     }
 
@@ -158,19 +176,39 @@ impl Spool {
         self.drops
     }
 
+    fn count_drop(&mut self, observed_at: UnixMicros) -> Result<(), SpoolError> {
+        if self.drops.count == 0 {
+            self.drops.from = observed_at;
+        }
+        self.drops.count += 1;
+        self.drops.to = observed_at;
+        self.save_drops()
+    }
+
     /// Appends one encoded envelope. Returns `false` (and counts a drop at `observed_at`) when
-    /// the spool is full.
+    /// the spool is full. When the record cannot be written (disk full), the segment is cut
+    /// back to its last whole record, the event is counted as a drop (reported by the `gap`
+    /// event like a full spool) and the error is returned.
     pub fn append(&mut self, record: &[u8], observed_at: UnixMicros) -> Result<bool, SpoolError> {
         let size = 4 + record.len() as u64;
         if self.bytes() + size > self.max_bytes || record.len() as u64 > u64::from(MAX_RECORD) {
-            if self.drops.count == 0 {
-                self.drops.from = observed_at;
-            }
-            self.drops.count += 1;
-            self.drops.to = observed_at;
-            self.save_drops()?;
+            self.count_drop(observed_at)?;
             return Ok(false);
         }
+        match self.write_record(record) {
+            Ok(written) => Ok(written),
+            Err(e) => {
+                // The drop is counted in memory even when the drops file cannot be saved.
+                if let Err(save) = self.count_drop(observed_at) {
+                    tracing::error!(error = %save, "cannot save the spool's drop count");
+                }
+                Err(e)
+            }
+        }
+    }
+
+    fn write_record(&mut self, record: &[u8]) -> Result<bool, SpoolError> {
+        let size = 4 + record.len() as u64;
         let need_new = match self.segments.back() {
             None => true,
             Some(s) => s.len >= self.segment_bytes,
@@ -217,8 +255,26 @@ impl Spool {
         let mut buf = Vec::with_capacity(size as usize);
         buf.extend_from_slice(&(record.len() as u32).to_le_bytes());
         buf.extend_from_slice(record);
+        #[cfg(test)]
+        let fail_after = self.fail_next_write.take();
+        #[cfg(not(test))]
+        let fail_after: Option<usize> = None;
         if let Some(w) = self.writer.as_mut() {
-            w.write_all(&buf).map_err(|e| io_err(&path, e))?;
+            let res = match fail_after {
+                Some(k) => w
+                    .write_all(&buf[..k.min(buf.len())])
+                    .and_then(|()| Err(std::io::Error::other("injected write failure"))),
+                None => w.write_all(&buf),
+            };
+            if let Err(e) = res {
+                // Cut a partly written record so the file matches `seg.len` again.
+                if let Err(cut) = w.set_len(seg.len) {
+                    tracing::error!(path = %path.display(), error = %cut,
+                        "cannot cut a torn spool record; dropping the writer");
+                    self.writer = None;
+                }
+                return Err(io_err(&path, e));
+            }
         }
         seg.len += size;
         seg.records += 1;
@@ -241,13 +297,23 @@ impl Spool {
             f.seek(SeekFrom::Start(start))
                 .map_err(|e| io_err(&path, e))?;
             let mut reader = std::io::BufReader::new(f.take(seg.len - start));
+            let mut pos = start;
             while out.len() < max {
                 let mut len = [0u8; 4];
                 if reader.read_exact(&mut len).is_err() {
                     break;
                 }
-                let mut rec = vec![0u8; u32::from_le_bytes(len) as usize];
+                let l = u32::from_le_bytes(len);
+                if l > MAX_RECORD || pos + 4 + u64::from(l) > seg.len {
+                    return Err(SpoolError::Corrupt {
+                        path,
+                        offset: pos,
+                        len: u64::from(l),
+                    });
+                }
+                let mut rec = vec![0u8; l as usize];
                 reader.read_exact(&mut rec).map_err(|e| io_err(&path, e))?;
+                pos += 4 + u64::from(l);
                 out.push(rec);
             }
         }
@@ -269,6 +335,13 @@ impl Spool {
                 let mut len = [0u8; 4];
                 reader.read_exact(&mut len).map_err(|e| io_err(&path, e))?;
                 let l = u64::from(u32::from_le_bytes(len));
+                if l > u64::from(MAX_RECORD) || self.read_offset + 4 + l > seg.len {
+                    return Err(SpoolError::Corrupt {
+                        path,
+                        offset: self.read_offset,
+                        len: l,
+                    });
+                }
                 reader
                     .seek_relative(l as i64)
                     .map_err(|e| io_err(&path, e))?;
@@ -508,5 +581,75 @@ mod tests {
         assert!(segs() <= 1);
         let s = Spool::open(dir.path(), 1 << 20).unwrap();
         assert!(s.is_empty());
+    }
+
+    #[test]
+    fn an_oversized_length_on_disk_is_a_corrupt_error_not_an_allocation() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = Spool::open(dir.path(), 1 << 20).unwrap();
+        s.append(&rec(0), UnixMicros(0)).unwrap();
+        s.append(&rec(1), UnixMicros(0)).unwrap();
+        // Overwrite the second record's length with 4 GiB - 1 behind the spool's back.
+        let seg = segment_path(dir.path(), 0);
+        let mut f = OpenOptions::new().write(true).open(&seg).unwrap();
+        f.seek(SeekFrom::Start(4 + rec(0).len() as u64)).unwrap();
+        f.write_all(&u32::MAX.to_le_bytes()).unwrap();
+        drop(f);
+        let err = s.peek(10).unwrap_err();
+        assert!(
+            matches!(err, SpoolError::Corrupt { offset, len, .. }
+                if offset == 4 + rec(0).len() as u64 && len == u64::from(u32::MAX)),
+            "{err}"
+        );
+        // The first record is still readable and consumable; consuming the bad one is an error.
+        assert_eq!(s.peek(1).unwrap(), vec![rec(0)]);
+        s.consume(1).unwrap();
+        assert!(matches!(s.consume(1), Err(SpoolError::Corrupt { .. })));
+    }
+
+    #[test]
+    fn a_length_past_the_segment_end_is_a_corrupt_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = Spool::open(dir.path(), 1 << 20).unwrap();
+        s.append(&rec(0), UnixMicros(0)).unwrap();
+        // A length within MAX_RECORD but past what the segment holds (a torn tail).
+        let seg = segment_path(dir.path(), 0);
+        let mut f = OpenOptions::new().write(true).open(&seg).unwrap();
+        f.write_all(&1000u32.to_le_bytes()).unwrap();
+        drop(f);
+        assert!(matches!(
+            s.peek(10),
+            Err(SpoolError::Corrupt { len: 1000, .. })
+        ));
+        assert!(matches!(
+            s.consume(1),
+            Err(SpoolError::Corrupt { len: 1000, .. })
+        ));
+    }
+
+    #[test]
+    fn a_failed_append_leaves_the_spool_readable_and_counts_a_drop() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = Spool::open(dir.path(), 1 << 20).unwrap();
+        s.append(&rec(0), UnixMicros(10)).unwrap();
+        // The disk fills up halfway through the next record.
+        s.fail_next_write = Some(7);
+        assert!(s.append(&rec(1), UnixMicros(11)).is_err());
+        let d = s.drops();
+        assert_eq!((d.count, d.from, d.to), (1, UnixMicros(11), UnixMicros(11)));
+        assert_eq!(s.events(), 1);
+        let seg = segment_path(dir.path(), 0);
+        assert_eq!(fs::metadata(&seg).unwrap().len(), 4 + rec(0).len() as u64);
+        // Later appends line up with the in-memory length: the spool drains in order.
+        s.append(&rec(2), UnixMicros(12)).unwrap();
+        assert_eq!(s.peek(10).unwrap(), vec![rec(0), rec(2)]);
+        s.consume(2).unwrap();
+        assert!(s.is_empty());
+        // And a reopened spool agrees.
+        s.append(&rec(3), UnixMicros(13)).unwrap();
+        drop(s);
+        let s = Spool::open(dir.path(), 1 << 20).unwrap();
+        assert_eq!(s.peek(10).unwrap(), vec![rec(3)]);
+        assert_eq!(s.drops().count, 1);
     }
 }
