@@ -54,6 +54,19 @@ pub enum Error {
     /// The spool directory cannot be used.
     #[error(transparent)]
     Spool(#[from] SpoolError),
+    /// The publisher stopped while sources still had events for it (it panicked or its
+    /// channel closed): the agent stops so its supervisor restarts it.
+    #[error("the publisher stopped before the sources")]
+    PublisherGone,
+    /// A task of the agent panicked or ended abnormally; the agent stops so its supervisor
+    /// restarts it.
+    #[error("{task} failed: {reason}")]
+    TaskFailed {
+        /// Which task (`publisher`, `debug.log source`, `zmq thread`).
+        task: &'static str,
+        /// The panic message or what went wrong.
+        reason: String,
+    },
     /// `/metrics` cannot listen.
     #[error("cannot listen for /metrics on {addr}: {reason}")]
     MetricsListen {

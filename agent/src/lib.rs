@@ -103,23 +103,79 @@ pub async fn run_with_metrics(
             span,
         ))
     });
-    let result = run_sources(&config, &metrics, ev_tx, shutdown.clone()).await;
-    // Whatever ended the sources, stop the rest.
-    shutdown.cancel();
-    if let Some(task) = log_task {
-        match task.await {
-            Ok(Ok(())) => {}
-            Ok(Err(_)) => tracing::warn!("publisher stopped before the debug.log source"),
-            Err(e) => tracing::error!(error = %e, "debug.log source failed"),
-        }
-    }
+    let sources = run_sources(&config, &metrics, ev_tx, shutdown.clone());
+    let mut result = supervise(sources, log_task, shutdown.clone()).await;
     match publisher.await {
         Ok(0) => tracing::info!("publisher done; spool empty"),
         Ok(left) => tracing::info!(spooled = left, "publisher done; events kept in the spool"),
-        Err(e) => tracing::error!(error = %e, "publisher task failed"),
+        Err(e) => {
+            tracing::error!(error = %e, "publisher task failed");
+            if result.is_ok() {
+                result = Err(Error::TaskFailed {
+                    task: "publisher",
+                    reason: e.to_string(),
+                });
+            }
+        }
     }
     let _ = metrics_task.await;
+    if let Err(e) = &result {
+        tracing::error!(error = %e, "bmon-agent stops with an error");
+    }
     result
+}
+
+/// Runs the sources (ZMQ and RPC) while watching the debug.log task: whichever ends first with
+/// an error (or a panic) cancels `shutdown`, the other is awaited, and the first error is
+/// returned, so the agent exits non-zero and its supervisor restarts it. A debug.log task that
+/// ends cleanly before shutdown leaves the sources running.
+async fn supervise(
+    sources: impl std::future::Future<Output = Result<(), Error>>,
+    log_task: Option<tokio::task::JoinHandle<Result<(), node::PublisherGone>>>,
+    shutdown: CancellationToken,
+) -> Result<(), Error> {
+    let Some(mut log_task) = log_task else {
+        let result = sources.await;
+        shutdown.cancel();
+        return result;
+    };
+    tokio::pin!(sources);
+    let (sources_result, log_result) = tokio::select! {
+        res = &mut sources => {
+            // Whatever ended the sources, stop the rest.
+            shutdown.cancel();
+            (res, log_outcome(log_task.await))
+        }
+        joined = &mut log_task => {
+            let log_result = log_outcome(joined);
+            if let Err(e) = &log_result {
+                tracing::error!(error = %e, "debug.log source failed; stopping the agent");
+            }
+            if log_result.is_err() {
+                shutdown.cancel();
+            }
+            let res = sources.await;
+            shutdown.cancel();
+            (res, log_result)
+        }
+    };
+    match (sources_result, log_result) {
+        (Err(e), _) | (Ok(()), Err(e)) => Err(e),
+        (Ok(()), Ok(())) => Ok(()),
+    }
+}
+
+fn log_outcome(
+    joined: Result<Result<(), node::PublisherGone>, tokio::task::JoinError>,
+) -> Result<(), Error> {
+    match joined {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(node::PublisherGone)) => Err(Error::PublisherGone),
+        Err(e) => Err(Error::TaskFailed {
+            task: "debug.log source",
+            reason: e.to_string(),
+        }),
+    }
 }
 
 async fn run_sources(
@@ -170,14 +226,112 @@ async fn run_sources(
         tracing::Instrument::instrument(driver.run(zmq_rx, intervals, shutdown.clone()), span)
             .await;
     if res.is_err() {
-        tracing::warn!("publisher stopped before the sources");
+        tracing::error!("publisher stopped before the sources");
     }
     shutdown.cancel();
     let joined = tokio::task::spawn_blocking(move || zmq_thread.join()).await;
-    if !matches!(joined, Ok(Ok(()))) {
-        tracing::warn!("zmq thread ended abnormally");
-    }
+    let zmq_result = match joined {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(_)) => Err(Error::TaskFailed {
+            task: "zmq thread",
+            reason: "panicked".into(),
+        }),
+        Err(e) => Err(Error::TaskFailed {
+            task: "zmq thread",
+            reason: e.to_string(),
+        }),
+    };
     // Give nothing else a chance to hold the channel: the driver (and its sender) is gone.
     tokio::time::sleep(Duration::from_millis(0)).await;
-    Ok(())
+    match res {
+        Err(node::PublisherGone) => Err(Error::PublisherGone),
+        Ok(()) => zmq_result,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_failed_log_task_stops_the_sources_and_is_returned() {
+        let shutdown = CancellationToken::new();
+        let token = shutdown.clone();
+        // The sources run until shutdown, as the node driver does.
+        let sources = async move {
+            token.cancelled().await;
+            Ok(())
+        };
+        let log = tokio::spawn(async { Err(node::PublisherGone) });
+        let res = tokio::time::timeout(
+            Duration::from_secs(5),
+            supervise(sources, Some(log), shutdown.clone()),
+        )
+        .await
+        .expect("supervise returns once the log task failed");
+        assert!(matches!(res, Err(Error::PublisherGone)), "{res:?}");
+        assert!(shutdown.is_cancelled());
+    }
+
+    #[tokio::test]
+    async fn a_panicked_log_task_is_a_task_failure() {
+        let shutdown = CancellationToken::new();
+        let token = shutdown.clone();
+        let sources = async move {
+            token.cancelled().await;
+            Ok(())
+        };
+        let log = tokio::spawn(async {
+            if true {
+                panic!("reader broke");
+            }
+            Ok(())
+        });
+        let res = tokio::time::timeout(
+            Duration::from_secs(5),
+            supervise(sources, Some(log), shutdown.clone()),
+        )
+        .await
+        .expect("supervise returns once the log task panicked");
+        assert!(
+            matches!(
+                res,
+                Err(Error::TaskFailed {
+                    task: "debug.log source",
+                    ..
+                })
+            ),
+            "{res:?}"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_source_error_wins_and_stops_the_log_task() {
+        let shutdown = CancellationToken::new();
+        let token = shutdown.clone();
+        let log = tokio::spawn(async move {
+            token.cancelled().await;
+            Ok(())
+        });
+        let sources = async { Err(Error::PublisherGone) };
+        let res = supervise(sources, Some(log), shutdown.clone()).await;
+        assert!(matches!(res, Err(Error::PublisherGone)), "{res:?}");
+        assert!(shutdown.is_cancelled());
+    }
+
+    #[tokio::test]
+    async fn a_clean_shutdown_returns_ok() {
+        let shutdown = CancellationToken::new();
+        let (t1, t2) = (shutdown.clone(), shutdown.clone());
+        let log = tokio::spawn(async move {
+            t1.cancelled().await;
+            Ok(())
+        });
+        let sources = async move {
+            t2.cancelled().await;
+            Ok(())
+        };
+        shutdown.cancel();
+        assert!(supervise(sources, Some(log), shutdown).await.is_ok());
+    }
 }
