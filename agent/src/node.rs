@@ -39,6 +39,10 @@ pub const MAX_CATCH_UP: u32 = 100;
 /// Recent `rawblock`s kept for their `C`.
 const BLOCK_CACHE: usize = 8;
 
+/// How long the driver keeps turning already-queued ZMQ notifications into events once
+/// shutdown has started.
+pub const SHUTDOWN_DRAIN: Duration = Duration::from_secs(2);
+
 /// What the driver knows of the node's coinstatsindex, which `utxo_stats` needs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum CoinStats {
@@ -92,6 +96,8 @@ pub struct NodeDriver {
     pending: VecDeque<BlockNote>,
     last_tips: Option<ChainTips>,
     coinstats: CoinStats,
+    /// Shutdown has started: RPC calls are not retried.
+    stopping: bool,
 }
 
 /// A block notification not yet turned into events.
@@ -126,10 +132,13 @@ impl NodeDriver {
             pending: VecDeque::new(),
             last_tips: None,
             coinstats: CoinStats::Unknown,
+            stopping: false,
         }
     }
 
-    /// Runs until `shutdown` fires, the ZMQ channel closes, or the publisher is gone.
+    /// Runs until `shutdown` fires, the ZMQ channel closes, or the publisher is gone. On
+    /// shutdown, notifications already queued in `zmq` are still turned into events for up to
+    /// [`SHUTDOWN_DRAIN`] (without RPC retries), then pending blocks are flushed.
     pub async fn run(
         mut self,
         mut zmq: mpsc::Receiver<Received>,
@@ -169,11 +178,48 @@ impl NodeDriver {
                 _ = mempool_tick.tick() => self.poll_mempool().await?,
             }
         }
+        self.stopping = true;
+        self.drain_queued(&mut zmq).await?;
         self.drain_pending(true).await?;
         if let Some(ev) = self.chain.flush() {
             self.emit(ev, self.clock.now()).await?;
         }
         Ok(())
+    }
+
+    /// At shutdown: handles the notifications already in the channel, for up to
+    /// [`SHUTDOWN_DRAIN`]; what is left then is counted in the log.
+    async fn drain_queued(
+        &mut self,
+        zmq: &mut mpsc::Receiver<Received>,
+    ) -> Result<(), PublisherGone> {
+        let deadline = Instant::now() + SHUTDOWN_DRAIN;
+        let mut handled = 0u64;
+        let drained = tokio::time::timeout_at(deadline, async {
+            while let Ok(msg) = zmq.try_recv() {
+                self.handle(msg).await?;
+                handled += 1;
+            }
+            Ok::<(), PublisherGone>(())
+        })
+        .await;
+        match drained {
+            Ok(res) => {
+                if handled > 0 {
+                    tracing::info!(handled, "handled queued ZMQ notifications at shutdown");
+                }
+                res
+            }
+            Err(_) => {
+                let mut left = 0u64;
+                while zmq.try_recv().is_ok() {
+                    left += 1;
+                }
+                tracing::warn!(handled, left, deadline = ?SHUTDOWN_DRAIN,
+                    "shutdown drain of queued ZMQ notifications timed out; the rest is dropped");
+                Ok(())
+            }
+        }
     }
 
     /// Processes queued block notifications in order. A `C` whose block has not arrived on
@@ -226,7 +272,7 @@ impl NodeDriver {
         let mut attempt = 0;
         loop {
             match self.rpc.get_block(hash).await {
-                Err(e) if e.is_transient() && attempt < 4 => {
+                Err(e) if e.is_transient() && attempt < 4 && !self.stopping => {
                     tracing::info!(block = %hash, error = %e, retry_in = ?delay, "getblock failed; retrying");
                     tokio::time::sleep(delay).await;
                     delay *= 2;
@@ -600,5 +646,71 @@ mod tests {
         assert_eq!(CoinStats::from_indexes(&indexes), CoinStats::Syncing);
         indexes.remove("coinstatsindex");
         assert_eq!(CoinStats::from_indexes(&indexes), CoinStats::Absent);
+    }
+
+    #[tokio::test]
+    async fn notifications_queued_at_shutdown_still_become_events() {
+        use crate::config::Secret;
+        use crate::sources::rpc::RpcAuth;
+        use crate::sources::zmq::{SequenceEvent, ZmqMessage};
+        use bitcoin::hashes::Hash;
+
+        let node = NodeId::new("node0").unwrap();
+        let metrics = Metrics::new(&node);
+        // No node behind the RPC URL: every call fails at once, nothing is needed from it.
+        let rpc = Arc::new(
+            RpcClient::new(
+                &format!("http://127.0.0.1:{}/", test_support::free_port()),
+                RpcAuth::UserPass {
+                    user: "u".into(),
+                    password: Secret::new("p"),
+                },
+                Duration::from_secs(1),
+                metrics.clone(),
+            )
+            .unwrap(),
+        );
+        let (out_tx, mut out_rx) = mpsc::channel(1_000);
+        let driver = NodeDriver::new(node, Network::Regtest, rpc, metrics, Clock::wall(), out_tx);
+        let (zmq_tx, zmq_rx) = mpsc::channel(1_000);
+        const QUEUED: u32 = 200;
+        for i in 0..QUEUED {
+            zmq_tx
+                .send(Received {
+                    observed_at: UnixMicros(1_000 + i64::from(i)),
+                    endpoint: "tcp://127.0.0.1:1".into(),
+                    message: Ok(ZmqMessage::Sequence {
+                        seq: i,
+                        event: SequenceEvent::TxAdded {
+                            txid: bitcoin::Txid::from_byte_array([i as u8; 32]),
+                            mempool_sequence: u64::from(i),
+                        },
+                    }),
+                })
+                .await
+                .unwrap();
+        }
+        // Shutdown has already started when the driver looks at its channel.
+        let shutdown = CancellationToken::new();
+        shutdown.cancel();
+        let intervals = Intervals {
+            status: Duration::from_secs(3_600),
+            mempool: Duration::from_secs(3_600),
+        };
+        tokio::time::timeout(
+            Duration::from_secs(10),
+            driver.run(zmq_rx, intervals, shutdown),
+        )
+        .await
+        .expect("the driver stops")
+        .unwrap();
+        let mut seen = Vec::new();
+        while let Ok(env) = out_rx.try_recv() {
+            if let Event::TxSeen(t) = &env.event {
+                seen.push(t.mempool_sequence);
+            }
+        }
+        let want: Vec<Option<u64>> = (0..u64::from(QUEUED)).map(Some).collect();
+        assert_eq!(seen, want);
     }
 }
