@@ -180,7 +180,7 @@ kinds! {
     LogBatch = "log_batch" => LogBatch,
     /// A detector's alert (stream `BMON_ALERTS`).
     Alert = "alert" => Alert,
-    /// The agent lost events (spool full) between two instants.
+    /// The agent lost events (spool full or unwritable) between two instants.
     Gap = "gap" => Gap,
 }
 
