@@ -127,26 +127,7 @@ pub fn to_alertmanager(
 /// Microseconds since the epoch as RFC 3339 UTC with microseconds
 /// (`2026-01-15T12:00:00.000001Z`).
 pub fn rfc3339(t: UnixMicros) -> String {
-    let secs = t.0.div_euclid(1_000_000);
-    let micros = t.0.rem_euclid(1_000_000);
-    let days = secs.div_euclid(86_400);
-    let rem = secs.rem_euclid(86_400);
-    // Howard Hinnant's civil_from_days.
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!(
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{micros:06}Z",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60
-    )
+    t.to_rfc3339()
 }
 
 /// The wall clock as [`UnixMicros`] (the shell may read it; detectors never do).

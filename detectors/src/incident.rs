@@ -311,26 +311,7 @@ mod tests {
 /// An event time as RFC 3339 UTC with microseconds (`2027-01-15T08:00:00.000000Z`), for
 /// evidence an operator reads.
 pub fn fmt_time(t: UnixMicros) -> String {
-    let secs = t.0.div_euclid(1_000_000);
-    let micros = t.0.rem_euclid(1_000_000);
-    let days = secs.div_euclid(86_400);
-    let sod = secs.rem_euclid(86_400);
-    // Civil date from days since 1970-01-01 (H. Hinnant's algorithm).
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!(
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{micros:06}Z",
-        sod / 3600,
-        (sod % 3600) / 60,
-        sod % 60
-    )
+    t.to_rfc3339()
 }
 
 /// A duration in microseconds as seconds with millisecond precision (`12.345s`).

@@ -184,6 +184,36 @@ impl UnixMicros {
     pub fn plus_micros(self, micros: i64) -> Self {
         UnixMicros(self.0.saturating_add(micros))
     }
+
+    /// RFC 3339 in UTC with microseconds (`2026-11-25T15:53:31.155520Z`), as Alertmanager and
+    /// operators read times.
+    pub fn to_rfc3339(self) -> String {
+        let secs = self.0.div_euclid(1_000_000);
+        let micros = self.0.rem_euclid(1_000_000);
+        let (year, month, day) = civil_from_days(secs.div_euclid(86_400));
+        let sod = secs.rem_euclid(86_400);
+        format!(
+            "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{micros:06}Z",
+            sod / 3600,
+            (sod % 3600) / 60,
+            sod % 60
+        )
+    }
+}
+
+/// Days since 1970-01-01 to a proleptic Gregorian (year, month, day): Howard Hinnant's
+/// `civil_from_days`, exact for every representable day.
+pub fn civil_from_days(days: i64) -> (i64, u32, u32) {
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    (year, month, day)
 }
 
 impl fmt::Display for UnixMicros {
@@ -251,6 +281,24 @@ mod tests {
         for bad in ["", "a.b", "a b", "a*", "a>", &"x".repeat(65)] {
             assert!(NodeId::new(bad).is_err(), "{bad:?} accepted");
         }
+    }
+
+    #[test]
+    fn times_print_as_rfc3339_utc_with_microseconds() {
+        assert_eq!(UnixMicros(0).to_rfc3339(), "1970-01-01T00:00:00.000000Z");
+        // The fixtures' InvalidChainFound for block 121 on node0.
+        assert_eq!(
+            UnixMicros(1_795_622_011_155_520).to_rfc3339(),
+            "2026-11-25T15:53:31.155520Z"
+        );
+        assert_eq!(
+            UnixMicros(951_868_799_999_999).to_rfc3339(),
+            "2000-02-29T23:59:59.999999Z"
+        );
+        assert_eq!(
+            UnixMicros(-500_000).to_rfc3339(),
+            "1969-12-31T23:59:59.500000Z"
+        );
     }
 
     #[test]
