@@ -396,9 +396,50 @@ pub struct Received {
 /// worth of rawtx) are not dropped; the bounded channel behind it applies backpressure.
 const RCV_HWM: i32 = 100_000;
 
+/// One SUB socket and whether it carries a raw-data topic (`rawtx`, `rawblock`).
+struct Sub {
+    endpoint: String,
+    sock: zmq::Socket,
+    raw: bool,
+}
+
+impl Sub {
+    /// Takes one queued message without blocking, decoded, counted and stamped with `clock` at
+    /// receipt; `None` when nothing is queued.
+    fn try_recv(&self, metrics: &Metrics, clock: &Clock) -> Option<Received> {
+        match self.sock.recv_multipart(zmq::DONTWAIT) {
+            Ok(frames) => {
+                let message = decode_multipart(&frames);
+                let topic = frames
+                    .first()
+                    .and_then(|f| Topic::from_frame(f))
+                    .map(Topic::as_str)
+                    .unwrap_or("unknown");
+                metrics.zmq_message(topic);
+                Some(Received {
+                    observed_at: clock.now(),
+                    endpoint: self.endpoint.clone(),
+                    message,
+                })
+            }
+            Err(zmq::Error::EAGAIN) => None,
+            Err(e) => {
+                tracing::warn!(endpoint = %self.endpoint, error = %e, "zmq receive failed");
+                None
+            }
+        }
+    }
+}
+
 /// Starts the subscriber thread. It polls every socket, decodes what arrives and sends it into
 /// `tx` (blocking when the channel is full), stamped with `clock` at receipt, until `shutdown`
 /// fires or the receiver is dropped.
+///
+/// Raw data is handed on before the `sequence` notifications that refer to it: bitcoind
+/// publishes a transaction's `rawtx` just before its `A`, but on separate endpoints the two
+/// arrive on separate sockets, so in each wake-up the sockets carrying `rawtx`/`rawblock` are
+/// drained first and again before each `sequence` message is handed on. Each socket's own
+/// order is kept (an endpoint shared by several topics keeps bitcoind's publishing order).
 pub fn spawn_subscriber(
     endpoints: &ZmqEndpoints,
     tx: mpsc::Sender<Received>,
@@ -428,7 +469,12 @@ pub fn spawn_subscriber(
             sock.set_subscribe(t.as_str().as_bytes()).map_err(zerr)?;
         }
         sock.connect(&ep).map_err(zerr)?;
-        sockets.push((ep, sock));
+        let raw = topics.iter().any(|t| *t != Topic::Sequence);
+        sockets.push(Sub {
+            endpoint: ep,
+            sock,
+            raw,
+        });
     }
     std::thread::Builder::new()
         .name("zmq-sub".into())
@@ -439,9 +485,26 @@ pub fn spawn_subscriber(
         })
 }
 
+/// Hands on everything queued on the raw-data sockets; `false` when the receiver is gone.
+fn forward_raw(
+    sockets: &[Sub],
+    tx: &mpsc::Sender<Received>,
+    metrics: &Metrics,
+    clock: &Clock,
+) -> bool {
+    for sub in sockets.iter().filter(|s| s.raw) {
+        while let Some(rec) = sub.try_recv(metrics, clock) {
+            if tx.blocking_send(rec).is_err() {
+                return false;
+            }
+        }
+    }
+    true
+}
+
 fn subscriber_loop(
     _ctx: zmq::Context,
-    sockets: Vec<(String, zmq::Socket)>,
+    sockets: Vec<Sub>,
     tx: mpsc::Sender<Received>,
     metrics: Metrics,
     clock: Clock,
@@ -451,7 +514,7 @@ fn subscriber_loop(
     while !shutdown.is_cancelled() {
         let mut items: Vec<zmq::PollItem<'_>> = sockets
             .iter()
-            .map(|(_, s)| s.as_poll_item(zmq::POLLIN))
+            .map(|s| s.sock.as_poll_item(zmq::POLLIN))
             .collect();
         match zmq::poll(&mut items, poll_every.as_millis() as i64) {
             Ok(0) => continue,
@@ -462,37 +525,16 @@ fn subscriber_loop(
                 continue;
             }
         }
-        let ready: Vec<bool> = items.iter().map(|i| i.is_readable()).collect();
         drop(items);
-        for ((endpoint, sock), readable) in sockets.iter().zip(ready) {
-            if !readable {
-                continue;
-            }
-            // Drain what is queued on this socket without blocking.
-            loop {
-                match sock.recv_multipart(zmq::DONTWAIT) {
-                    Ok(frames) => {
-                        let message = decode_multipart(&frames);
-                        let topic = frames
-                            .first()
-                            .and_then(|f| Topic::from_frame(f))
-                            .map(Topic::as_str)
-                            .unwrap_or("unknown");
-                        metrics.zmq_message(topic);
-                        let rec = Received {
-                            observed_at: clock.now(),
-                            endpoint: endpoint.clone(),
-                            message,
-                        };
-                        if tx.blocking_send(rec).is_err() {
-                            return;
-                        }
-                    }
-                    Err(zmq::Error::EAGAIN) => break,
-                    Err(e) => {
-                        tracing::warn!(endpoint = %endpoint, error = %e, "zmq receive failed");
-                        break;
-                    }
+        // Raw data first, then the `sequence`-only sockets; a rawtx that arrives while those
+        // are drained still goes ahead of the notifications after it.
+        if !forward_raw(&sockets, &tx, &metrics, &clock) {
+            return;
+        }
+        for sub in sockets.iter().filter(|s| !s.raw) {
+            while let Some(rec) = sub.try_recv(&metrics, &clock) {
+                if !forward_raw(&sockets, &tx, &metrics, &clock) || tx.blocking_send(rec).is_err() {
+                    return;
                 }
             }
         }
@@ -633,6 +675,118 @@ mod tests {
             decode(b"rawtx", &[1, 2, 3], &seq),
             Err(FrameError::BadTx { len: 3, .. })
         ));
+    }
+
+    /// A PUB socket bound to a free loopback port, and its endpoint.
+    fn publisher(ctx: &zmq::Context) -> (zmq::Socket, String) {
+        let sock = ctx.socket(zmq::PUB).unwrap();
+        sock.bind("tcp://127.0.0.1:*").unwrap();
+        let ep = sock.get_last_endpoint().unwrap().unwrap();
+        (sock, ep)
+    }
+
+    fn publish(sock: &zmq::Socket, topic: &str, body: &[u8], seq: u32) {
+        sock.send_multipart([topic.as_bytes(), body, &seq.to_le_bytes()[..]], 0)
+            .unwrap();
+    }
+
+    async fn next(rx: &mut mpsc::Receiver<Received>, wait: Duration) -> Option<ZmqMessage> {
+        match tokio::time::timeout(wait, rx.recv()).await {
+            Ok(Some(r)) => Some(r.message.unwrap()),
+            _ => None,
+        }
+    }
+
+    #[tokio::test]
+    async fn a_rawtx_queued_with_its_sequence_addition_is_handed_on_first() {
+        let ctx = zmq::Context::new();
+        let (seq_pub, seq_ep) = publisher(&ctx);
+        let (tx_pub, tx_ep) = publisher(&ctx);
+        let endpoints = ZmqEndpoints {
+            endpoints: vec![(Topic::Sequence, seq_ep), (Topic::RawTx, tx_ep)],
+        };
+        // A one-slot channel lets the test hold the subscriber thread in the middle of a
+        // wake-up while more notifications queue up on its sockets.
+        let (tx, mut rx) = mpsc::channel(1);
+        let shutdown = CancellationToken::new();
+        let node = schema::NodeId::new("node0").unwrap();
+        let thread = spawn_subscriber(
+            &endpoints,
+            tx,
+            Metrics::new(&node),
+            Clock::wall(),
+            shutdown.clone(),
+        )
+        .unwrap();
+        let raw = capture(0)
+            .into_iter()
+            .find(|m| m.topic == "rawtx")
+            .unwrap()
+            .body;
+        let raw_txid = bitcoin::consensus::deserialize::<Transaction>(&raw)
+            .unwrap()
+            .compute_txid();
+        let connect = |n: u8| {
+            let mut b = vec![n; 32];
+            b.push(b'C');
+            b
+        };
+        // Wait until both subscriptions are live, then let the warm-up traffic settle.
+        let (mut seq_live, mut tx_live) = (false, false);
+        for _ in 0..100 {
+            if !seq_live {
+                publish(&seq_pub, "sequence", &connect(0), 0);
+            }
+            if !tx_live {
+                publish(&tx_pub, "rawtx", &raw, 0);
+            }
+            while let Some(m) = next(&mut rx, Duration::from_millis(50)).await {
+                match m.topic() {
+                    Topic::Sequence => seq_live = true,
+                    _ => tx_live = true,
+                }
+            }
+            if seq_live && tx_live {
+                break;
+            }
+        }
+        assert!(seq_live && tx_live, "subscriptions never became live");
+        std::thread::sleep(Duration::from_millis(100));
+        while next(&mut rx, Duration::from_millis(100)).await.is_some() {}
+
+        // Two block connects: the first fills the channel, the thread blocks on the second.
+        publish(&seq_pub, "sequence", &connect(1), 1);
+        publish(&seq_pub, "sequence", &connect(2), 2);
+        std::thread::sleep(Duration::from_millis(200));
+        // bitcoind's order for a mempool acceptance: rawtx, then sequence `A`.
+        publish(&tx_pub, "rawtx", &raw, 1);
+        let mut added = raw_txid.to_byte_array().to_vec();
+        added.reverse();
+        added.push(b'A');
+        added.extend_from_slice(&9u64.to_le_bytes());
+        publish(&seq_pub, "sequence", &added, 3);
+        std::thread::sleep(Duration::from_millis(200));
+
+        let mut got = Vec::new();
+        while let Some(m) = next(&mut rx, Duration::from_millis(500)).await {
+            got.push(m);
+            if got.len() == 4 {
+                break;
+            }
+        }
+        let order: Vec<(Topic, u32)> = got.iter().map(|m| (m.topic(), m.seq())).collect();
+        assert_eq!(
+            order,
+            vec![
+                (Topic::Sequence, 1),
+                (Topic::Sequence, 2),
+                (Topic::RawTx, 1),
+                (Topic::Sequence, 3)
+            ]
+        );
+        shutdown.cancel();
+        drop(rx);
+        thread.join().unwrap();
     }
 
     #[test]
