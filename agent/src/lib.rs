@@ -13,7 +13,7 @@
 //! - [`status`]: pure conversions of RPC polls into `node_status`, `chain_tips` and
 //!   `mempool_snapshot`.
 //! - [`node`]: the I/O shell that feeds the state machines from ZMQ and RPC and sends envelopes
-//!   into the publisher's bounded channel.
+//!   into the publisher's bounded channel (of [`publish::Item`]s).
 //! - [`publish`] and [`spool`]: JetStream publishing with batched PubAcks, and the disk spool
 //!   that keeps events while NATS is away.
 //! - [`metrics`]: Prometheus metrics and the `/metrics` server.
@@ -181,7 +181,7 @@ fn log_outcome(
 async fn run_sources(
     config: &Config,
     metrics: &Metrics,
-    ev_tx: mpsc::Sender<schema::Envelope>,
+    ev_tx: mpsc::Sender<publish::Item>,
     shutdown: CancellationToken,
 ) -> Result<(), Error> {
     let rpc = Arc::new(sources::rpc::RpcClient::new(

@@ -24,6 +24,7 @@ use crate::chain::{bip34_height, block_facts, ChainTracker};
 use crate::clock::Clock;
 use crate::mempool::MempoolTracker;
 use crate::metrics::Metrics;
+use crate::publish::Item;
 use crate::sources::rpc::RpcClient;
 use crate::sources::zmq::{Received, SeqCheck, SequenceEvent, SequenceTracker, ZmqMessage};
 use crate::status;
@@ -86,7 +87,7 @@ pub struct NodeDriver {
     rpc: Arc<RpcClient>,
     metrics: Metrics,
     clock: Clock,
-    out: mpsc::Sender<Envelope>,
+    out: mpsc::Sender<Item>,
     chain: ChainTracker,
     mempool: MempoolTracker,
     seqs: SequenceTracker,
@@ -116,7 +117,7 @@ impl NodeDriver {
         rpc: Arc<RpcClient>,
         metrics: Metrics,
         clock: Clock,
-        out: mpsc::Sender<Envelope>,
+        out: mpsc::Sender<Item>,
     ) -> Self {
         NodeDriver {
             node,
@@ -285,7 +286,10 @@ impl NodeDriver {
 
     async fn emit(&self, event: Event, observed_at: UnixMicros) -> Result<(), PublisherGone> {
         let env = Envelope::new(self.node.clone(), observed_at, event);
-        self.out.send(env).await.map_err(|_| PublisherGone)
+        self.out
+            .send(Item::Event(env))
+            .await
+            .map_err(|_| PublisherGone)
     }
 
     async fn emit_all(
@@ -705,7 +709,8 @@ mod tests {
         .expect("the driver stops")
         .unwrap();
         let mut seen = Vec::new();
-        while let Ok(env) = out_rx.try_recv() {
+        while let Ok(item) = out_rx.try_recv() {
+            let Item::Event(env) = item else { continue };
             if let Event::TxSeen(t) = &env.event {
                 seen.push(t.mempool_sequence);
             }

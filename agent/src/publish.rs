@@ -9,6 +9,10 @@
 //!   the spool holds anything, new events are appended behind it so order is kept; when NATS is
 //!   back the spool is re-published oldest first. Events dropped because the spool was full are
 //!   reported by one `gap` event once the spool has drained.
+//! - Its channel carries [`Item`]s: events, and [`Item::Commit`] tokens. A commit token is
+//!   answered only once every event sent before it is acknowledged by JetStream or written to
+//!   the spool (or counted as dropped for the `gap` event), so a source can save its read
+//!   position only when what it read is durable (the debug.log source does).
 //! - The publisher ends when every sender of its channel is gone, after publishing (or
 //!   spooling) what it holds; it tries to empty the spool for two more seconds.
 //! - Order: after any failure, and after spooling because NATS was unreachable, the spool is
@@ -28,7 +32,7 @@ use bytes::Bytes;
 use futures::future::join_all;
 use schema::event::Gap;
 use schema::{Envelope, NodeId};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
 
 use crate::clock::Clock;
 use crate::metrics::Metrics;
@@ -74,6 +78,25 @@ pub async fn connect(
             url: url.to_string(),
             reason: e.to_string(),
         })
+}
+
+/// What the publisher's channel carries.
+// Nearly every item is an event: boxing it to shrink the rare commit token is not worth an
+// allocation per event.
+#[allow(clippy::large_enum_variant)]
+#[derive(Debug)]
+pub enum Item {
+    /// An event to publish.
+    Event(Envelope),
+    /// Answered once every event sent before it is acknowledged or spooled (never earlier).
+    /// A sender that sees its receiver fail knows the publisher is gone.
+    Commit(oneshot::Sender<()>),
+}
+
+impl From<Envelope> for Item {
+    fn from(env: Envelope) -> Self {
+        Item::Event(env)
+    }
 }
 
 /// Publishes envelopes, spooling what NATS does not acknowledge.
@@ -136,8 +159,9 @@ impl Publisher {
     }
 
     /// Runs until every sender of `rx` is dropped, then publishes or spools what is left.
-    /// Returns the number of events still in the spool.
-    pub async fn run(mut self, mut rx: mpsc::Receiver<Envelope>) -> u64 {
+    /// Returns the number of events still in the spool. [`Item::Commit`] tokens are answered
+    /// after the batch holding every event before them is acknowledged or spooled.
+    pub async fn run<T: Into<Item>>(mut self, mut rx: mpsc::Receiver<T>) -> u64 {
         loop {
             if !self.spool.is_empty() || self.spool.drops().count > 0 {
                 self.drain_spool().await;
@@ -151,14 +175,26 @@ impl Publisher {
                 }
             };
             let Some(first) = first else { break };
-            let mut batch = vec![first];
-            while batch.len() < MAX_BATCH {
-                match rx.try_recv() {
-                    Ok(e) => batch.push(e),
-                    Err(_) => break,
+            let mut batch = Vec::new();
+            let mut commits = Vec::new();
+            let mut next = Some(first.into());
+            while let Some(item) = next.take() {
+                match item {
+                    Item::Event(env) => batch.push(env),
+                    Item::Commit(done) => commits.push(done),
+                }
+                if batch.len() < MAX_BATCH {
+                    next = rx.try_recv().ok().map(Into::into);
                 }
             }
-            self.publish_or_spool(batch).await;
+            if !batch.is_empty() {
+                self.publish_or_spool(batch).await;
+            }
+            // Every event before these tokens is now acknowledged or spooled.
+            for done in commits {
+                // A sender that stopped waiting needs no answer.
+                let _ = done.send(());
+            }
         }
         // Shutting down: try to empty the spool for a short while (NATS may be reconnecting).
         let deadline = tokio::time::Instant::now() + self.exit_grace;
@@ -169,8 +205,11 @@ impl Publisher {
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
-        if let Err(e) = self.client.flush().await {
-            tracing::debug!(error = %e, "NATS flush at shutdown failed");
+        // Bounded: a client that never reached the server would wait for it forever.
+        match tokio::time::timeout(self.exit_grace, self.client.flush()).await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => tracing::debug!(error = %e, "NATS flush at shutdown failed"),
+            Err(_) => tracing::debug!("NATS flush at shutdown timed out"),
         }
         self.spool.events()
     }

@@ -343,3 +343,72 @@ async fn an_outage_in_the_middle_of_a_spool_drain_loses_nothing() {
         .unwrap();
     assert_eq!(left, 0);
 }
+
+#[tokio::test]
+async fn a_commit_token_is_answered_only_once_the_events_before_it_are_spooled() {
+    // No server behind the URL: everything is spooled.
+    let url = format!("nats://127.0.0.1:{}", test_support::free_port());
+    let dir = tempfile::tempdir().unwrap();
+    let metrics = Metrics::new(&node());
+    let client = publish::connect(&url, None, &node()).await.unwrap();
+    let spool = Spool::open(dir.path(), 1 << 20).unwrap();
+    let publisher = Publisher::new(client, spool, metrics.clone(), node())
+        .with_retry(Duration::from_millis(100));
+    let (tx, rx) = mpsc::channel::<publish::Item>(1024);
+    let task = tokio::spawn(publisher.run(rx));
+    for i in 0..3 {
+        tx.send(event(i).into()).await.unwrap();
+    }
+    let (done, durable) = tokio::sync::oneshot::channel();
+    tx.send(publish::Item::Commit(done)).await.unwrap();
+    tokio::time::timeout(Duration::from_secs(10), durable)
+        .await
+        .expect("the token is answered")
+        .expect("the publisher answers rather than dropping the token");
+    assert_eq!(
+        spool_events(&metrics),
+        3,
+        "every event before the token is in the spool when it is answered"
+    );
+    drop(tx);
+    let left = tokio::time::timeout(Duration::from_secs(30), task)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(left, 3);
+}
+
+#[tokio::test]
+async fn a_commit_token_is_answered_once_the_events_before_it_are_acknowledged() {
+    let nats = NatsServer::start();
+    create_stream(&nats.url()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let metrics = Metrics::new(&node());
+    let client = publish::connect(&nats.url(), None, &node()).await.unwrap();
+    wait_until(Duration::from_secs(10), "connected to NATS", || async {
+        client.connection_state() == async_nats::connection::State::Connected
+    })
+    .await;
+    let spool = Spool::open(dir.path(), 1 << 20).unwrap();
+    let publisher = Publisher::new(client, spool, metrics.clone(), node());
+    let (tx, rx) = mpsc::channel::<publish::Item>(1024);
+    let task = tokio::spawn(publisher.run(rx));
+    for i in 0..300 {
+        tx.send(event(i).into()).await.unwrap();
+    }
+    let (done, durable) = tokio::sync::oneshot::channel();
+    tx.send(publish::Item::Commit(done)).await.unwrap();
+    tokio::time::timeout(Duration::from_secs(10), durable)
+        .await
+        .expect("the token is answered")
+        .expect("the publisher answers rather than dropping the token");
+    // Acknowledged means stored: the stream holds all of them before the publisher stops.
+    assert_eq!(stream_envelopes(&nats.url()).await.len(), 300);
+    assert_eq!(spool_events(&metrics), 0);
+    drop(tx);
+    let left = tokio::time::timeout(Duration::from_secs(30), task)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(left, 0);
+}

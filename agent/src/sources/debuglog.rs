@@ -13,9 +13,12 @@
 //!   ClickHouse is complete.
 //! - [`run`] follows the file with [`debuglog::follow::Tail`] (each poll on the blocking pool,
 //!   so the follower's counters feed the metrics as they change), hands the envelopes to the
-//!   publisher's bounded channel, and only then saves the position in the state file. The
-//!   publisher spools what NATS does not acknowledge and drains its channel before the agent
-//!   exits, so a restart resumes where the last handed-over batch ended: no gap, no duplicate.
+//!   publisher's bounded channel followed by an [`Item::Commit`] token, and saves the position
+//!   in the state file only once the publisher answers the token, that is once every envelope
+//!   of the batch is acknowledged by JetStream or written to the spool. A kill at any moment
+//!   (SIGKILL, OOM, panic) therefore leaves a saved position whose lines are durable, and a
+//!   restart resumes there: no gap; lines published but not yet recorded are re-sent and
+//!   de-duplicated by their `log_batch` key.
 //!
 //! A missing file is waited for; read errors are counted and retried; a corrupt state file is
 //! moved aside (`.corrupt`) and the follower starts as a fresh install. What is lost on
@@ -32,13 +35,14 @@ use debuglog::follow::{Batch, FollowConfig, StartAt, StateFile, Tail, TailStats}
 use debuglog::{parse_line, Extractor, LineError};
 use schema::event::{LogBatch, LogLine};
 use schema::{Envelope, Event, NodeId, UnixMicros};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
 use crate::clock::Clock;
 use crate::config::DebugLogConfig;
 use crate::metrics::{Metrics, TailCounts};
 use crate::node::PublisherGone;
+use crate::publish::Item;
 
 /// Estimated encoded bytes of one `log_line` beyond its strings (field names, markers, the
 /// time and offset integers).
@@ -241,14 +245,15 @@ fn counts(s: TailStats) -> TailCounts {
     }
 }
 
-/// Follows `config.path` until `shutdown` fires, sending envelopes into `out`. Returns
-/// `Err(PublisherGone)` only if the publisher's channel closed first.
+/// Follows `config.path` until `shutdown` fires, sending envelopes into `out`; each batch's
+/// position is saved once the publisher has answered the [`Item::Commit`] sent after its
+/// envelopes. Returns `Err(PublisherGone)` only if the publisher's channel closed first.
 pub async fn run(
     config: DebugLogConfig,
     node: NodeId,
     metrics: Metrics,
     clock: Clock,
-    out: mpsc::Sender<Envelope>,
+    out: mpsc::Sender<Item>,
     shutdown: CancellationToken,
 ) -> Result<(), PublisherGone> {
     let follow = follow_config(&config);
@@ -293,8 +298,17 @@ pub async fn run(
             Ok(Some(batch)) => {
                 error_logged = false;
                 for env in shipper.handle(&batch) {
-                    out.send(env).await.map_err(|_| PublisherGone)?;
+                    out.send(Item::Event(env))
+                        .await
+                        .map_err(|_| PublisherGone)?;
                 }
+                // The position is saved only once the batch is durable (acknowledged or
+                // spooled); the publisher drops the token only when it is gone.
+                let (done, durable) = oneshot::channel();
+                out.send(Item::Commit(done))
+                    .await
+                    .map_err(|_| PublisherGone)?;
+                durable.await.map_err(|_| PublisherGone)?;
                 let pos = batch.position();
                 metrics.log_offset(pos.offset);
                 if let Err(e) = save(&state, pos).await {
@@ -326,7 +340,9 @@ pub async fn run(
         }
     }
     for env in shipper.finish() {
-        out.send(env).await.map_err(|_| PublisherGone)?;
+        out.send(Item::Event(env))
+            .await
+            .map_err(|_| PublisherGone)?;
     }
     tracing::info!("debug.log source stopped");
     Ok(())
@@ -571,5 +587,106 @@ mod tests {
         });
         assert_eq!(envs.len(), 1);
         assert!(envs[0].encode().unwrap().len() <= limits.bytes);
+    }
+
+    #[tokio::test]
+    async fn the_position_is_saved_only_after_the_publisher_settled_the_batch() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = dir.path().join("debug.log");
+        let data = b"2026-11-25T15:53:31.155520Z first\n2026-11-25T15:53:31.155521Z second\n";
+        std::fs::write(&log, data).unwrap();
+        let config = DebugLogConfig {
+            path: log,
+            state_file: dir.path().join("debuglog.pos"),
+            backfill: true,
+            batch_lines: 100,
+            batch_bytes: 64 * 1024,
+            poll_interval: std::time::Duration::from_millis(10),
+        };
+        let state = StateFile::new(&config.state_file);
+        let (tx, mut rx) = mpsc::channel(100);
+        let shutdown = CancellationToken::new();
+        let task = tokio::spawn(run(
+            config,
+            node(),
+            Metrics::new(&node()),
+            Clock::wall(),
+            tx,
+            shutdown.clone(),
+        ));
+        // This "publisher" has received the batch but not settled it yet.
+        let mut events = 0;
+        let done = loop {
+            match tokio::time::timeout(std::time::Duration::from_secs(10), rx.recv())
+                .await
+                .expect("the batch arrives")
+                .expect("the source is running")
+            {
+                Item::Event(_) => events += 1,
+                Item::Commit(done) => break done,
+            }
+        };
+        assert_eq!(events, 1, "one log_batch before the commit token");
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        assert_eq!(
+            state.load().unwrap(),
+            None,
+            "no position saved while the batch is unsettled"
+        );
+        // The batch is acknowledged or spooled: now the position is saved.
+        done.send(()).unwrap();
+        let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
+        let saved = loop {
+            if let Some(pos) = state.load().unwrap() {
+                break pos;
+            }
+            assert!(tokio::time::Instant::now() < deadline, "position saved");
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        };
+        assert_eq!(saved.offset, data.len() as u64);
+        shutdown.cancel();
+        let res = tokio::time::timeout(std::time::Duration::from_secs(10), task)
+            .await
+            .expect("the source stops")
+            .unwrap();
+        assert!(res.is_ok());
+    }
+
+    #[tokio::test]
+    async fn a_publisher_that_drops_the_token_leaves_the_position_unsaved() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = dir.path().join("debug.log");
+        std::fs::write(&log, b"2026-11-25T15:53:31.155520Z first\n").unwrap();
+        let config = DebugLogConfig {
+            path: log,
+            state_file: dir.path().join("debuglog.pos"),
+            backfill: true,
+            batch_lines: 100,
+            batch_bytes: 64 * 1024,
+            poll_interval: std::time::Duration::from_millis(10),
+        };
+        let state = StateFile::new(&config.state_file);
+        let (tx, mut rx) = mpsc::channel(100);
+        let task = tokio::spawn(run(
+            config,
+            node(),
+            Metrics::new(&node()),
+            Clock::wall(),
+            tx,
+            CancellationToken::new(),
+        ));
+        // The publisher dies with the batch in hand.
+        while let Some(item) = rx.recv().await {
+            if let Item::Commit(_) = item {
+                break;
+            }
+        }
+        drop(rx);
+        let res = tokio::time::timeout(std::time::Duration::from_secs(10), task)
+            .await
+            .expect("the source stops")
+            .unwrap();
+        assert!(matches!(res, Err(PublisherGone)));
+        assert_eq!(state.load().unwrap(), None);
     }
 }
