@@ -8,13 +8,14 @@ use std::io::Write;
 use std::path::Path;
 use std::time::Duration;
 
-use async_nats::jetstream::{self, stream};
 use figment::providers::{Format, Toml};
 use figment::Figment;
 use schema::event::{LogLine, Source};
-use schema::{Envelope, Event, UnixMicros};
+use schema::{Event, UnixMicros};
 use test_support::{free_port, wait_until, NatsServer};
 use tokio_util::sync::CancellationToken;
+
+mod common;
 
 fn config(nats_url: &str, dir: &Path) -> agent::Config {
     let toml = format!(
@@ -48,43 +49,6 @@ fn config(nats_url: &str, dir: &Path) -> agent::Config {
         dir = dir.display(),
     );
     agent::Config::from_figment(Figment::from(Toml::string(&toml))).unwrap()
-}
-
-/// What `bmon setup` creates, for tests.
-async fn create_streams(url: &str) {
-    let js = jetstream::new(async_nats::connect(url).await.unwrap());
-    for (name, subjects) in [
-        (
-            schema::subject::EVENTS_STREAM,
-            schema::subject::EVENTS_SUBJECTS,
-        ),
-        (schema::subject::LOGS_STREAM, schema::subject::LOGS_SUBJECTS),
-    ] {
-        js.create_stream(stream::Config {
-            name: name.into(),
-            subjects: vec![subjects.into()],
-            duplicate_window: Duration::from_secs(120),
-            ..Default::default()
-        })
-        .await
-        .unwrap();
-    }
-}
-
-/// Every envelope of a stream, in stream order.
-async fn envelopes(url: &str, stream: &str) -> Vec<Envelope> {
-    let js = jetstream::new(async_nats::connect(url).await.unwrap());
-    let s = js.get_stream(stream).await.unwrap();
-    let info = s.get_info().await.unwrap();
-    let mut out = Vec::new();
-    if info.state.messages == 0 {
-        return out;
-    }
-    for seq in info.state.first_sequence..=info.state.last_sequence {
-        let m = s.get_raw_message(seq).await.unwrap();
-        out.push(Envelope::decode(&m.payload).unwrap());
-    }
-    out
 }
 
 /// A running agent.
@@ -174,7 +138,7 @@ fn message_of(line: &[u8]) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_line_arrives_once_in_order_across_a_restart_and_a_rotation() {
     let nats = NatsServer::start();
-    create_streams(&nats.url()).await;
+    common::create_streams(&nats.url()).await;
     let dir = tempfile::tempdir().unwrap();
     let log = dir.path().join("debug.log");
     let rotated = dir.path().join("debug.log.1");
@@ -222,7 +186,7 @@ async fn every_line_arrives_once_in_order_across_a_restart_and_a_rotation() {
     second.stop().await;
 
     // BMON_LOGS: every line once, in order; two files.
-    let batches: Vec<_> = envelopes(&nats.url(), schema::subject::LOGS_STREAM)
+    let batches: Vec<_> = common::envelopes(&nats.url(), schema::subject::LOGS_STREAM)
         .await
         .into_iter()
         .map(|e| {
@@ -252,7 +216,7 @@ async fn every_line_arrives_once_in_order_across_a_restart_and_a_rotation() {
     }
 
     // BMON_EVENTS: the typed events, with the log's own times.
-    let events = envelopes(&nats.url(), schema::subject::EVENTS_STREAM).await;
+    let events = common::envelopes(&nats.url(), schema::subject::EVENTS_STREAM).await;
     let first_t = UnixMicros(1_795_621_959_000_000); // 2026-11-25T15:52:39Z
     let last_t = UnixMicros(1_795_622_015_000_000); // 2026-11-25T15:53:35Z
     for e in &events {

@@ -4,14 +4,13 @@
 use std::collections::{BTreeSet, HashMap};
 use std::time::Duration;
 
-use async_nats::jetstream::{self, stream};
 use bitcoin::{BlockHash, Txid};
-use figment::providers::{Format, Toml};
-use figment::Figment;
 use schema::{Envelope, Event};
 use simnet::{Fleet, Scenario, TruthEvent, TruthSink};
-use test_support::{free_port, wait_until, NatsServer};
+use test_support::{wait_until, NatsServer};
 use tokio_util::sync::CancellationToken;
+
+mod common;
 
 const SCENARIO: &str = r#"
 seed = 11
@@ -55,63 +54,6 @@ to_ms = 13300
 mode = "error"
 "#;
 
-fn agent_config(
-    ep: &simnet::NodeEndpoints,
-    nats_url: &str,
-    spool: &std::path::Path,
-) -> agent::Config {
-    let toml = format!(
-        r#"
-        node = "{name}"
-        network = "regtest"
-        [rpc]
-        url = "{rpc}/"
-        user = "{user}"
-        password = "{password}"
-        timeout_secs = 5
-        [zmq]
-        sequence = "{seq}"
-        rawblock = "{rawblock}"
-        rawtx = "{rawtx}"
-        [nats]
-        url = "{nats_url}"
-        [spool]
-        dir = "{spool}"
-        [poll]
-        status_secs = 1
-        mempool_secs = 2
-        [metrics]
-        listen = "127.0.0.1:{port}"
-        "#,
-        name = ep.name,
-        rpc = ep.rpc_url.trim_end_matches('/'),
-        user = ep.rpc_user,
-        password = ep.rpc_password,
-        seq = ep.zmq.sequence,
-        rawblock = ep.zmq.rawblock,
-        rawtx = ep.zmq.rawtx,
-        spool = spool.display(),
-        port = free_port(),
-    );
-    agent::Config::from_figment(Figment::from(Toml::string(&toml))).unwrap()
-}
-
-async fn stream_envelopes(url: &str) -> Vec<Envelope> {
-    let client = async_nats::connect(url).await.unwrap();
-    let js = jetstream::new(client);
-    let s = js.get_stream(schema::subject::EVENTS_STREAM).await.unwrap();
-    let info = s.get_info().await.unwrap();
-    let mut out = Vec::new();
-    if info.state.messages == 0 {
-        return out;
-    }
-    for seq in info.state.first_sequence..=info.state.last_sequence {
-        let m = s.get_raw_message(seq).await.unwrap();
-        out.push(Envelope::decode(&m.payload).unwrap());
-    }
-    out
-}
-
 fn counter(metrics: &agent::Metrics, prefix: &str) -> u64 {
     metrics
         .render()
@@ -124,18 +66,7 @@ fn counter(metrics: &agent::Metrics, prefix: &str) -> u64 {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn events_in_the_stream_match_simnet_truth_and_faults_are_counted() {
     let nats = NatsServer::start();
-    {
-        let client = async_nats::connect(nats.url()).await.unwrap();
-        jetstream::new(client)
-            .create_stream(stream::Config {
-                name: schema::subject::EVENTS_STREAM.into(),
-                subjects: vec![schema::subject::EVENTS_SUBJECTS.into()],
-                duplicate_window: Duration::from_secs(120),
-                ..Default::default()
-            })
-            .await
-            .unwrap();
-    }
+    common::create_streams(&nats.url()).await;
     let fleet = Fleet::start(Scenario::from_toml(SCENARIO).unwrap(), TruthSink::memory())
         .await
         .unwrap();
@@ -144,7 +75,12 @@ async fn events_in_the_stream_match_simnet_truth_and_faults_are_counted() {
     let mut agents = Vec::new();
     let mut metrics = HashMap::new();
     for ep in fleet.nodes() {
-        let cfg = agent_config(ep, &nats.url(), &spools.path().join(&ep.name));
+        let cfg = common::simnet_agent_config(
+            ep,
+            &nats.url(),
+            &spools.path().join(&ep.name),
+            "[poll]\nstatus_secs = 1\nmempool_secs = 2\n",
+        );
         let m = agent::Metrics::new(&cfg.node);
         metrics.insert(ep.name.clone(), m.clone());
         agents.push(tokio::spawn(agent::run_with_metrics(
@@ -173,7 +109,7 @@ async fn events_in_the_stream_match_simnet_truth_and_faults_are_counted() {
             let url = url.clone();
             let last_tip = last_tip.clone();
             async move {
-                let envs = stream_envelopes(&url).await;
+                let envs = common::events(&url).await;
                 last_tip.iter().all(|(node, tip)| {
                     envs.iter().any(|e| {
                         e.node.as_str() == node
@@ -197,7 +133,7 @@ async fn events_in_the_stream_match_simnet_truth_and_faults_are_counted() {
             .unwrap();
         assert!(res.is_ok(), "{res:?}");
     }
-    let envs = stream_envelopes(&nats.url()).await;
+    let envs = common::events(&nats.url()).await;
 
     for node in ["node0", "node1"] {
         let mine: Vec<&Envelope> = envs.iter().filter(|e| e.node.as_str() == node).collect();

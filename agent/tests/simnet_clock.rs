@@ -5,15 +5,14 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
-use async_nats::jetstream::{self, stream};
 use bitcoin::BlockHash;
-use figment::providers::{Format, Toml};
-use figment::Figment;
 use schema::event::{BlockStage, Source};
 use schema::{Envelope, Event};
 use simnet::{Fleet, FleetOptions, Scenario, TruthEvent, TruthSink};
 use test_support::{wait_until, NatsServer};
 use tokio_util::sync::CancellationToken;
+
+mod common;
 
 const TIME_SCALE: i64 = 20;
 /// Agreement required between the agent's and simnet's clock: 50 ms of wall time.
@@ -46,70 +45,6 @@ b = "node0"
 delay_ms = 2000
 "#;
 
-fn agent_config(
-    ep: &simnet::NodeEndpoints,
-    nats_url: &str,
-    dir: &std::path::Path,
-) -> agent::Config {
-    let clock = ep.clock.expect("an accelerated fleet publishes its clock");
-    let log = ep.debug_log.as_ref().expect("simnet writes a debug.log");
-    let toml = format!(
-        r#"
-        node = "{name}"
-        network = "regtest"
-        [rpc]
-        url = "{rpc}/"
-        user = "{user}"
-        password = "{password}"
-        timeout_secs = 5
-        [zmq]
-        sequence = "{seq}"
-        rawblock = "{rawblock}"
-        rawtx = "{rawtx}"
-        [nats]
-        url = "{nats_url}"
-        [spool]
-        dir = "{dir}/spool"
-        [metrics]
-        listen = "127.0.0.1:0"
-        [debug_log]
-        path = "{log}"
-        backfill = true
-        poll_ms = 20
-        [clock]
-        origin_us = {origin}
-        scale = {scale}
-        "#,
-        name = ep.name,
-        rpc = ep.rpc_url.trim_end_matches('/'),
-        user = ep.rpc_user,
-        password = ep.rpc_password,
-        seq = ep.zmq.sequence,
-        rawblock = ep.zmq.rawblock,
-        rawtx = ep.zmq.rawtx,
-        dir = dir.display(),
-        log = log.display(),
-        origin = clock.start_us,
-        scale = clock.time_scale,
-    );
-    agent::Config::from_figment(Figment::from(Toml::string(&toml))).unwrap()
-}
-
-async fn events(url: &str) -> Vec<Envelope> {
-    let js = jetstream::new(async_nats::connect(url).await.unwrap());
-    let s = js.get_stream(schema::subject::EVENTS_STREAM).await.unwrap();
-    let info = s.get_info().await.unwrap();
-    let mut out = Vec::new();
-    if info.state.messages == 0 {
-        return out;
-    }
-    for seq in info.state.first_sequence..=info.state.last_sequence {
-        let m = s.get_raw_message(seq).await.unwrap();
-        out.push(Envelope::decode(&m.payload).unwrap());
-    }
-    out
-}
-
 /// `block_connected` from ZMQ: (observed_at, header time in µs) per block.
 fn connected(envs: &[Envelope]) -> HashMap<BlockHash, (i64, i64)> {
     envs.iter()
@@ -140,25 +75,7 @@ fn log_headers(envs: &[Envelope]) -> HashMap<BlockHash, i64> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_scaled_clock_stamps_zmq_events_on_the_fleets_simulated_clock() {
     let nats = NatsServer::start();
-    {
-        let js = jetstream::new(async_nats::connect(nats.url()).await.unwrap());
-        for (name, subjects) in [
-            (
-                schema::subject::EVENTS_STREAM,
-                schema::subject::EVENTS_SUBJECTS,
-            ),
-            (schema::subject::LOGS_STREAM, schema::subject::LOGS_SUBJECTS),
-        ] {
-            js.create_stream(stream::Config {
-                name: name.into(),
-                subjects: vec![subjects.into()],
-                duplicate_window: Duration::from_secs(120),
-                ..Default::default()
-            })
-            .await
-            .unwrap();
-        }
-    }
+    common::create_streams(&nats.url()).await;
     let dir = tempfile::tempdir().unwrap();
     let fleet = Fleet::start_with(
         Scenario::from_toml(SCENARIO).unwrap(),
@@ -175,7 +92,18 @@ async fn a_scaled_clock_stamps_zmq_events_on_the_fleets_simulated_clock() {
         .find(|e| e.name == "node1")
         .expect("node1")
         .clone();
-    let cfg = agent_config(&ep, &nats.url(), &dir.path().join("agent"));
+    let clock = ep.clock.expect("an accelerated fleet publishes its clock");
+    let cfg = common::simnet_agent_config(
+        &ep,
+        &nats.url(),
+        &dir.path().join("agent/spool"),
+        &format!(
+            "{}[clock]\norigin_us = {}\nscale = {}\n",
+            common::follow_log(&ep),
+            clock.start_us,
+            clock.time_scale
+        ),
+    );
     assert!(cfg.clock.is_scaled());
     assert_eq!(cfg.clock.scale(), TIME_SCALE as f64);
     let shutdown = CancellationToken::new();
@@ -210,7 +138,7 @@ async fn a_scaled_clock_stamps_zmq_events_on_the_fleets_simulated_clock() {
             let url = url.clone();
             let truth = truth.clone();
             async move {
-                let got = connected(&events(&url).await);
+                let got = connected(&common::events(&url).await);
                 truth.keys().filter(|h| got.contains_key(*h)).count() >= wanted
             }
         },
@@ -223,7 +151,7 @@ async fn a_scaled_clock_stamps_zmq_events_on_the_fleets_simulated_clock() {
         .unwrap();
     assert!(res.is_ok(), "{res:?}");
 
-    let envs = events(&nats.url()).await;
+    let envs = common::events(&nats.url()).await;
     let got = connected(&envs);
     let headers = log_headers(&envs);
     let mut compared = 0;

@@ -4,15 +4,14 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
-use async_nats::jetstream::{self, stream};
 use bitcoin::BlockHash;
-use figment::providers::{Format, Toml};
-use figment::Figment;
 use schema::event::{BlockStage, Source};
 use schema::{Envelope, Event};
 use simnet::{Fleet, FleetOptions, Scenario, TruthEvent, TruthSink};
 use test_support::{wait_until, NatsServer};
 use tokio_util::sync::CancellationToken;
+
+mod common;
 
 const SCENARIO: &str = r#"
 seed = 5
@@ -52,64 +51,6 @@ depth = 1
 miner = "node0"
 "#;
 
-fn agent_config(
-    ep: &simnet::NodeEndpoints,
-    nats_url: &str,
-    dir: &std::path::Path,
-) -> agent::Config {
-    let log = ep.debug_log.as_ref().expect("simnet writes a debug.log");
-    let toml = format!(
-        r#"
-        node = "{name}"
-        network = "regtest"
-        [rpc]
-        url = "{rpc}/"
-        user = "{user}"
-        password = "{password}"
-        timeout_secs = 5
-        [zmq]
-        sequence = "{seq}"
-        rawblock = "{rawblock}"
-        rawtx = "{rawtx}"
-        [nats]
-        url = "{nats_url}"
-        [spool]
-        dir = "{dir}/spool"
-        [metrics]
-        listen = "127.0.0.1:0"
-        [debug_log]
-        path = "{log}"
-        backfill = true
-        poll_ms = 20
-        "#,
-        name = ep.name,
-        rpc = ep.rpc_url.trim_end_matches('/'),
-        user = ep.rpc_user,
-        password = ep.rpc_password,
-        seq = ep.zmq.sequence,
-        rawblock = ep.zmq.rawblock,
-        rawtx = ep.zmq.rawtx,
-        dir = dir.display(),
-        log = log.display(),
-    );
-    agent::Config::from_figment(Figment::from(Toml::string(&toml))).unwrap()
-}
-
-async fn events(url: &str) -> Vec<Envelope> {
-    let js = jetstream::new(async_nats::connect(url).await.unwrap());
-    let s = js.get_stream(schema::subject::EVENTS_STREAM).await.unwrap();
-    let info = s.get_info().await.unwrap();
-    let mut out = Vec::new();
-    if info.state.messages == 0 {
-        return out;
-    }
-    for seq in info.state.first_sequence..=info.state.last_sequence {
-        let m = s.get_raw_message(seq).await.unwrap();
-        out.push(Envelope::decode(&m.payload).unwrap());
-    }
-    out
-}
-
 /// The earliest log-derived `block_seen` header time per (node, block), in µs.
 fn header_times(envs: &[Envelope]) -> HashMap<(String, BlockHash), i64> {
     let mut out: HashMap<(String, BlockHash), i64> = HashMap::new();
@@ -129,25 +70,7 @@ fn header_times(envs: &[Envelope]) -> HashMap<(String, BlockHash), i64> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn header_sightings_in_simnet_logs_carry_the_truth_receive_times() {
     let nats = NatsServer::start();
-    {
-        let js = jetstream::new(async_nats::connect(nats.url()).await.unwrap());
-        for (name, subjects) in [
-            (
-                schema::subject::EVENTS_STREAM,
-                schema::subject::EVENTS_SUBJECTS,
-            ),
-            (schema::subject::LOGS_STREAM, schema::subject::LOGS_SUBJECTS),
-        ] {
-            js.create_stream(stream::Config {
-                name: name.into(),
-                subjects: vec![subjects.into()],
-                duplicate_window: Duration::from_secs(120),
-                ..Default::default()
-            })
-            .await
-            .unwrap();
-        }
-    }
+    common::create_streams(&nats.url()).await;
     let dir = tempfile::tempdir().unwrap();
     let fleet = Fleet::start_with(
         Scenario::from_toml(SCENARIO).unwrap(),
@@ -161,7 +84,12 @@ async fn header_sightings_in_simnet_logs_carry_the_truth_receive_times() {
     let shutdown = CancellationToken::new();
     let mut agents = Vec::new();
     for ep in fleet.nodes() {
-        let cfg = agent_config(ep, &nats.url(), &dir.path().join(&ep.name));
+        let cfg = common::simnet_agent_config(
+            ep,
+            &nats.url(),
+            &dir.path().join(&ep.name).join("spool"),
+            &common::follow_log(ep),
+        );
         agents.push(tokio::spawn(agent::run(cfg, shutdown.clone())));
     }
     tokio::time::timeout(Duration::from_secs(60), fleet.finished())
@@ -190,7 +118,7 @@ async fn header_sightings_in_simnet_logs_carry_the_truth_receive_times() {
             let url = url.clone();
             let truth = truth.clone();
             async move {
-                let seen = header_times(&events(&url).await);
+                let seen = header_times(&common::events(&url).await);
                 truth.keys().all(|k| seen.contains_key(k))
             }
         },
@@ -205,7 +133,7 @@ async fn header_sightings_in_simnet_logs_carry_the_truth_receive_times() {
         assert!(res.is_ok(), "{res:?}");
     }
 
-    let seen = header_times(&events(&nats.url()).await);
+    let seen = header_times(&common::events(&nats.url()).await);
     for ((node, hash), t) in &truth {
         let got = seen[&(node.clone(), *hash)];
         assert!(
