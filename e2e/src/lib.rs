@@ -383,6 +383,13 @@ resend_interval_secs = 5
     }
 }
 
+/// A 64-bit integer from a JSON row (ClickHouse quotes 64-bit integers by default).
+pub fn int(v: &serde_json::Value) -> i64 {
+    v.as_i64()
+        .or_else(|| v.as_str().and_then(|s| s.parse().ok()))
+        .unwrap_or_else(|| panic!("not an integer: {v}"))
+}
+
 /// Truth records grouped as the tables hold them.
 #[derive(Debug, Default)]
 pub struct Expected {

@@ -5,7 +5,7 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
-use bmon_e2e::Pipeline;
+use bmon_e2e::{int, Pipeline};
 
 const SCENARIO: &str = r#"
 seed = 3
@@ -53,12 +53,6 @@ at_ms = 8000
 depth = 1
 miner = "v25"
 "#;
-
-fn int(v: &serde_json::Value) -> i64 {
-    v.as_i64()
-        .or_else(|| v.as_str().and_then(|s| s.parse().ok()))
-        .unwrap_or_else(|| panic!("not an integer: {v}"))
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn log_lines_and_log_events_land_in_clickhouse() {

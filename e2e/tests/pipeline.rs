@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use bmon_e2e::{Expected, Pipeline};
+use bmon_e2e::{int, Expected, Pipeline};
 
 /// 20 blocks one a second, ~10 txs a second, node1 releases a withheld 3-block branch at 12 s
 /// (a depth-2 reorg for the others).
@@ -59,13 +59,6 @@ miner = "node1"
 "#;
 
 const TOLERANCE_US: i64 = 50_000;
-
-/// A 64-bit integer from a JSON row (ClickHouse quotes 64-bit integers by default).
-fn int(v: &serde_json::Value) -> i64 {
-    v.as_i64()
-        .or_else(|| v.as_str().and_then(|s| s.parse().ok()))
-        .unwrap_or_else(|| panic!("not an integer: {v}"))
-}
 
 fn hex_list(v: &serde_json::Value) -> Vec<String> {
     v.as_array()
