@@ -6,9 +6,9 @@
 //!
 //! | alert | fires | resolves |
 //! | --- | --- | --- |
-//! | `tip_stale` | `observed_at - tip_time > tip_max_age_secs` | a status with a fresh tip |
+//! | `tip_stale` | the tip is older than `tip_max_age_secs`, counted from the later of its header time and the node's start (`observed_at - uptime`); never in initial block download or at genesis (`blocks == 0`) | a status with a fresh tip, or in IBD |
 //! | `node_silent` | no `node_status` for `silent_after_secs` (checked on every input and tick; `starts_at` = last status + the limit) | the next status |
-//! | `mempool_empty` | the node's mempool holds 0 transactions while more than `mempool_fleet_fraction` of the other nodes with fresh figures hold at least `mempool_fleet_min_count` | the node's mempool fills, or the fleet's empties too |
+//! | `mempool_empty` | the node's mempool holds 0 transactions while more than `mempool_fleet_fraction` of the other nodes' figures taken within `mempool_max_skew_secs` of the node's hold at least `mempool_fleet_min_count`, on `mempool_empty_min_snapshots` consecutive figures of the node spanning at least `mempool_empty_min_secs` | the node's next figure is not empty, or the fleet's are empty too |
 //! | `tx_rejections` | `rejection_burst` rejections with one reason within `rejection_window_secs` | fewer than half of that within the window (`ends_at` is computed from the rejection times, not from when a tick came) |
 //! | `ibd` | a status says initial block download | a status says it is over |
 //! | `peers_drop` | peers (in + out) fall below `(1 - peers_drop_fraction)` of the highest count in the last `peers_window_secs` (when that was at least `peers_min_baseline`) | peers climb back above that line |
@@ -16,6 +16,14 @@
 //! Time is event time: the watermark is the latest `observed_at` or tick seen. A host whose
 //! clock runs ahead by more than `silent_after_secs` minus the status interval makes the
 //! others look silent; keep hosts on NTP (`node_status.clock_offset_secs` shows the drift).
+//!
+//! Why `tip_stale` waits: a regtest node at genesis, or any node in initial block download, has
+//! an old tip by design (the `ibd` alert covers IBD); a node that just restarted with an old
+//! tip gets `tip_max_age_secs` from its start to connect a block before its tip counts as stale.
+//! Why `mempool_empty` waits: while transactions relay, one poll of a node can be empty while
+//! the others' polls (taken seconds apart) are not; only an empty mempool that stays empty, on
+//! figures taken close together, is an incident. A figure is a `mempool_snapshot` or the
+//! mempool count of a `node_status`.
 //!
 //! State per node: its last status time, latest mempool size, peer counts over
 //! `peers_window_secs`, and at most `rejection_burst` rejection times per reason. A node with
@@ -47,8 +55,15 @@ pub struct HealthConfig {
     pub mempool_fleet_min_count: u64,
     /// An empty mempool alerts when more than this fraction of the other nodes' are non-empty.
     pub mempool_fleet_fraction: f64,
-    /// ...and at least this many other nodes have fresh mempool figures.
+    /// ...and at least this many other nodes have figures within `mempool_max_skew_secs`.
     pub mempool_min_other_nodes: usize,
+    /// Other nodes' mempool figures count against a node's only when taken within this many
+    /// seconds of the node's own figure (snapshots close together), seconds.
+    pub mempool_max_skew_secs: u64,
+    /// An empty mempool alerts only after this many consecutive empty figures of the node...
+    pub mempool_empty_min_snapshots: u32,
+    /// ...spanning at least this many seconds (first to last).
+    pub mempool_empty_min_secs: u64,
     /// Window for counting rejections, seconds.
     pub rejection_window_secs: u64,
     /// Rejections with one reason within the window that make a burst.
@@ -73,6 +88,9 @@ impl Default for HealthConfig {
             mempool_fleet_min_count: 10,
             mempool_fleet_fraction: 0.5,
             mempool_min_other_nodes: 2,
+            mempool_max_skew_secs: 15,
+            mempool_empty_min_snapshots: 2,
+            mempool_empty_min_secs: 60,
             rejection_window_secs: 300,
             rejection_burst: 100,
             alert_on_ibd: true,
@@ -83,10 +101,19 @@ impl Default for HealthConfig {
     }
 }
 
+/// Consecutive figures of one node that showed it empty while the fleet's were not.
+#[derive(Debug, Clone, Copy)]
+struct EmptyStreak {
+    since: UnixMicros,
+    last: UnixMicros,
+    figures: u32,
+}
+
 #[derive(Debug, Clone, Default)]
 struct NodeState {
     last_status: Option<UnixMicros>,
     mempool: Option<(UnixMicros, u64)>,
+    empty_streak: Option<EmptyStreak>,
     peers: VecDeque<(UnixMicros, u32)>,
     peers_line: Option<u32>,
 }
@@ -135,44 +162,7 @@ impl HealthDetector {
         self.resolve(&format!("node_silent:{node}"), at, env.id, out);
         let state = self.nodes.entry(node.clone()).or_default();
         state.last_status = Some(state.last_status.map_or(at, |l| l.max(at)));
-        if state.mempool.is_none_or(|(t, _)| t <= at) {
-            state.mempool = Some((at, s.mempool_count));
-        }
-
-        // Tip age, by event time.
-        let fp = format!("tip_stale:{node}");
-        match s.tip_time {
-            Some(tip_time)
-                if at.micros_since(UnixMicros::from_secs(tip_time))
-                    > secs(self.config.tip_max_age_secs)
-                    && !self.incidents.is_open(&fp) =>
-            {
-                let age = at.micros_since(UnixMicros::from_secs(tip_time));
-                let mut a = firing("tip_stale", Severity::Warning, fp, at, env.id);
-                a.node = Some(node.clone());
-                a.subject = Some(s.best_block_hash.to_string());
-                a.summary = format!(
-                    "{node}'s tip at height {} is {} old",
-                    s.blocks,
-                    fmt_secs(age)
-                );
-                a.evidence = vec![
-                    evidence("tip_hash", s.best_block_hash),
-                    evidence("tip_height", s.blocks),
-                    evidence("headers", s.headers),
-                    evidence("tip_time", fmt_time(UnixMicros::from_secs(tip_time))),
-                    evidence("observed_at", fmt_time(at)),
-                    evidence("tip_age", fmt_secs(age)),
-                    evidence("limit", fmt_secs(secs(self.config.tip_max_age_secs))),
-                ];
-                self.fire(a, out);
-            }
-            Some(tip_time)
-                if at.micros_since(UnixMicros::from_secs(tip_time))
-                    > secs(self.config.tip_max_age_secs) => {}
-            Some(_) => self.resolve(&fp, at, env.id, out),
-            None => {}
-        }
+        self.check_tip(s, env, out);
 
         // Initial block download.
         let fp = format!("ibd:{node}");
@@ -196,7 +186,50 @@ impl HealthDetector {
         }
 
         self.check_peers(s, env, out);
-        self.check_mempools(env, out);
+        self.on_mempool_figure(node, at, s.mempool_count, env.id, out);
+    }
+
+    /// Tip age, by event time, from the later of the tip's header time and the node's start.
+    fn check_tip(&mut self, s: &NodeStatus, env: &Envelope, out: &mut Vec<Output>) {
+        let node = &env.node;
+        let at = env.observed_at;
+        let fp = format!("tip_stale:{node}");
+        // At genesis (a fresh regtest node) or in IBD an old tip is expected, not stale.
+        let judged = !s.initial_block_download && s.blocks.0 > 0;
+        let Some(tip_time) = s.tip_time.map(UnixMicros::from_secs) else {
+            return;
+        };
+        let started = at.plus_micros(-secs(s.uptime_secs));
+        let stale_for = at.micros_since(tip_time.max(started));
+        let limit = secs(self.config.tip_max_age_secs);
+        if !judged || stale_for <= limit {
+            self.resolve(&fp, at, env.id, out);
+            return;
+        }
+        if self.incidents.is_open(&fp) {
+            return;
+        }
+        let age = at.micros_since(tip_time);
+        let mut a = firing("tip_stale", Severity::Warning, fp, at, env.id);
+        a.node = Some(node.clone());
+        a.subject = Some(s.best_block_hash.to_string());
+        a.summary = format!(
+            "{node}'s tip at height {} is {} old",
+            s.blocks,
+            fmt_secs(age)
+        );
+        a.evidence = vec![
+            evidence("tip_hash", s.best_block_hash),
+            evidence("tip_height", s.blocks),
+            evidence("headers", s.headers),
+            evidence("tip_time", fmt_time(tip_time)),
+            evidence("observed_at", fmt_time(at)),
+            evidence("tip_age", fmt_secs(age)),
+            evidence("node_started_at", fmt_time(started)),
+            evidence("stale_for", fmt_secs(stale_for)),
+            evidence("limit", fmt_secs(limit)),
+        ];
+        self.fire(a, out);
     }
 
     fn check_peers(&mut self, s: &NodeStatus, env: &Envelope, out: &mut Vec<Output>) {
@@ -249,66 +282,92 @@ impl HealthDetector {
     }
 
     fn on_snapshot(&mut self, m: &MempoolSnapshot, env: &Envelope, out: &mut Vec<Output>) {
-        let state = self.nodes.entry(env.node.clone()).or_default();
-        if state.mempool.is_none_or(|(t, _)| t <= env.observed_at) {
-            state.mempool = Some((env.observed_at, m.count));
-        }
-        self.check_mempools(env, out);
+        self.on_mempool_figure(&env.node, env.observed_at, m.count, env.id, out);
     }
 
-    /// Re-judges every node's mempool against the rest of the fleet.
-    fn check_mempools(&mut self, env: &Envelope, out: &mut Vec<Output>) {
-        let fresh_after = self.now.plus_micros(-secs(self.config.silent_after_secs));
-        let fresh: Vec<(NodeId, u64)> = self
+    /// A mempool figure of `node` (a snapshot or a status' count): judges that node's mempool
+    /// against the other nodes' figures taken close to it.
+    fn on_mempool_figure(
+        &mut self,
+        node: &NodeId,
+        at: UnixMicros,
+        count: u64,
+        cause: EventId,
+        out: &mut Vec<Output>,
+    ) {
+        let state = self.nodes.entry(node.clone()).or_default();
+        if state.mempool.is_some_and(|(t, _)| t > at) {
+            return; // an older figure than the one already judged
+        }
+        state.mempool = Some((at, count));
+
+        let skew = secs(self.config.mempool_max_skew_secs);
+        let others: Vec<(&NodeId, u64)> = self
             .nodes
             .iter()
+            .filter(|(n, _)| *n != node)
             .filter_map(|(n, s)| {
                 s.mempool
-                    .filter(|(t, _)| *t >= fresh_after)
-                    .map(|(_, c)| (n.clone(), c))
+                    .filter(|(t, _)| at.micros_since(*t).abs() <= skew)
+                    .map(|(_, c)| (n, c))
             })
             .collect();
-        for (node, count) in &fresh {
-            let others: Vec<&(NodeId, u64)> = fresh.iter().filter(|(n, _)| n != node).collect();
-            let full = others
-                .iter()
-                .filter(|(_, c)| *c >= self.config.mempool_fleet_min_count)
-                .count();
-            let empty_alone = *count == 0
-                && others.len() >= self.config.mempool_min_other_nodes
-                && full as f64 > self.config.mempool_fleet_fraction * others.len() as f64;
-            let fp = format!("mempool_empty:{node}");
-            if empty_alone && !self.incidents.is_open(&fp) {
-                let mut a = firing(
-                    "mempool_empty",
-                    Severity::Warning,
-                    fp,
-                    env.observed_at,
-                    env.id,
-                );
-                a.node = Some(node.clone());
-                a.summary = format!(
-                    "{node}'s mempool is empty while {full} of {} other nodes' are not",
-                    others.len()
-                );
-                a.evidence = vec![
-                    evidence("mempool_count", count),
-                    evidence("other_nodes", others.len()),
-                    evidence("other_nodes_non_empty", full),
-                    evidence(
-                        "other_counts",
-                        others
-                            .iter()
-                            .map(|(n, c)| format!("{n}={c}"))
-                            .collect::<Vec<_>>()
-                            .join(","),
-                    ),
-                ];
-                self.fire(a, out);
-            } else if !empty_alone {
-                self.resolve(&fp, env.observed_at, env.id, out);
-            }
+        let full = others
+            .iter()
+            .filter(|(_, c)| *c >= self.config.mempool_fleet_min_count)
+            .count();
+        let empty_alone = count == 0
+            && others.len() >= self.config.mempool_min_other_nodes
+            && full as f64 > self.config.mempool_fleet_fraction * others.len() as f64;
+        let other_counts = others
+            .iter()
+            .map(|(n, c)| format!("{n}={c}"))
+            .collect::<Vec<_>>()
+            .join(",");
+        let other_nodes = others.len();
+        let fp = format!("mempool_empty:{node}");
+
+        let Some(state) = self.nodes.get_mut(node) else {
+            return;
+        };
+        if !empty_alone {
+            state.empty_streak = None;
+            self.resolve(&fp, at, cause, out);
+            return;
         }
+        let streak = state.empty_streak.get_or_insert(EmptyStreak {
+            since: at,
+            last: at,
+            figures: 0,
+        });
+        if streak.figures == 0 || at > streak.last {
+            streak.figures = streak.figures.saturating_add(1);
+            streak.last = at;
+        }
+        let streak = *streak;
+        let lasted = at.micros_since(streak.since);
+        if streak.figures < self.config.mempool_empty_min_snapshots.max(1)
+            || lasted < secs(self.config.mempool_empty_min_secs)
+            || self.incidents.is_open(&fp)
+        {
+            return;
+        }
+        let mut a = firing("mempool_empty", Severity::Warning, fp, at, cause);
+        a.node = Some(node.clone());
+        a.summary = format!(
+            "{node}'s mempool has been empty for {} while {full} of {other_nodes} other nodes' are not",
+            fmt_secs(lasted)
+        );
+        a.evidence = vec![
+            evidence("mempool_count", count),
+            evidence("empty_since", fmt_time(streak.since)),
+            evidence("empty_figures", streak.figures),
+            evidence("other_nodes", other_nodes),
+            evidence("other_nodes_non_empty", full),
+            evidence("other_counts", other_counts),
+            evidence("max_skew", fmt_secs(skew)),
+        ];
+        self.fire(a, out);
     }
 
     fn on_rejected(&mut self, r: &TxRejected, env: &Envelope, out: &mut Vec<Output>) {
@@ -480,6 +539,7 @@ mod tests {
     use super::*;
     use crate::testkit::{self, *};
     use schema::event::AlertState::*;
+    use schema::Height;
 
     fn given(events: &[Envelope]) -> Given<HealthDetector> {
         testkit::given(HealthDetector::new(HealthConfig::default()), events)
@@ -552,6 +612,66 @@ mod tests {
             .then_alerts(&[("tip_stale", Resolved)]);
     }
 
+    /// Regtest's genesis block time (2011-02-02).
+    const REGTEST_GENESIS_TIME: i64 = 1_296_688_602;
+
+    #[test]
+    fn a_fresh_regtest_node_at_genesis_is_not_tip_stale() {
+        let cfg = HealthConfig {
+            alert_on_ibd: false,
+            ..HealthConfig::default()
+        };
+        let genesis = |s: f64, ibd: bool| {
+            with("n0", s, |st| {
+                st.blocks = Height(0);
+                st.headers = Height(0);
+                st.tip_time = Some(REGTEST_GENESIS_TIME);
+                st.initial_block_download = ibd;
+                st.uptime_secs = 3;
+            })
+        };
+        // Core reports IBD at genesis; even a source that does not is judged by `blocks == 0`.
+        testkit::given(HealthDetector::new(cfg), &[])
+            .when_all(&[genesis(0.0, true), genesis(10.0, false)])
+            .then_no_alert();
+    }
+
+    #[test]
+    fn a_node_in_initial_block_download_is_not_tip_stale() {
+        given(&fleet(0.0, 20.0))
+            .when(&with("n0", 30.0, |s| {
+                s.blocks = Height(500_000);
+                s.tip_time = Some(t(30.0 - 3.0 * 86_400.0).as_secs());
+                s.initial_block_download = true;
+            }))
+            .then_alerts(&[("ibd", Firing)]);
+    }
+
+    #[test]
+    fn a_restarted_node_gets_the_limit_from_its_start_to_connect_a_block() {
+        let old_tip = t(-3.0 * 3600.0).as_secs();
+        let restarted = |s: f64| {
+            with("n1", s, |st| {
+                st.tip_time = Some(old_tip);
+                st.uptime_secs = (s - 100.0) as u64;
+            })
+        };
+        // Up since 100 s with a three-hour-old tip: not stale until 100 s + 90 min.
+        let cfg = HealthConfig {
+            silent_after_secs: 86_400,
+            ..HealthConfig::default()
+        };
+        let then = testkit::given(HealthDetector::new(cfg), &fleet(0.0, 100.0))
+            .when_all(&[restarted(110.0), restarted(5500.0)])
+            .then_no_alert()
+            .and()
+            .when(&restarted(5510.0))
+            .then_alerts(&[("tip_stale", Firing)]);
+        let a = then.alert("tip_stale");
+        assert_eq!(ev_value(a, "node_started_at"), fmt_time(t(100.0)));
+        assert_eq!(ev_value(a, "stale_for"), "5410.000s");
+    }
+
     #[test]
     fn a_node_without_status_is_silent_on_a_tick_and_resolves_when_it_reports() {
         let mut evs = fleet(0.0, 100.0);
@@ -571,14 +691,97 @@ mod tests {
             .then_alerts(&[("node_silent", Resolved)]);
     }
 
+    /// The healthy fleet, with `n2`'s mempool empty in its statuses from `empty_from` seconds.
+    fn fleet_with_n2_empty(from: f64, to: f64, empty_from: f64) -> Vec<Envelope> {
+        fleet(from, to)
+            .into_iter()
+            .map(|e| {
+                if e.node.as_str() == "n2" && e.observed_at >= t(empty_from) {
+                    with("n2", (e.observed_at.0 - t(0.0).0) as f64 / 1e6, |s| {
+                        s.mempool_count = 0
+                    })
+                } else {
+                    e
+                }
+            })
+            .collect()
+    }
+
     #[test]
-    fn an_empty_mempool_while_the_fleet_is_full_fires_and_resolves_when_it_fills() {
+    fn one_empty_poll_while_transactions_still_relay_is_no_alert() {
         given(&fleet(0.0, 50.0))
             .when(&with("n2", 60.0, |s| s.mempool_count = 0))
-            .then_alerts(&[("mempool_empty", Firing)])
+            .then_no_alert()
             .and()
-            .when(&with("n2", 70.0, |s| s.mempool_count = 30))
+            .when(&with("n2", 70.0, |s| s.mempool_count = 3))
+            .then_no_alert();
+    }
+
+    #[test]
+    fn a_mempool_empty_on_two_figures_60_s_apart_while_the_fleet_is_full_fires_and_resolves() {
+        // n2 is empty at 60 s, 70 s, ..., 110 s: consecutive, but not yet 60 s.
+        let then = given(&fleet_with_n2_empty(0.0, 110.0, 60.0))
+            .when(&with("n2", 120.0, |s| s.mempool_count = 0))
+            .then_alerts(&[("mempool_empty", Firing)]);
+        let a = then.alert("mempool_empty");
+        assert_eq!(a.node.as_ref().unwrap().as_str(), "n2");
+        assert_eq!(a.starts_at, t(120.0));
+        assert_eq!(ev_value(a, "empty_since"), fmt_time(t(60.0)));
+        assert_eq!(ev_value(a, "empty_figures"), "7");
+        then.and()
+            .when(&with("n2", 130.0, |s| s.mempool_count = 30))
             .then_alerts(&[("mempool_empty", Resolved)]);
+    }
+
+    #[test]
+    fn two_empty_snapshots_a_minute_apart_are_enough() {
+        let snap = |node: &str, s: f64, count: u64| {
+            env(
+                node,
+                t(s),
+                MempoolSnapshot {
+                    count,
+                    vsize: count * 200,
+                    total_fee: None,
+                    min_fee_sat_per_kvb: 1000,
+                    txid_digest: Default::default(),
+                    mempool_sequence: None,
+                },
+            )
+        };
+        let cfg = HealthConfig {
+            silent_after_secs: 3600,
+            ..HealthConfig::default()
+        };
+        testkit::given(
+            HealthDetector::new(cfg),
+            &[
+                snap("n0", 0.0, 40),
+                snap("n1", 1.0, 40),
+                snap("n2", 2.0, 0),
+                snap("n0", 60.0, 40),
+                snap("n1", 61.0, 40),
+            ],
+        )
+        .when(&snap("n2", 62.0, 0))
+        .then_alerts(&[("mempool_empty", Firing)]);
+    }
+
+    #[test]
+    fn an_empty_mempool_is_not_compared_with_figures_taken_far_from_it() {
+        // n0 and n1 last reported 20 s before n2's empty figures (more than the 15 s skew).
+        let mut evs = fleet(0.0, 0.0);
+        for s in [20.0, 50.0, 80.0] {
+            evs.push(with("n2", s, |st| st.mempool_count = 0));
+        }
+        let outs = run(
+            &mut HealthDetector::new(HealthConfig {
+                silent_after_secs: 3600,
+                ..HealthConfig::default()
+            }),
+            &evs,
+        );
+        assert!(outs.is_empty(), "{outs:#?}");
     }
 
     #[test]
@@ -645,9 +848,8 @@ mod tests {
 
     #[test]
     fn duplicates_do_not_double_alert_and_replay_gives_the_same_ids() {
-        let mut evs = fleet(0.0, 50.0);
-        evs.push(with("n2", 60.0, |s| s.mempool_count = 0));
-        evs.push(with("n1", 60.0, |s| s.initial_block_download = true));
+        let mut evs = fleet_with_n2_empty(0.0, 120.0, 60.0);
+        evs.push(with("n1", 130.0, |s| s.initial_block_download = true));
         evs.push(ok("n0", 400.0));
         let outs = assert_replay_and_duplicates_agree(
             || HealthDetector::new(HealthConfig::default()),

@@ -170,7 +170,7 @@ pub fn status(height: u32, tip_time: UnixMicros) -> NodeStatus {
         mempool_bytes: 3_000_000,
         mempool_usage: 9_000_000,
         mempool_min_fee_sat_per_kvb: 1000,
-        uptime_secs: 1000,
+        uptime_secs: 864_000,
         clock_offset_secs: Some(0),
         warnings: vec![],
     }
