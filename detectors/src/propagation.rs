@@ -1,7 +1,8 @@
 //! The propagation detector: when each node first saw each block and transaction.
 //!
-//! Inputs: `block_seen` (every stage), `block_connected` and `tx_seen`; every other event only
-//! marks its node as active. For each object (block hash or txid) it keeps each node's earliest
+//! Inputs: `block_seen` (every stage), `block_connected` and `tx_seen`; `invalid_block` and the
+//! `invalid` tips of `chain_tips` say which node rejected a block; every event marks its node
+//! as active. For each object (block hash or txid) it keeps each node's earliest
 //! sighting (the earliest stage for blocks). An object settles `block_settle_secs` /
 //! `tx_settle_secs` after its first sighting, by event time (ticks included); then the detector
 //! emits a [`PropagationSummary`] (first seen, fleet median, spread = last - first, each node's
@@ -13,6 +14,13 @@
 //! | `propagation_spread` (per object kind) | spread exceeds `max(floor, median + max(floor, mad_factor * 1.4826 * MAD))` of recent spreads | the next settled object's spread is within bounds |
 //! | `block_missed` (per node) | an active node (any event within `active_node_secs`) never saw a block that at least `missed_quorum` of the active fleet saw, by the time it settled | the node sees the next block in time |
 //!
+//! Who did not miss a block: a node that rejected it (`invalid_block` for that hash from that
+//! node, or the hash listed `invalid` in its `chain_tips`), and a node that saw a different
+//! block at the same height by settle time: it followed the other side of a fork (the block is
+//! on a stale branch for it, or it has not fetched the competing block of an equal-work race).
+//! A node that saw nothing at that height did miss it, also when the block later wins: a node
+//! cut off from the fleet misses the blocks the rest mined meanwhile.
+//!
 //! Baselines need `min_samples` samples; until then only the floors apply. Samples enter the
 //! windows after being judged, so an outlier never hides itself. Alerts start at the object's
 //! settle time (first sighting + settle), which depends only on events, so replays give the
@@ -20,12 +28,13 @@
 //!
 //! State: pending objects (at most `max_pending_txs` transactions; past that the oldest settle
 //! early), the last `seen_capacity` settled objects (a late sighting of a settled object is
-//! ignored), `block_window`/`tx_window` lags per node and ten times that for the fleet.
+//! ignored), `block_window`/`tx_window` lags per node and ten times that for the fleet, and
+//! which node saw which block at each of the last [`SIBLING_HEIGHTS`] heights.
 
-use std::collections::{BTreeSet, HashMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 
 use bitcoin::{BlockHash, Txid};
-use schema::event::{BlockStage, Event, Severity};
+use schema::event::{BlockStage, ChainTips, Event, Severity, TipStatus};
 use schema::{EventId, Height, NodeId, UnixMicros};
 use serde::{Deserialize, Serialize};
 
@@ -195,11 +204,18 @@ fn stage_code(s: BlockStage) -> u8 {
 /// Objects seen by fewer nodes than this have no meaningful median to lag behind.
 const MIN_NODES_FOR_LAG: usize = 3;
 
+/// Heights below the highest seen for which the detector remembers which node saw which block
+/// (to tell a node on the other side of a fork from one that missed a block). Blocks settle
+/// minutes after their first sighting, far fewer heights than this.
+pub const SIBLING_HEIGHTS: u32 = 100;
+
 #[derive(Debug, Clone)]
 struct Pending {
     height: Option<Height>,
     deadline: UnixMicros,
     sightings: Vec<(u16, UnixMicros, u8)>,
+    /// Nodes that rejected this block as invalid.
+    rejected_by: Vec<u16>,
 }
 
 /// A rolling window of samples with a cached median and MAD.
@@ -327,6 +343,8 @@ pub struct PropagationDetector {
     blocks: KindStats,
     txs: KindStats,
     incidents: Incidents,
+    /// Per height, which node saw which block there.
+    at_height: BTreeMap<Height, Vec<(u16, BlockHash)>>,
 }
 
 impl PropagationDetector {
@@ -353,6 +371,7 @@ impl PropagationDetector {
                 config.tx_window,
             ),
             incidents: Incidents::new(),
+            at_height: BTreeMap::new(),
             config,
         }
     }
@@ -374,22 +393,17 @@ impl PropagationDetector {
         Some(idx)
     }
 
-    fn sighting(
-        &mut self,
-        object: PropagatedObject,
-        height: Option<Height>,
-        node: u16,
-        at: UnixMicros,
-        stage: u8,
-    ) {
+    /// The pending entry of `object`, created with its settle deadline from `at` if new; `None`
+    /// once it settled.
+    fn pending_entry(&mut self, object: PropagatedObject, at: UnixMicros) -> Option<&mut Pending> {
         if self.settled.contains(&object) {
-            return;
+            return None;
         }
         let settle = match object {
             PropagatedObject::Block(_) => self.config.block_settle_secs,
             PropagatedObject::Tx(_) => self.config.tx_settle_secs,
         };
-        let p = self.pending.entry(object).or_insert_with(|| {
+        Some(self.pending.entry(object).or_insert_with(|| {
             let deadline = at.plus_micros(secs(settle));
             self.queue.insert((deadline, object));
             if matches!(object, PropagatedObject::Tx(_)) {
@@ -399,17 +413,92 @@ impl PropagationDetector {
                 height: None,
                 deadline,
                 sightings: Vec::with_capacity(8),
+                rejected_by: Vec::new(),
             }
-        });
+        }))
+    }
+
+    fn sighting(
+        &mut self,
+        object: PropagatedObject,
+        height: Option<Height>,
+        node: u16,
+        at: UnixMicros,
+        stage: u8,
+    ) {
+        let Some(p) = self.pending_entry(object, at) else {
+            return;
+        };
+        let learned_height = p.height.is_none() && height.is_some();
         p.height = p.height.or(height);
-        match p.sightings.iter_mut().find(|s| s.0 == node) {
+        let first_of_node = match p.sightings.iter_mut().find(|s| s.0 == node) {
             Some(s) => {
                 if (at, stage) < (s.1, s.2) {
                     s.1 = at;
                     s.2 = stage;
                 }
+                false
             }
-            None => p.sightings.push((node, at, stage)),
+            None => {
+                p.sightings.push((node, at, stage));
+                true
+            }
+        };
+        if let (PropagatedObject::Block(hash), Some(h)) = (object, p.height) {
+            // Record every sighting once the height is known (earlier ones when it is learned).
+            let nodes: Vec<u16> = if learned_height {
+                p.sightings.iter().map(|s| s.0).collect()
+            } else if first_of_node {
+                vec![node]
+            } else {
+                Vec::new()
+            };
+            self.saw_at_height(h, hash, &nodes);
+        }
+    }
+
+    fn saw_at_height(&mut self, height: Height, hash: BlockHash, nodes: &[u16]) {
+        if nodes.is_empty() {
+            return;
+        }
+        let top = self.at_height.last_key_value().map_or(height, |(h, _)| *h);
+        if height.0.saturating_add(SIBLING_HEIGHTS) < top.0 {
+            return;
+        }
+        let entry = self.at_height.entry(height).or_default();
+        for n in nodes {
+            if !entry.contains(&(*n, hash)) {
+                entry.push((*n, hash));
+            }
+        }
+        let floor = Height(height.max(top).0.saturating_sub(SIBLING_HEIGHTS));
+        while self
+            .at_height
+            .first_key_value()
+            .is_some_and(|(h, _)| *h < floor)
+        {
+            self.at_height.pop_first();
+        }
+    }
+
+    /// `node` rejected block `hash` as invalid.
+    fn rejection(&mut self, hash: BlockHash, node: u16, at: UnixMicros) {
+        if let Some(p) = self.pending_entry(PropagatedObject::Block(hash), at) {
+            if !p.rejected_by.contains(&node) {
+                p.rejected_by.push(node);
+            }
+        }
+    }
+
+    /// Invalid tips a node lists reject those blocks, if they are still settling (a listing
+    /// repeats old history, so it never starts a new object).
+    fn invalid_tips(&mut self, t: &ChainTips, node: u16) {
+        for tip in t.tips.iter().filter(|x| x.status == TipStatus::Invalid) {
+            if let Some(p) = self.pending.get_mut(&PropagatedObject::Block(tip.hash)) {
+                if !p.rejected_by.contains(&node) {
+                    p.rejected_by.push(node);
+                }
+            }
         }
     }
 
@@ -473,9 +562,24 @@ impl PropagationDetector {
             let quorum = active.len() >= 2
                 && seen_active as f64 >= self.config.missed_quorum * active.len() as f64;
             if quorum {
+                // Nodes on the other side of a fork saw another block at this height.
+                let other_side: Vec<u16> = match (object, p.height) {
+                    (PropagatedObject::Block(hash), Some(h)) => self
+                        .at_height
+                        .get(&h)
+                        .map(|v| {
+                            v.iter()
+                                .filter(|(_, b)| *b != hash)
+                                .map(|(n, _)| *n)
+                                .collect()
+                        })
+                        .unwrap_or_default(),
+                    _ => Vec::new(),
+                };
                 let mut m: Vec<u16> = active
                     .into_iter()
                     .filter(|i| !sightings.iter().any(|s| s.0 == *i))
+                    .filter(|i| !p.rejected_by.contains(i) && !other_side.contains(i))
                     .collect();
                 m.sort_by(|a, b| self.nodes[usize::from(*a)].cmp(&self.nodes[usize::from(*b)]));
                 m
@@ -756,6 +860,8 @@ impl Detector for PropagationDetector {
                     Event::TxSeen(t) => {
                         self.sighting(PropagatedObject::Tx(t.txid), None, node, at, 5)
                     }
+                    Event::InvalidBlock(i) => self.rejection(i.hash, node, at),
+                    Event::ChainTips(t) => self.invalid_tips(t, node),
                     _ => {}
                 }
             }
@@ -769,7 +875,7 @@ impl Detector for PropagationDetector {
 mod tests {
     use super::*;
     use crate::testkit::{self, *};
-    use schema::event::AlertState::*;
+    use schema::event::{AlertState::*, BlockSeen};
     use schema::Envelope;
 
     const NODES: [&str; 5] = ["n0", "n1", "n2", "n3", "n4"];
@@ -936,6 +1042,89 @@ mod tests {
             .and()
             .when_tick(t(5.0 * 600.0 + 121.0))
             .then_alerts(&[("block_missed", Resolved)]);
+    }
+
+    /// `node` saw and connected block number `i` at `height` (a fork sibling when `i` differs
+    /// from the height).
+    fn fork_block(node: &str, at: UnixMicros, i: u32, height: u32) -> Vec<Envelope> {
+        vec![
+            env(
+                node,
+                at,
+                BlockSeen {
+                    hash: bh(i),
+                    height: Some(Height(height)),
+                    stage: BlockStage::Header,
+                    peer: Some(1),
+                    source: schema::event::Source::Log,
+                },
+            ),
+            env(
+                node,
+                at.plus_micros(300_000),
+                block(bh(i), height, bh(height - 1)),
+            ),
+        ]
+    }
+
+    #[test]
+    fn a_node_that_rejected_the_block_as_invalid_did_not_miss_it() {
+        let mut evs = normal_blocks(3);
+        evs.extend(block_round(
+            4,
+            &[Some(0.1), Some(0.2), Some(0.3), None, None],
+        ));
+        // n3 says so in its log, n4 lists the block as an invalid tip.
+        evs.push(invalid("n3", t(2400.5), 4, 4, "bad-cb-amount"));
+        evs.push(tips(
+            "n4",
+            t(2401.0),
+            &[(3, 3, 0, TipStatus::Active), (4, 4, 1, TipStatus::Invalid)],
+        ));
+        given(&evs)
+            .when_tick(t(4.0 * 600.0 + 121.0))
+            .then_no_alert();
+    }
+
+    #[test]
+    fn a_node_on_the_other_side_of_a_fork_did_not_miss_the_other_side_s_block() {
+        // Height 4: n0, n1, n2 saw block 4; n3 saw its competitor 204 instead; n4 saw nothing.
+        let mut evs = normal_blocks(3);
+        for (k, node) in ["n0", "n1", "n2"].iter().enumerate() {
+            evs.extend(fork_block(node, t(2400.0 + 0.1 * k as f64), 4, 4));
+        }
+        evs.extend(fork_block("n3", t(2400.2), 204, 4));
+        let then = given(&evs)
+            .when_tick(t(4.0 * 600.0 + 121.0))
+            .then_alerts(&[("block_missed", Firing)]);
+        let a = then.alert("block_missed");
+        assert_eq!(a.node.as_ref().unwrap().as_str(), "n4");
+        let summary = then
+            .outputs
+            .iter()
+            .find_map(|o| match o {
+                Output::Propagation(s) if s.object == PropagatedObject::Block(bh(4)) => Some(s),
+                _ => None,
+            })
+            .expect("summary of block 4");
+        assert_eq!(summary.missing, [n("n4")]);
+    }
+
+    #[test]
+    fn a_node_cut_off_while_the_fleet_mined_missed_the_next_height() {
+        // n4 followed its own block 204 at height 4 (not missed), then saw nothing at height 5.
+        let mut evs = normal_blocks(3);
+        for (k, node) in ["n0", "n1", "n2", "n3"].iter().enumerate() {
+            evs.extend(fork_block(node, t(2400.0 + 0.1 * k as f64), 4, 4));
+            evs.extend(fork_block(node, t(3000.0 + 0.1 * k as f64), 5, 5));
+        }
+        evs.extend(fork_block("n4", t(2400.5), 204, 4));
+        let then = given(&evs)
+            .when_tick(t(5.0 * 600.0 + 121.0))
+            .then_alerts(&[("block_missed", Firing)]);
+        let a = then.alert("block_missed");
+        assert_eq!(a.node.as_ref().unwrap().as_str(), "n4");
+        assert_eq!(a.subject.as_deref(), Some(bh(5).to_string().as_str()));
     }
 
     #[test]
