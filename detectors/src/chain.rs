@@ -11,7 +11,11 @@
 //! - a reorg: its fork point and the first block of the winning branch (`connected[0]`, or the
 //!   new tip when the source did not list the branch). The same reorg reported by several nodes,
 //!   or by ZMQ and debug.log on one node, is one incident.
-//! - a stale tip, an invalid block, a consensus split: the block hash.
+//! - a stale tip, an invalid block, a consensus split: the block hash. An invalid block comes
+//!   from `invalid_block` (debug.log, with the reason) or from an `invalid` tip in a node's
+//!   `chain_tips` listing (no reason); whichever comes first opens the incident, the other
+//!   joins it. Listings repeat old history: only tips within `stale_tip_max_age_blocks` of the
+//!   active tip count, for invalid and stale tips alike.
 //! - suspected selfish mining: the reorg it belongs to.
 //! - a rapid run: its first block; a run that keeps growing stays one incident.
 //!
@@ -184,40 +188,67 @@ impl ChainDetector {
     }
 
     fn on_invalid(&mut self, i: &InvalidBlock, env: &Envelope, out: &mut Vec<Output>) {
-        self.observe(i.hash, i.height, None, &env.node, env.observed_at);
-        if let Some(info) = self.blocks.get_mut(&i.hash) {
+        let r = Rejection {
+            hash: i.hash,
+            height: i.height,
+            reason: Some(&i.reason),
+            detail: i.detail.as_deref(),
+            peer: i.peer,
+            source: i.source.as_str(),
+            branch_len: None,
+        };
+        self.on_rejection(&r, env, out);
+    }
+
+    /// A node rejected a block: one `invalid_block` incident per hash whichever source reports
+    /// it first; later reports (other nodes, other sources) join it.
+    fn on_rejection(&mut self, r: &Rejection<'_>, env: &Envelope, out: &mut Vec<Output>) {
+        self.observe(r.hash, r.height, None, &env.node, env.observed_at);
+        if let Some(info) = self.blocks.get_mut(&r.hash) {
             info.invalid_by.insert(env.node.clone());
-            info.invalid_reason.get_or_insert_with(|| i.reason.clone());
+            if let Some(reason) = r.reason {
+                info.invalid_reason
+                    .get_or_insert_with(|| reason.to_string());
+            }
         }
-        let fp = format!("invalid_block:{}", i.hash);
-        let mut a = firing(
-            "invalid_block",
-            Severity::Warning,
-            fp,
-            env.observed_at,
-            env.id,
-        );
-        a.node = Some(env.node.clone());
-        a.subject = Some(i.hash.to_string());
-        a.summary = format!(
-            "block {} at height {} rejected as invalid: {}",
-            i.hash,
-            opt_height(i.height),
-            i.reason
-        );
-        a.evidence = vec![
-            evidence("hash", i.hash),
-            evidence("height", opt_height(i.height)),
-            evidence("reason", &i.reason),
-            evidence("detail", i.detail.as_deref().unwrap_or("")),
-            evidence("peer", i.peer.map(|p| p.to_string()).unwrap_or_default()),
-            evidence("first_reported_at", fmt_time(env.observed_at)),
-            evidence("source", i.source.as_str()),
-        ];
-        if let Some(a) = self.incidents.fire(a, Some(&env.node)) {
-            out.push(Output::Alert(a));
+        let fp = format!("invalid_block:{}", r.hash);
+        if self.incidents.is_open(&fp) {
+            self.incidents.add_node(&fp, &env.node);
+            self.incidents.update(&fp, |a| merge_rejection(a, r));
+        } else {
+            let reason = r.reason.unwrap_or(UNKNOWN_REASON);
+            let mut a = firing(
+                "invalid_block",
+                Severity::Warning,
+                fp,
+                env.observed_at,
+                env.id,
+            );
+            a.node = Some(env.node.clone());
+            a.subject = Some(r.hash.to_string());
+            a.summary = format!(
+                "block {} at height {} rejected as invalid: {reason}",
+                r.hash,
+                opt_height(r.height),
+            );
+            a.evidence = vec![
+                evidence("hash", r.hash),
+                evidence("height", opt_height(r.height)),
+                evidence("reason", reason),
+                evidence("detail", r.detail.unwrap_or("")),
+                evidence("peer", r.peer.map(|p| p.to_string()).unwrap_or_default()),
+                evidence("first_reported_at", fmt_time(env.observed_at)),
+                evidence("source", r.source),
+                evidence("sources", r.source),
+            ];
+            if let Some(len) = r.branch_len {
+                a.evidence.push(evidence("branch_len", len));
+            }
+            if let Some(a) = self.incidents.fire(a, Some(&env.node)) {
+                out.push(Output::Alert(a));
+            }
         }
-        self.check_split(i.hash, env, out);
+        self.check_split(r.hash, env, out);
     }
 
     /// Some nodes connected a block that others rejected: the fleet disagrees on consensus.
@@ -476,15 +507,29 @@ impl ChainDetector {
             return;
         };
         for tip in &t.tips {
-            if !matches!(tip.status, TipStatus::ValidFork | TipStatus::ValidHeaders) {
-                continue;
-            }
+            // A listing repeats every fork the node knows: only recent tips are news.
             if tip
                 .height
                 .0
                 .saturating_add(self.config.stale_tip_max_age_blocks)
                 < active.height.0
             {
+                continue;
+            }
+            if tip.status == TipStatus::Invalid {
+                let r = Rejection {
+                    hash: tip.hash,
+                    height: Some(tip.height),
+                    reason: None,
+                    detail: None,
+                    peer: None,
+                    source: "chain_tips",
+                    branch_len: Some(tip.branch_len),
+                };
+                self.on_rejection(&r, env, out);
+                continue;
+            }
+            if !matches!(tip.status, TipStatus::ValidFork | TipStatus::ValidHeaders) {
                 continue;
             }
             let fp = format!("stale_tip:{}", tip.hash);
@@ -527,6 +572,51 @@ impl ChainDetector {
 
 fn opt_height(h: Option<Height>) -> String {
     h.map(|h| h.to_string()).unwrap_or_else(|| "unknown".into())
+}
+
+/// The reason of a rejection whose source gives none (`getchaintips`).
+const UNKNOWN_REASON: &str = "unknown";
+
+/// One node's rejection of a block, from `invalid_block` or an `invalid` tip of `chain_tips`.
+struct Rejection<'a> {
+    hash: BlockHash,
+    height: Option<Height>,
+    reason: Option<&'a str>,
+    detail: Option<&'a str>,
+    peer: Option<u64>,
+    source: &'static str,
+    /// The invalid branch's length, for a `chain_tips` listing.
+    branch_len: Option<u32>,
+}
+
+/// Adds a later report of the same invalid block to its open alert: the source joins
+/// `sources`, and a reason, detail, peer or height the first report lacked is filled in.
+fn merge_rejection(a: &mut Alert, r: &Rejection<'_>) {
+    let value = |a: &Alert, name: &str| {
+        a.evidence
+            .iter()
+            .find(|e| e.name == name)
+            .map(|e| e.value.clone())
+            .unwrap_or_default()
+    };
+    let sources = value(a, "sources");
+    if !sources.split(',').any(|s| s == r.source) {
+        set_evidence(a, "sources", format!("{sources},{}", r.source));
+    }
+    if let Some(reason) = r.reason {
+        if value(a, "reason") == UNKNOWN_REASON {
+            set_evidence(a, "reason", reason);
+        }
+    }
+    if let Some(detail) = r.detail.filter(|_| value(a, "detail").is_empty()) {
+        set_evidence(a, "detail", detail);
+    }
+    if let Some(peer) = r.peer.filter(|_| value(a, "peer").is_empty()) {
+        set_evidence(a, "peer", peer);
+    }
+    if let Some(h) = r.height.filter(|_| value(a, "height") == "unknown") {
+        set_evidence(a, "height", h);
+    }
 }
 
 impl Detector for ChainDetector {
@@ -701,6 +791,7 @@ mod tests {
 
     #[test]
     fn old_forks_headers_only_and_invalid_tips_are_not_stale_tip_alerts() {
+        // The recent invalid tip is an invalid block (below), never a stale tip.
         given(&[])
             .when(&tips(
                 "n0",
@@ -712,7 +803,114 @@ mod tests {
                     (121, 421, 1, TipStatus::Invalid),
                 ],
             ))
+            .then_alerts(&[("invalid_block", Firing)]);
+    }
+
+    #[test]
+    fn an_invalid_tip_in_chain_tips_is_an_invalid_block_incident() {
+        let then = given(&[])
+            .when(&tips(
+                "n1",
+                t(0.0),
+                &[
+                    (120, 120, 0, TipStatus::Active),
+                    (121, 421, 1, TipStatus::Invalid),
+                ],
+            ))
+            .then_alerts(&[("invalid_block", Firing)]);
+        let a = then.alert("invalid_block");
+        assert_eq!(a.subject, Some(bh(421).to_string()));
+        assert_eq!(ev_value(a, "height"), "121");
+        assert_eq!(ev_value(a, "source"), "chain_tips");
+        assert_eq!(ev_value(a, "reason"), "unknown");
+        assert_eq!(ev_value(a, "branch_len"), "1");
+        assert_eq!(ev_value(a, "nodes"), "n1");
+    }
+
+    #[test]
+    fn the_same_invalid_block_from_chain_tips_and_the_log_is_one_incident_with_both_sources() {
+        let listing = |node: &str, s: f64| {
+            tips(
+                node,
+                t(s),
+                &[
+                    (120, 120, 0, TipStatus::Active),
+                    (121, 121, 1, TipStatus::Invalid),
+                ],
+            )
+        };
+        // getchaintips first, the log's reason later: the reason fills in.
+        let then = given(&[listing("n0", 0.0)])
+            .when_all(&[
+                invalid("n0", t(0.5), 121, 121, "bad-cb-amount"),
+                listing("n1", 1.0),
+                listing("n1", 30.0),
+            ])
+            .then_no_alert()
+            .and()
+            .when_tick(t(3601.0))
+            .then_alerts(&[("invalid_block", Resolved)]);
+        let a = then.alert("invalid_block");
+        assert_eq!(ev_value(a, "source"), "chain_tips");
+        assert_eq!(ev_value(a, "sources"), "chain_tips,log");
+        assert_eq!(ev_value(a, "reason"), "bad-cb-amount");
+        assert_eq!(ev_value(a, "nodes"), "n0,n1");
+        // The log first: getchaintips joins it.
+        let then = given(&[invalid("n0", t(0.0), 121, 121, "bad-cb-amount")])
+            .when(&listing("n2", 1.0))
+            .then_no_alert()
+            .and()
+            .when_tick(t(3601.0));
+        let a = then.alert("invalid_block");
+        assert_eq!(ev_value(a, "sources"), "log,chain_tips");
+        assert_eq!(ev_value(a, "nodes"), "n0,n2");
+    }
+
+    #[test]
+    fn an_old_invalid_tip_in_the_first_listing_is_history_but_a_recent_one_alerts_once() {
+        // An agent's first listing: an invalid tip 20 blocks down (old), one 3 blocks down.
+        let first = tips(
+            "n0",
+            t(0.0),
+            &[
+                (120, 120, 0, TipStatus::Active),
+                (100, 400, 1, TipStatus::Invalid),
+                (117, 417, 1, TipStatus::Invalid),
+            ],
+        );
+        let then = given(&[])
+            .when(&first)
+            .then_alerts(&[("invalid_block", Firing)]);
+        assert_eq!(
+            then.alert("invalid_block").subject,
+            Some(bh(417).to_string())
+        );
+        // Listed again on the next change: nothing new.
+        then.and()
+            .when(&tips(
+                "n0",
+                t(600.0),
+                &[
+                    (121, 121, 0, TipStatus::Active),
+                    (100, 400, 1, TipStatus::Invalid),
+                    (117, 417, 1, TipStatus::Invalid),
+                ],
+            ))
             .then_no_alert();
+    }
+
+    #[test]
+    fn an_invalid_tip_of_a_block_another_node_connected_is_a_consensus_split() {
+        given(&[connected("n0", t(0.0), 121)])
+            .when(&tips(
+                "n1",
+                t(1.0),
+                &[
+                    (120, 120, 0, TipStatus::Active),
+                    (121, 121, 1, TipStatus::Invalid),
+                ],
+            ))
+            .then_alerts(&[("invalid_block", Firing), ("consensus_split", Firing)]);
     }
 
     #[test]
