@@ -2,7 +2,11 @@
 //! `ch-writer` and ClickHouse, all real and all in this process or started by it, plus helpers to
 //! read the results back and compare them with simnet's truth.
 //!
+//! [`core_run`] drives the same pipeline from a fleet of real Bitcoin Core regtest nodes.
+//!
 //! This crate is test-only (`publish = false`); its tests live in `tests/`.
+
+pub mod core_run;
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -27,6 +31,61 @@ pub struct Options {
     pub mempool_secs: Option<u64>,
     /// Stamp agent events on simnet's clock (accelerated scenarios).
     pub agent_clock: bool,
+}
+
+/// What an agent needs to know of the node it watches: a simnet node or a real bitcoind.
+#[derive(Debug, Clone)]
+pub struct AgentTarget {
+    /// Node name.
+    pub name: String,
+    /// `http://127.0.0.1:PORT`.
+    pub rpc_url: String,
+    /// RPC user.
+    pub rpc_user: String,
+    /// RPC password.
+    pub rpc_password: String,
+    /// `-zmqpubsequence` address.
+    pub zmq_sequence: String,
+    /// `-zmqpubrawblock` address.
+    pub zmq_rawblock: String,
+    /// `-zmqpubrawtx` address.
+    pub zmq_rawtx: String,
+    /// The node's debug.log, when the agent should follow it.
+    pub debug_log: Option<std::path::PathBuf>,
+    /// A simulated clock (origin µs, scale), used when [`Options::agent_clock`] is set.
+    pub clock: Option<(u64, f64)>,
+}
+
+impl From<&simnet::NodeEndpoints> for AgentTarget {
+    fn from(n: &simnet::NodeEndpoints) -> AgentTarget {
+        AgentTarget {
+            name: n.name.clone(),
+            rpc_url: n.rpc_url.clone(),
+            rpc_user: n.rpc_user.clone(),
+            rpc_password: n.rpc_password.clone(),
+            zmq_sequence: n.zmq.sequence.clone(),
+            zmq_rawblock: n.zmq.rawblock.clone(),
+            zmq_rawtx: n.zmq.rawtx.clone(),
+            debug_log: n.debug_log.clone(),
+            clock: n.clock.as_ref().map(|c| (c.start_us, c.time_scale)),
+        }
+    }
+}
+
+impl From<&test_support::CoreNode> for AgentTarget {
+    fn from(n: &test_support::CoreNode) -> AgentTarget {
+        AgentTarget {
+            name: n.name.clone(),
+            rpc_url: n.rpc_url(),
+            rpc_user: test_support::bitcoind::RPC_USER.to_string(),
+            rpc_password: test_support::bitcoind::RPC_PASSWORD.to_string(),
+            zmq_sequence: n.zmq_sequence.clone(),
+            zmq_rawblock: n.zmq_rawblock.clone(),
+            zmq_rawtx: n.zmq_rawtx.clone(),
+            debug_log: Some(n.debug_log()),
+            clock: None,
+        }
+    }
 }
 
 /// Everything one end-to-end run needs, stopped on drop (services) or by [`Pipeline::stop`].
@@ -71,7 +130,27 @@ impl Pipeline {
 
     /// Starts a run with the given [`Options`].
     pub async fn start_opts(scenario_toml: &str, opts: Options) -> Pipeline {
-        let debug_logs = opts.debug_logs;
+        let mut p = Pipeline::start_services(opts).await;
+        let scenario = Scenario::from_toml(scenario_toml).expect("scenario");
+        let options = simnet::fleet::FleetOptions {
+            debug_log_dir: p.opts.debug_logs.then(|| p.spool_root.path().join("nodes")),
+        };
+        let fleet = Fleet::start_with(scenario, TruthSink::memory(), options)
+            .await
+            .expect("start simnet fleet");
+        let nodes = fleet.nodes().to_vec();
+        p.fleet = Some(fleet);
+        for n in &nodes {
+            p.start_agent(&AgentTarget::from(n));
+        }
+        p
+    }
+
+    /// Starts everything but the nodes and their agents: NATS, a fresh ClickHouse database,
+    /// `bmon setup`'s work, `ch-writer` and, with `opts.detectors`, the detector consumers,
+    /// the Alertmanager router and a real Alertmanager. Agents are added with
+    /// [`Pipeline::start_agent`] (a real Core fleet's nodes, for instance).
+    pub async fn start_services(opts: Options) -> Pipeline {
         let nats = NatsServer::start();
         let clickhouse = ClickHouse::shared();
         let database = clickhouse.fresh_database();
@@ -108,19 +187,11 @@ impl Pipeline {
             .await
             .expect("bmon setup");
 
-        let scenario = Scenario::from_toml(scenario_toml).expect("scenario");
-        let options = simnet::fleet::FleetOptions {
-            debug_log_dir: debug_logs.then(|| spool_root.path().join("nodes")),
-        };
-        let fleet = Fleet::start_with(scenario, TruthSink::memory(), options)
-            .await
-            .expect("start simnet fleet");
-
         let mut p = Pipeline {
             nats,
             clickhouse,
             database,
-            fleet: Some(fleet),
+            fleet: None,
             agents: Vec::new(),
             writer: None,
             spool_root,
@@ -144,18 +215,11 @@ impl Pipeline {
                 p.start_consumer(name, &am_url);
             }
         }
-        let nodes = p
-            .fleet
-            .as_ref()
-            .map(|f| f.nodes().to_vec())
-            .unwrap_or_default();
-        for n in &nodes {
-            p.start_agent(n);
-        }
         p
     }
 
-    fn start_agent(&mut self, n: &simnet::NodeEndpoints) {
+    /// Starts one `bmon-agent` in this process for `n`, publishing to this run's NATS.
+    pub fn start_agent(&mut self, n: &AgentTarget) {
         let toml = format!(
             r#"
 node = "{name}"
@@ -181,10 +245,9 @@ listen = "127.0.0.1:{metrics}"
 {debug_log}{clock}"#,
             mempool_secs = self.opts.mempool_secs.unwrap_or(5),
             clock = match (&n.clock, self.opts.agent_clock) {
-                (Some(c), true) => format!(
-                    "[clock]\norigin_us = {}\nscale = {}\n",
-                    c.start_us, c.time_scale
-                ),
+                (Some((origin_us, scale)), true) => {
+                    format!("[clock]\norigin_us = {origin_us}\nscale = {scale}\n")
+                }
                 _ => String::new(),
             },
             debug_log = n
@@ -199,9 +262,9 @@ listen = "127.0.0.1:{metrics}"
             rpc = n.rpc_url,
             user = n.rpc_user,
             password = n.rpc_password,
-            seq = n.zmq.sequence,
-            rawblock = n.zmq.rawblock,
-            rawtx = n.zmq.rawtx,
+            seq = n.zmq_sequence,
+            rawblock = n.zmq_rawblock,
+            rawtx = n.zmq_rawtx,
             nats = self.nats.url(),
             spool = self.spool_root.path().join(&n.name).display(),
             metrics = free_port(),
@@ -329,15 +392,20 @@ resend_interval_secs = 5
         }
     }
 
-    /// Stops agents (they flush), then the writer, then the fleet.
-    pub async fn stop(mut self) {
-        self.stop_agents().await;
+    /// Stops the detector consumers and the router cleanly and waits for them.
+    pub async fn stop_consumers(&mut self) {
         for (token, _) in &self.consumers {
             token.cancel();
         }
         for (_, handle) in self.consumers.drain(..) {
             let _ = tokio::time::timeout(Duration::from_secs(30), handle).await;
         }
+    }
+
+    /// Stops agents (they flush), then the writer, then the fleet.
+    pub async fn stop(mut self) {
+        self.stop_agents().await;
+        self.stop_consumers().await;
         self.stop_writer().await;
         if let Some(fleet) = self.fleet.take() {
             let _ = fleet.shutdown().await;

@@ -306,7 +306,22 @@ impl CoreNode {
     /// JSON text for objects and arrays). Returns the answer as JSON (a bare string answer
     /// becomes a JSON string; an empty answer `null`).
     pub fn call(&self, method: &str, args: &[&str]) -> Result<Value, RpcError> {
-        let out = Command::new(&self.cli)
+        self.cli_call(false, method, args)
+    }
+
+    /// Calls `method` with named arguments (`bitcoin-cli -named method key=value ...`).
+    pub fn call_named(&self, method: &str, args: &[(&str, &str)]) -> Result<Value, RpcError> {
+        let args: Vec<String> = args.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        self.cli_call(true, method, &args)
+    }
+
+    fn cli_call(&self, named: bool, method: &str, args: &[&str]) -> Result<Value, RpcError> {
+        let mut cmd = Command::new(&self.cli);
+        if named {
+            cmd.arg("-named");
+        }
+        let out = cmd
             .arg("-regtest")
             .arg(format!("-datadir={}", self.datadir.display()))
             .arg(format!("-rpcport={}", self.rpc_port))
