@@ -1,8 +1,9 @@
 //! The chain detector: reorgs, stale tips, invalid blocks, consensus splits, suspected selfish
-//! mining and runs of blocks in rapid succession.
+//! mining, partitions that end in a reorg, and runs of blocks in rapid succession.
 //!
-//! Inputs: `block_seen`, `block_connected` (first-seen times across the fleet, parent links),
-//! `reorg`, `chain_tips`, `invalid_block`. Every alert here is one-shot ([`OneShots`]): it fires
+//! Inputs: `block_seen`, `block_connected` (each node's first sighting of each block, parent
+//! links), `reorg` (the reporting node had the winning branch by then), `chain_tips`,
+//! `invalid_block`. Every alert here is one-shot ([`OneShots`]): it fires
 //! once per incident, with `ends_at = starts_at + incident_hold_secs`, collects the nodes that
 //! report the same incident later, and a `Resolved` alert with the final node list follows when
 //! the hold has passed.
@@ -16,25 +17,39 @@
 //!   `chain_tips` listing (no reason); whichever comes first opens the incident, the other
 //!   joins it. Listings repeat old history: only tips within `stale_tip_max_age_blocks` of the
 //!   active tip count, for invalid and stale tips alike.
-//! - suspected selfish mining: the reorg it belongs to.
+//! - suspected selfish mining, or a partition that ended in the reorg: the reorg it belongs to.
+//!   A reorg whose winning branch has `selfish_min_blocks` blocks is judged once every node
+//!   that knew the fork has the whole branch, or `selfish_check_secs` after its first report,
+//!   by who saw the winning blocks when ([`withholding`]): most of the fleet getting the branch
+//!   in one late burst after holding the losing block is `selfish_mining` (naming the nodes
+//!   that had the blocks early: the withholder's side); a minority getting it that way is
+//!   `partition_reorg` (naming the nodes that were cut off).
 //! - a rapid run: its first block; a run that keeps growing stays one incident.
 //!
-//! State reaches back `remember_secs` (default two days) of event time: per-block first-seen
-//! times and fired fingerprints older than that are dropped, so a replay from further back
-//! rebuilds them.
+//! State reaches back `remember_secs` (default two days) of event time: per-block, per-node
+//! first-seen times and fired fingerprints older than that are dropped, so a replay from
+//! further back rebuilds them; the last 10,000 judged reorgs are remembered.
 
-use std::collections::{BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
 use bitcoin::BlockHash;
 use schema::event::{
-    Alert, BlockConnected, ChainTips, Event, InvalidBlock, Reorg, Severity, TipStatus,
+    Alert, BlockConnected, ChainTips, Event, InvalidBlock, Reorg, Severity, Source, TipStatus,
 };
 use schema::{Envelope, EventId, Height, NodeId, UnixMicros};
 use serde::{Deserialize, Serialize};
 
 use crate::incident::{evidence, firing, fmt_secs, fmt_time, join, set_evidence, OneShots};
 use crate::seen::SeenSet;
-use crate::{secs, Detector, Input, Output};
+use crate::{secs, secs_f64, Detector, Input, Output};
+
+mod withholding;
+
+use withholding::{Release, Sighting, Verdict};
+
+/// Reorgs whose selfish-mining check is remembered as done, so a later report of the same
+/// reorg does not judge it again.
+const JUDGED_REORGS: usize = 10_000;
 
 /// Thresholds of the chain detector.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -51,18 +66,22 @@ pub struct ChainConfig {
     /// A `valid-fork`/`valid-headers` tip more than this many blocks below the active tip is
     /// old history (a node's first `chain_tips` lists every fork it knows) and not alerted.
     pub stale_tip_max_age_blocks: u32,
-    /// Selfish mining: the winning branch of a reorg has at least this many blocks...
+    /// Selfish mining or partition: the winning branch of a reorg has at least this many
+    /// blocks...
     pub selfish_min_blocks: usize,
-    /// ...all first seen within this many seconds of each other, after the losing block.
-    pub selfish_release_window_secs: u64,
-    /// How long after a reorg its blocks' first-seen times may still arrive for the
-    /// selfish-mining check, seconds.
-    pub selfish_check_secs: u64,
+    /// ...and "at once" is within this many seconds (fractions allowed: a regtest fleet mines
+    /// in milliseconds): a node got the whole branch in one burst, an early node had it before
+    /// the burst, the branch was held back. See [`withholding`].
+    pub selfish_release_window_secs: f64,
+    /// How long after a reorg the check waits for every node that knew the fork to report the
+    /// whole winning branch; then it judges with the sightings it has, seconds (fractions
+    /// allowed).
+    pub selfish_check_secs: f64,
     /// A rapid run is this many consecutive blocks...
     pub rapid_run_blocks: usize,
     /// ...first seen within this many seconds (natural odds for 3 blocks in 30 s: about one
-    /// in 800 blocks).
-    pub rapid_run_window_secs: u64,
+    /// in 800 blocks; fractions allowed).
+    pub rapid_run_window_secs: f64,
 }
 
 impl Default for ChainConfig {
@@ -74,10 +93,10 @@ impl Default for ChainConfig {
             reorg_critical_depth: 2,
             stale_tip_max_age_blocks: 6,
             selfish_min_blocks: 2,
-            selfish_release_window_secs: 30,
-            selfish_check_secs: 600,
+            selfish_release_window_secs: 30.0,
+            selfish_check_secs: 600.0,
             rapid_run_blocks: 3,
-            rapid_run_window_secs: 30,
+            rapid_run_window_secs: 30.0,
         }
     }
 }
@@ -87,6 +106,8 @@ impl Default for ChainConfig {
 struct BlockInfo {
     first_seen: UnixMicros,
     first_node: NodeId,
+    /// Each node's first sighting.
+    seen_by: BTreeMap<NodeId, Sighting>,
     height: Option<Height>,
     prev: Option<BlockHash>,
     connected_by: BTreeSet<NodeId>,
@@ -114,6 +135,8 @@ pub struct ChainDetector {
     incidents: OneShots,
     in_rapid_run: HashSet<BlockHash>,
     selfish: Vec<SelfishCandidate>,
+    /// Reorgs (fork point, first winning block) whose selfish-mining check is done.
+    judged: SeenSet<(BlockHash, BlockHash)>,
     next_prune: UnixMicros,
 }
 
@@ -128,11 +151,13 @@ impl ChainDetector {
             blocks: HashMap::new(),
             in_rapid_run: HashSet::new(),
             selfish: Vec::new(),
+            judged: SeenSet::new(JUDGED_REORGS),
             next_prune: UnixMicros(i64::MIN),
         }
     }
 
     /// Records that `node` saw `hash` at `at`; returns whether the block was new to the fleet.
+    /// `source` says how precise `at` is (see [`coarse`]); `None` for RPC answers.
     fn observe(
         &mut self,
         hash: BlockHash,
@@ -140,13 +165,19 @@ impl ChainDetector {
         prev: Option<BlockHash>,
         node: &NodeId,
         at: UnixMicros,
+        source: Option<Source>,
     ) -> bool {
+        let sighting = Sighting::at(at, source.is_some_and(|s| coarse(s, at)));
         match self.blocks.get_mut(&hash) {
             Some(b) => {
                 if at < b.first_seen {
                     b.first_seen = at;
                     b.first_node = node.clone();
                 }
+                b.seen_by
+                    .entry(node.clone())
+                    .and_modify(|s| s.merge(sighting))
+                    .or_insert(sighting);
                 b.height = b.height.or(height);
                 b.prev = b.prev.or(prev);
                 false
@@ -157,6 +188,7 @@ impl ChainDetector {
                     BlockInfo {
                         first_seen: at,
                         first_node: node.clone(),
+                        seen_by: BTreeMap::from([(node.clone(), sighting)]),
                         height,
                         prev,
                         connected_by: BTreeSet::new(),
@@ -177,6 +209,7 @@ impl ChainDetector {
             Some(b.prev),
             &env.node,
             env.observed_at,
+            Some(b.source),
         );
         if let Some(info) = self.blocks.get_mut(&b.hash) {
             info.connected_by.insert(env.node.clone());
@@ -194,7 +227,8 @@ impl ChainDetector {
             reason: Some(&i.reason),
             detail: i.detail.as_deref(),
             peer: i.peer,
-            source: i.source.as_str(),
+            label: i.source.as_str(),
+            source: Some(i.source),
             branch_len: None,
         };
         self.on_rejection(&r, env, out);
@@ -203,7 +237,7 @@ impl ChainDetector {
     /// A node rejected a block: one `invalid_block` incident per hash whichever source reports
     /// it first; later reports (other nodes, other sources) join it.
     fn on_rejection(&mut self, r: &Rejection<'_>, env: &Envelope, out: &mut Vec<Output>) {
-        self.observe(r.hash, r.height, None, &env.node, env.observed_at);
+        self.observe(r.hash, r.height, None, &env.node, env.observed_at, r.source);
         if let Some(info) = self.blocks.get_mut(&r.hash) {
             info.invalid_by.insert(env.node.clone());
             if let Some(reason) = r.reason {
@@ -238,8 +272,8 @@ impl ChainDetector {
                 evidence("detail", r.detail.unwrap_or("")),
                 evidence("peer", r.peer.map(|p| p.to_string()).unwrap_or_default()),
                 evidence("first_reported_at", fmt_time(env.observed_at)),
-                evidence("source", r.source),
-                evidence("sources", r.source),
+                evidence("source", r.label),
+                evidence("sources", r.label),
             ];
             if let Some(len) = r.branch_len {
                 a.evidence.push(evidence("branch_len", len));
@@ -295,6 +329,10 @@ impl ChainDetector {
     }
 
     fn on_reorg(&mut self, r: &Reorg, env: &Envelope, out: &mut Vec<Output>) {
+        // The node had the winning branch by the time it reported the reorg.
+        for h in &r.connected {
+            self.observe(*h, None, None, &env.node, env.observed_at, Some(r.source));
+        }
         let winner = r.connected.first().copied().unwrap_or(r.new_tip);
         let fp = format!("reorg:{}:{}", r.fork_point, winner);
         if self.incidents.is_open(&fp) {
@@ -355,6 +393,7 @@ impl ChainDetector {
         if r.connected.len() >= self.config.selfish_min_blocks
             && !r.disconnected.is_empty()
             && !pending
+            && !self.judged.contains(&(r.fork_point, winner))
             && !self.incidents.known(&selfish_fp)
         {
             self.selfish.push(SelfishCandidate {
@@ -364,70 +403,90 @@ impl ChainDetector {
                 reported_at: env.observed_at,
                 deadline: env
                     .observed_at
-                    .plus_micros(secs(self.config.selfish_check_secs)),
+                    .plus_micros(secs_f64(self.config.selfish_check_secs)),
             });
         }
     }
 
-    /// Checks pending reorgs for a withheld branch released at once.
+    /// Judges pending reorgs once every node that knew the fork has the whole winning branch,
+    /// or at their deadline: a withheld branch released at once, or a partition healing.
     fn check_selfish(&mut self, cause: EventId, out: &mut Vec<Output>) {
         if self.selfish.is_empty() {
             return;
         }
-        let window = secs(self.config.selfish_release_window_secs);
-        let mut fired = Vec::new();
+        let window = secs_f64(self.config.selfish_release_window_secs);
+        let mut done = Vec::new();
         for (idx, c) in self.selfish.iter().enumerate() {
-            let Some(alert) = self.selfish_alert(c, window, cause) else {
+            if self.now < c.deadline && !self.branch_everywhere(c) {
+                continue;
+            }
+            done.push(idx);
+            let Some(alert) = self.release_alert(c, window, cause) else {
                 continue;
             };
-            fired.push(idx);
             if let Some(a) = self.incidents.fire(alert, Some(&c.node)) {
                 out.push(Output::Alert(a));
             }
         }
-        for idx in fired.into_iter().rev() {
-            self.selfish.remove(idx);
+        for idx in done.into_iter().rev() {
+            let c = self.selfish.remove(idx);
+            let winner = c
+                .reorg
+                .connected
+                .first()
+                .copied()
+                .unwrap_or(c.reorg.new_tip);
+            self.judged.insert((c.reorg.fork_point, winner));
         }
-        let now = self.now;
-        self.selfish.retain(|c| c.deadline > now);
     }
 
-    fn selfish_alert(&self, c: &SelfishCandidate, window: i64, cause: EventId) -> Option<Alert> {
-        // The losing branch's first block (disconnected lists the old tip first).
-        let losing = *c.reorg.disconnected.last()?;
-        let losing_seen = self.blocks.get(&losing)?.first_seen;
+    /// Whether every node that saw the fork point, the losing block or a winning block has seen
+    /// every winning block (nothing more to wait for).
+    fn branch_everywhere(&self, c: &SelfishCandidate) -> bool {
         let mut winning = Vec::with_capacity(c.reorg.connected.len());
         for h in &c.reorg.connected {
-            let info = self.blocks.get(h)?;
-            winning.push((*h, info));
+            match self.blocks.get(h) {
+                Some(info) => winning.push(&info.seen_by),
+                None => return false,
+            }
         }
-        let first = winning.iter().map(|(_, i)| i.first_seen).min()?;
-        let last = winning.iter().map(|(_, i)| i.first_seen).max()?;
-        let span = last.micros_since(first);
-        if span > window || losing_seen >= first {
-            return None;
+        let fork_and_losing = [
+            Some(c.reorg.fork_point),
+            c.reorg.disconnected.last().copied(),
+        ];
+        let mut fleet: BTreeSet<&NodeId> = BTreeSet::new();
+        for h in fork_and_losing.into_iter().flatten() {
+            if let Some(info) = self.blocks.get(&h) {
+                fleet.extend(info.seen_by.keys());
+            }
         }
-        let mut a = firing(
-            "selfish_mining",
-            Severity::Warning,
-            c.fingerprint.clone(),
-            c.reported_at,
-            cause,
-        );
-        a.node = Some(c.node.clone());
-        a.subject = Some(c.reorg.new_tip.to_string());
-        a.summary = format!(
-            "suspected selfish mining: {} blocks after height {} first seen within {}, {} after the block they replaced",
-            winning.len(),
-            c.reorg.fork_height,
-            fmt_secs(span),
-            fmt_secs(first.micros_since(losing_seen)),
-        );
-        a.evidence = vec![
-            evidence("fork_point", c.reorg.fork_point),
-            evidence("fork_height", c.reorg.fork_height),
+        for w in &winning {
+            fleet.extend(w.keys());
+        }
+        fleet
+            .iter()
+            .all(|n| winning.iter().all(|w| w.contains_key(*n)))
+    }
+
+    /// The `selfish_mining` or `partition_reorg` alert a reorg's sightings call for (reported
+    /// for the node whose reorg report started the check).
+    fn release_alert(&self, c: &SelfishCandidate, window: i64, cause: EventId) -> Option<Alert> {
+        // The losing branch's first block (disconnected lists the old tip first).
+        let losing = *c.reorg.disconnected.last()?;
+        let losing_info = self.blocks.get(&losing)?;
+        let mut winning = Vec::with_capacity(c.reorg.connected.len());
+        for h in &c.reorg.connected {
+            winning.push((*h, self.blocks.get(h)?));
+        }
+        let seen: Vec<&BTreeMap<NodeId, Sighting>> =
+            winning.iter().map(|(_, i)| &i.seen_by).collect();
+        let release = withholding::classify(&losing_info.seen_by, &seen, window, c.deadline)?;
+        let r = &c.reorg;
+        let mut evidence_list = vec![
+            evidence("fork_point", r.fork_point),
+            evidence("fork_height", r.fork_height),
             evidence("losing_block", losing),
-            evidence("losing_first_seen", fmt_time(losing_seen)),
+            evidence("losing_first_seen", fmt_time(release.losing_first)),
             evidence("winning_blocks", join(winning.iter().map(|(h, _)| h))),
             evidence(
                 "winning_first_seen",
@@ -437,14 +496,76 @@ impl ChainDetector {
                 "winning_first_seen_by",
                 join(winning.iter().map(|(_, i)| &i.first_node)),
             ),
-            evidence("release_interval", fmt_secs(span)),
+            evidence("released_at", fmt_time(release.released_at)),
+            evidence("release_interval", fmt_secs(release.interval)),
+            evidence("burst_nodes", join(&release.burst)),
+            evidence("held_losing_block", join(&release.held_losing)),
+            evidence("early_nodes", join(release.early.iter().map(|(n, _)| n))),
             evidence(
-                "delay_after_losing_block",
-                fmt_secs(first.micros_since(losing_seen)),
+                "early_first_seen",
+                join(release.early.iter().map(|(_, at)| fmt_time(*at))),
             ),
-            evidence("reorg_depth", c.reorg.depth),
+            evidence(
+                "branch_complete_at",
+                release.complete_at.map(fmt_time).unwrap_or_default(),
+            ),
+            evidence("nodes_with_branch", release.nodes),
+            evidence("reorg_depth", r.depth),
         ];
-        Some(a)
+        let held_back = release
+            .complete_at
+            .map(|at| release.released_at.micros_since(at));
+        let mut alert = match release.verdict {
+            Verdict::Withheld => {
+                let delay = release.released_at.micros_since(release.losing_first);
+                evidence_list.push(evidence("delay_after_losing_block", fmt_secs(delay)));
+                evidence_list.push(evidence(
+                    "withheld_for",
+                    held_back.map(fmt_secs).unwrap_or_default(),
+                ));
+                let mut a = firing(
+                    "selfish_mining",
+                    Severity::Warning,
+                    c.fingerprint.clone(),
+                    c.reported_at,
+                    cause,
+                );
+                a.summary = selfish_summary(winning.len(), r, &release, delay, held_back);
+                a
+            }
+            Verdict::Partition => {
+                evidence_list.push(evidence("cut_off_nodes", join(&release.burst)));
+                evidence_list.push(evidence(
+                    "cut_off_for",
+                    held_back.map(fmt_secs).unwrap_or_default(),
+                ));
+                let fp = format!(
+                    "partition_reorg:{}:{}",
+                    r.fork_point,
+                    r.connected.first().copied().unwrap_or(r.new_tip)
+                );
+                let mut a = firing(
+                    "partition_reorg",
+                    Severity::Warning,
+                    fp,
+                    c.reported_at,
+                    cause,
+                );
+                a.summary = format!(
+                    "{} cut off: got the {} blocks after height {} {} after {} had them, and reorged (a partition healing, not selfish mining)",
+                    join(&release.burst),
+                    winning.len(),
+                    r.fork_height,
+                    held_back.map(fmt_secs).unwrap_or_default(),
+                    join(release.early.iter().map(|(n, _)| n)),
+                );
+                a
+            }
+        };
+        alert.node = Some(c.node.clone());
+        alert.subject = Some(r.new_tip.to_string());
+        alert.evidence = evidence_list;
+        Some(alert)
     }
 
     /// A newly linked block may complete a run of blocks first seen in rapid succession.
@@ -464,7 +585,7 @@ impl ChainDetector {
         let first = run.iter().map(|r| r.1).min().unwrap_or(env.observed_at);
         let last = run.iter().map(|r| r.1).max().unwrap_or(env.observed_at);
         let span = last.micros_since(first);
-        if span > secs(self.config.rapid_run_window_secs) {
+        if span > secs_f64(self.config.rapid_run_window_secs) {
             return;
         }
         let extends = run[..n - 1]
@@ -523,7 +644,8 @@ impl ChainDetector {
                     reason: None,
                     detail: None,
                     peer: None,
-                    source: "chain_tips",
+                    label: "chain_tips",
+                    source: None,
                     branch_len: Some(tip.branch_len),
                 };
                 self.on_rejection(&r, env, out);
@@ -570,8 +692,40 @@ impl ChainDetector {
     }
 }
 
+/// Whether a time from `source` is only good to the second: debug.log lines without
+/// `-logtimemicros` carry whole seconds (a time from a microsecond log is on a whole second one
+/// time in a million, and then read as that second: harmless).
+fn coarse(source: Source, at: UnixMicros) -> bool {
+    source == Source::Log && at.0.rem_euclid(1_000_000) == 0
+}
+
 fn opt_height(h: Option<Height>) -> String {
     h.map(|h| h.to_string()).unwrap_or_else(|| "unknown".into())
+}
+
+fn selfish_summary(
+    blocks: usize,
+    r: &Reorg,
+    release: &Release,
+    delay: i64,
+    held_back: Option<i64>,
+) -> String {
+    let mut text = format!(
+        "suspected selfish mining: {blocks} blocks after height {} reached {} of {} nodes in one burst of {}, {} after the block they replaced",
+        r.fork_height,
+        release.burst.len(),
+        release.nodes,
+        fmt_secs(release.interval),
+        fmt_secs(delay),
+    );
+    if let Some(held) = held_back {
+        text.push_str(&format!(
+            "; {} had them {} earlier",
+            join(release.early.iter().map(|(n, _)| n)),
+            fmt_secs(held)
+        ));
+    }
+    text
 }
 
 /// The reason of a rejection whose source gives none (`getchaintips`).
@@ -584,7 +738,10 @@ struct Rejection<'a> {
     reason: Option<&'a str>,
     detail: Option<&'a str>,
     peer: Option<u64>,
-    source: &'static str,
+    /// `log`, `rpc`, `zmq` or `chain_tips`.
+    label: &'static str,
+    /// The event's source (`None` for a `chain_tips` listing, an RPC answer).
+    source: Option<Source>,
     /// The invalid branch's length, for a `chain_tips` listing.
     branch_len: Option<u32>,
 }
@@ -600,8 +757,8 @@ fn merge_rejection(a: &mut Alert, r: &Rejection<'_>) {
             .unwrap_or_default()
     };
     let sources = value(a, "sources");
-    if !sources.split(',').any(|s| s == r.source) {
-        set_evidence(a, "sources", format!("{sources},{}", r.source));
+    if !sources.split(',').any(|s| s == r.label) {
+        set_evidence(a, "sources", format!("{sources},{}", r.label));
     }
     if let Some(reason) = r.reason {
         if value(a, "reason") == UNKNOWN_REASON {
@@ -636,7 +793,8 @@ impl Detector for ChainDetector {
             let mut block_news = false;
             match &env.event {
                 Event::BlockSeen(b) => {
-                    self.observe(b.hash, b.height, None, &env.node, env.observed_at);
+                    let source = Some(b.source);
+                    self.observe(b.hash, b.height, None, &env.node, env.observed_at, source);
                     block_news = true;
                 }
                 Event::BlockConnected(b) => {
@@ -671,6 +829,7 @@ impl Detector for ChainDetector {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::incident::fmt_time;
     use crate::testkit::{self, *};
     use schema::event::{AlertState::*, BlockStage, Source};
 
@@ -946,15 +1105,18 @@ mod tests {
         assert_eq!(ev_value(a, "rejected_by"), "n0");
     }
 
-    /// Honest block 11 is public at 0 s; a withheld branch 11', 12' appears at 100 s, 101 s and
-    /// wins.
+    /// Honest block 11 is public at 0 s; a branch 211, 212 from a withholder outside the fleet
+    /// appears at 100.25 s, within half a second, on every node, and wins.
     fn withheld_release() -> Vec<Envelope> {
         let mut evs = normal_chain(&["n0", "n1", "n2"], 1, 10);
         let base = 6000.0 + 60.0;
         evs.push(env("n0", t(base), block(bh(11), 11, bh(10))));
         evs.push(env("n1", t(base + 1.0), block(bh(11), 11, bh(10))));
-        evs.push(seen("n2", t(base + 100.0), 211, BlockStage::Header));
-        evs.push(seen("n2", t(base + 100.5), 212, BlockStage::Header));
+        // (Off whole seconds: a log time on a whole second may be a coarse one.)
+        evs.push(seen("n2", t(base + 100.25), 211, BlockStage::Header));
+        evs.push(seen("n2", t(base + 100.75), 212, BlockStage::Header));
+        evs.push(seen("n1", t(base + 100.8), 211, BlockStage::Header));
+        evs.push(seen("n1", t(base + 100.9), 212, BlockStage::Header));
         evs.push(env("n0", t(base + 101.0), block(bh(211), 11, bh(10))));
         evs.push(env("n0", t(base + 101.2), block(bh(212), 12, bh(211))));
         evs
@@ -980,15 +1142,17 @@ mod tests {
             format!("{},{}", bh(211), bh(212))
         );
         assert_eq!(ev_value(a, "release_interval"), "0.500s");
-        assert_eq!(ev_value(a, "delay_after_losing_block"), "100.000s");
+        assert_eq!(ev_value(a, "delay_after_losing_block"), "100.250s");
         assert_eq!(ev_value(a, "winning_first_seen_by"), "n2,n2");
+        assert_eq!(ev_value(a, "burst_nodes"), "n0,n1,n2");
+        assert_eq!(ev_value(a, "early_nodes"), "");
     }
 
     #[test]
     fn selfish_mining_waits_for_first_seen_times_that_arrive_after_the_reorg() {
         let mut evs = withheld_release();
-        // The winning blocks' first sightings arrive only after n0's reorg.
-        let late: Vec<Envelope> = evs.drain(evs.len() - 4..).collect();
+        // The winning blocks' sightings arrive only after n0's reorg.
+        let late: Vec<Envelope> = evs.drain(evs.len() - 6..).collect();
         given(&evs)
             .when(&reorg(
                 "n0",
@@ -1003,6 +1167,364 @@ mod tests {
             .and()
             .when_all(&late)
             .then_alerts(&[("selfish_mining", Firing)]);
+    }
+
+    const FLEET: [&str; 4] = ["n0", "n1", "n2", "n3"];
+
+    /// `node` connected block number `i` at `height` on block number `prev`, at `s` seconds.
+    fn conn(node: &str, s: f64, i: u32, height: u32, prev: u32) -> Envelope {
+        env(node, t(s), block(bh(i), height, bh(prev)))
+    }
+
+    /// `node` saw the header of block number `i` at `height`, at `s` seconds.
+    fn hdr(node: &str, s: f64, i: u32, height: u32) -> Envelope {
+        env(
+            node,
+            t(s),
+            schema::event::BlockSeen {
+                hash: bh(i),
+                height: Some(Height(height)),
+                stage: BlockStage::Header,
+                peer: Some(1),
+                source: Source::Log,
+            },
+        )
+    }
+
+    /// `node` left block 11 for 211, 212 (fork after block 10).
+    fn reorg_to_211(node: &str, s: f64) -> Envelope {
+        reorg(node, t(s), 10, 10, &[11], &[211, 212], Source::Zmq)
+    }
+
+    /// Thresholds a regtest fleet uses: blocks come milliseconds apart.
+    fn regtest_cfg() -> ChainConfig {
+        ChainConfig {
+            selfish_release_window_secs: 0.1,
+            selfish_check_secs: 1.0,
+            rapid_run_window_secs: 0.05,
+            ..cfg()
+        }
+    }
+
+    /// Mainnet scale. n3 withholds 211 (mined at 6100 s) and 212 (6300 s); n0's block 11 is
+    /// public at 6400 s; n3 releases both at 6420 s and n0, n1, n2 get them within 0.5 s.
+    fn mainnet_withholder_in_the_fleet() -> Vec<Envelope> {
+        let mut evs = normal_chain(&FLEET, 1, 10);
+        evs.extend([
+            conn("n3", 6100.0, 211, 11, 10),
+            conn("n3", 6300.0, 212, 12, 211),
+            conn("n0", 6400.0, 11, 11, 10),
+            conn("n1", 6400.5, 11, 11, 10),
+            conn("n2", 6401.0, 11, 11, 10),
+            hdr("n3", 6400.7, 11, 11),
+            hdr("n0", 6420.0, 211, 11),
+            hdr("n0", 6420.1, 212, 12),
+            hdr("n1", 6420.2, 211, 11),
+            hdr("n1", 6420.3, 212, 12),
+            hdr("n2", 6420.4, 211, 11),
+            hdr("n2", 6420.5, 212, 12),
+        ]);
+        evs
+    }
+
+    #[test]
+    fn a_withholder_inside_the_fleet_does_not_hide_its_release_and_is_named() {
+        let then = given(&mainnet_withholder_in_the_fleet())
+            .when(&reorg_to_211("n0", 6421.0))
+            .then_alerts(&[("reorg", Firing), ("selfish_mining", Firing)]);
+        let a = then.alert("selfish_mining");
+        assert_eq!(ev_value(a, "early_nodes"), "n3");
+        assert_eq!(ev_value(a, "early_first_seen"), fmt_time(t(6100.0)));
+        assert_eq!(ev_value(a, "burst_nodes"), "n0,n1,n2");
+        assert_eq!(ev_value(a, "winning_first_seen_by"), "n3,n3");
+        assert_eq!(ev_value(a, "released_at"), fmt_time(t(6420.0)));
+        assert_eq!(ev_value(a, "withheld_for"), "120.000s");
+        assert_eq!(ev_value(a, "delay_after_losing_block"), "20.000s");
+        assert_eq!(ev_value(a, "release_interval"), "0.100s");
+        then.and()
+            .when_all(&[reorg_to_211("n1", 6421.2), reorg_to_211("n2", 6421.4)])
+            .then_no_alert();
+    }
+
+    #[test]
+    fn a_partition_whose_sides_both_mined_in_the_open_is_a_partition_reorg_not_selfish_mining() {
+        // Mainnet scale: n2, n3 mine 211 and (ten minutes later) 212; n0, n1 mine 11 in
+        // between; the partition heals at 9000 s.
+        let mut evs = normal_chain(&FLEET, 1, 10);
+        evs.extend([
+            conn("n2", 6100.0, 211, 11, 10),
+            conn("n3", 6100.5, 211, 11, 10),
+            conn("n0", 6200.0, 11, 11, 10),
+            conn("n1", 6200.5, 11, 11, 10),
+            conn("n2", 6700.0, 212, 12, 211),
+            conn("n3", 6700.5, 212, 12, 211),
+            hdr("n0", 9000.0, 211, 11),
+            hdr("n0", 9000.1, 212, 12),
+            hdr("n2", 9000.1, 11, 11),
+            hdr("n1", 9000.2, 211, 11),
+            hdr("n3", 9000.2, 11, 11),
+            hdr("n1", 9000.3, 212, 12),
+        ]);
+        let then = given(&evs)
+            .when(&reorg_to_211("n0", 9001.0))
+            .then_alerts(&[("reorg", Firing), ("partition_reorg", Firing)]);
+        let a = then.alert("partition_reorg");
+        assert_eq!(a.severity, Severity::Warning);
+        assert_eq!(ev_value(a, "cut_off_nodes"), "n0,n1");
+        assert_eq!(ev_value(a, "early_nodes"), "n2,n3");
+        assert_eq!(ev_value(a, "cut_off_for"), "2300.000s");
+        then.and().when(&reorg_to_211("n1", 9001.2)).then_no_alert();
+    }
+
+    #[test]
+    fn a_race_whose_losing_side_heard_of_the_winner_only_with_the_next_block_is_no_release() {
+        // Mainnet scale: 11 reaches n0, n1, n2 first; n3's 211 stays with n3 until n3 finds
+        // 212 ten minutes later, then both reach the rest together. Nothing was held back.
+        let mut evs = normal_chain(&FLEET, 1, 10);
+        evs.extend([
+            conn("n0", 6100.0, 11, 11, 10),
+            conn("n1", 6100.5, 11, 11, 10),
+            conn("n2", 6101.0, 11, 11, 10),
+            conn("n3", 6102.0, 211, 11, 10),
+            conn("n3", 6700.0, 212, 12, 211),
+            hdr("n0", 6700.5, 211, 11),
+            hdr("n0", 6700.6, 212, 12),
+            hdr("n1", 6700.7, 211, 11),
+            hdr("n1", 6700.8, 212, 12),
+            hdr("n2", 6700.9, 211, 11),
+            hdr("n2", 6701.0, 212, 12),
+        ]);
+        given(&evs)
+            .when(&reorg_to_211("n0", 6701.5))
+            .then_alerts(&[("reorg", Firing)])
+            .and()
+            .when_tick(t(6701.5 + 601.0))
+            .then_no_alert();
+    }
+
+    #[test]
+    fn regtest_a_release_within_50_ms_after_the_losing_block_is_selfish_mining() {
+        // n3 mines 211, 212 10 ms apart while cut off; n0's 11 reaches n0, n1, n2; n3
+        // reconnects and they get both within 20-30 ms. n4 knew the fork but never gets the
+        // branch, so the verdict waits for selfish_check_secs (1 s).
+        let mut evs = normal_chain(&["n0", "n1", "n2", "n3", "n4"], 1, 10);
+        evs.extend([
+            conn("n3", 6100.000, 211, 11, 10),
+            conn("n3", 6100.010, 212, 12, 211),
+            conn("n0", 6100.300, 11, 11, 10),
+            conn("n1", 6100.305, 11, 11, 10),
+            conn("n2", 6100.310, 11, 11, 10),
+            conn("n4", 6100.312, 11, 11, 10),
+            hdr("n0", 6100.800, 211, 11),
+            hdr("n1", 6100.805, 211, 11),
+            hdr("n2", 6100.810, 211, 11),
+            hdr("n0", 6100.820, 212, 12),
+            hdr("n1", 6100.825, 212, 12),
+            hdr("n2", 6100.830, 212, 12),
+        ]);
+        let then = testkit::given(ChainDetector::new(regtest_cfg()), &evs)
+            .when(&reorg_to_211("n0", 6100.9))
+            .then_alerts(&[("reorg", Firing)])
+            .and()
+            .when_tick(t(6101.8))
+            .then_no_alert()
+            .and()
+            .when_tick(t(6102.0))
+            .then_alerts(&[("selfish_mining", Firing)]);
+        let a = then.alert("selfish_mining");
+        assert_eq!(a.starts_at, t(6100.9));
+        assert_eq!(ev_value(a, "early_nodes"), "n3");
+        assert_eq!(ev_value(a, "burst_nodes"), "n0,n1,n2");
+        assert_eq!(ev_value(a, "release_interval"), "0.020s");
+    }
+
+    #[test]
+    fn regtest_a_partition_is_no_selfish_mining_whatever_the_order_and_pace_of_its_blocks() {
+        // n2, n3 mine 211 at `w` and 212 `gap` later (600 ms, or 10 ms with
+        // generatetoaddress); n0, n1 mine 11 at `l`; the partition heals at 1.5 s. When 11
+        // came first and 212 fast, the fleet-wide first sightings alone look like a release.
+        for (w, l, gap) in [(0.0, 0.2, 0.6), (0.0, 0.2, 0.01), (0.2, 0.0, 0.01)] {
+            let mut evs = normal_chain(&FLEET, 1, 10);
+            evs.extend([
+                conn("n2", 6100.0 + w, 211, 11, 10),
+                conn("n3", 6100.002 + w, 211, 11, 10),
+                conn("n0", 6100.0 + l, 11, 11, 10),
+                conn("n1", 6100.002 + l, 11, 11, 10),
+                conn("n2", 6100.0 + w + gap, 212, 12, 211),
+                conn("n3", 6100.002 + w + gap, 212, 12, 211),
+                hdr("n0", 6101.500, 211, 11),
+                hdr("n1", 6101.505, 211, 11),
+                hdr("n2", 6101.505, 11, 11),
+                hdr("n0", 6101.510, 212, 12),
+                hdr("n3", 6101.510, 11, 11),
+                hdr("n1", 6101.515, 212, 12),
+            ]);
+            let then = testkit::given(ChainDetector::new(regtest_cfg()), &evs)
+                .when(&reorg_to_211("n0", 6101.52))
+                .then_alerts(&[("reorg", Firing), ("partition_reorg", Firing)]);
+            assert_eq!(
+                ev_value(then.alert("partition_reorg"), "cut_off_nodes"),
+                "n0,n1"
+            );
+        }
+    }
+
+    #[test]
+    fn regtest_a_race_decided_in_the_open_is_no_release() {
+        // 11 and 211 are found 2 ms apart, everyone hears of both; 212 comes 500 ms later.
+        let mut evs = normal_chain(&FLEET, 1, 10);
+        evs.extend([
+            conn("n0", 6100.000, 11, 11, 10),
+            conn("n1", 6100.002, 211, 11, 10),
+            conn("n2", 6100.003, 11, 11, 10),
+            conn("n3", 6100.003, 211, 11, 10),
+            hdr("n0", 6100.004, 211, 11),
+            hdr("n2", 6100.005, 211, 11),
+            hdr("n1", 6100.004, 11, 11),
+            conn("n1", 6100.500, 212, 12, 211),
+            conn("n3", 6100.502, 212, 12, 211),
+            hdr("n0", 6100.503, 212, 12),
+            hdr("n2", 6100.504, 212, 12),
+        ]);
+        testkit::given(ChainDetector::new(regtest_cfg()), &evs)
+            .when(&reorg_to_211("n0", 6100.51))
+            .then_alerts(&[("reorg", Firing)])
+            .and()
+            .when_tick(t(6102.0))
+            .then_no_alert();
+    }
+
+    #[test]
+    fn regtest_a_fleet_script_with_whole_second_logs_gives_one_partition_and_one_release() {
+        // A 4-node regtest fleet, blocks 1.5 s apart in the open, debug.log without
+        // -logtimemicros: each node logs a header (or its own tip) on a whole second and ZMQ
+        // reports each connect exactly.
+        let log = |node: &str, s: f64, i: u32, h: u32| hdr(node, s.floor(), i, h);
+        let mut evs = normal_chain(&FLEET, 1, 10);
+        // n0, cut off, mines 11-13; n1 mines 311-314 in the open; n0 rejoins at 6106.25 s.
+        for (k, i) in [11, 12, 13].into_iter().enumerate() {
+            let at = 6100.1 + 0.01 * k as f64;
+            evs.push(conn("n0", at, i, i, i - 1));
+            evs.push(log("n0", at, i, i));
+        }
+        for (k, i) in [311, 312, 313, 314].into_iter().enumerate() {
+            let at = 6100.2 + 1.5 * k as f64;
+            let (h, prev) = (11 + k as u32, if k == 0 { 10 } else { i - 1 });
+            evs.push(conn("n1", at, i, h, prev));
+            for node in ["n2", "n3"] {
+                evs.push(log(node, at + 0.003, i, h));
+                evs.push(conn(node, at + 0.005, i, h, prev));
+            }
+            evs.push(log("n0", 6106.25, i, h));
+        }
+        for (k, i) in [311, 312, 313, 314].into_iter().enumerate() {
+            let prev = if k == 0 { 10 } else { i - 1 };
+            evs.push(conn(
+                "n0",
+                6106.30 + 0.01 * k as f64,
+                i,
+                11 + k as u32,
+                prev,
+            ));
+        }
+        for node in ["n1", "n2", "n3"] {
+            for i in [11, 12, 13] {
+                evs.push(log(node, 6106.26, i, i));
+            }
+        }
+        evs.push(reorg(
+            "n0",
+            t(6106.34),
+            10,
+            10,
+            &[13, 12, 11],
+            &[311, 312, 313, 314],
+            Source::Zmq,
+        ));
+        // n3, cut off, mines 411-413; n0 mines 511 and 512 in the open; n3 rejoins at 6111.2 s.
+        for (k, i) in [411, 412, 413].into_iter().enumerate() {
+            let at = 6108.01 + 0.01 * k as f64;
+            let prev = if k == 0 { 314 } else { i - 1 };
+            evs.push(conn("n3", at, i, 15 + k as u32, prev));
+            evs.push(log("n3", at, i, 15 + k as u32));
+        }
+        for (k, i) in [511, 512].into_iter().enumerate() {
+            let at = 6109.55 + 1.55 * k as f64;
+            let prev = if k == 0 { 314 } else { i - 1 };
+            evs.push(conn("n0", at, i, 15 + k as u32, prev));
+            for node in ["n1", "n2"] {
+                evs.push(log(node, at + 0.003, i, 15 + k as u32));
+                evs.push(conn(node, at + 0.005, i, 15 + k as u32, prev));
+            }
+            evs.push(log("n3", 6111.21, i, 15 + k as u32));
+        }
+        for node in ["n0", "n1", "n2"] {
+            for (k, i) in [411, 412, 413].into_iter().enumerate() {
+                let prev = if k == 0 { 314 } else { i - 1 };
+                evs.push(log(node, 6111.2, i, 15 + k as u32));
+                evs.push(conn(
+                    node,
+                    6111.25 + 0.01 * k as f64,
+                    i,
+                    15 + k as u32,
+                    prev,
+                ));
+            }
+        }
+        for node in ["n0", "n1", "n2"] {
+            evs.push(reorg(
+                node,
+                t(6111.3),
+                314,
+                14,
+                &[512, 511],
+                &[411, 412, 413],
+                Source::Zmq,
+            ));
+        }
+        // Any window from the release's ~50 ms to a third of the open spacing will do.
+        for window in [0.1, 0.5] {
+            let cfg = ChainConfig {
+                selfish_release_window_secs: window,
+                ..regtest_cfg()
+            };
+            let outs = run(&mut ChainDetector::new(cfg), &evs);
+            let alerts: Vec<&Alert> = outs
+                .iter()
+                .filter_map(Output::as_alert)
+                .filter(|a| a.alert_kind == "selfish_mining" || a.alert_kind == "partition_reorg")
+                .collect();
+            assert_eq!(alerts.len(), 2, "{alerts:#?}");
+            let (partition, selfish) = (alerts[0], alerts[1]);
+            assert_eq!(partition.alert_kind, "partition_reorg");
+            assert_eq!(partition.node.as_ref().map(|n| n.as_str()), Some("n0"));
+            assert_eq!(ev_value(partition, "cut_off_nodes"), "n0");
+            assert_eq!(ev_value(partition, "early_nodes"), "n1,n2,n3");
+            assert_eq!(selfish.alert_kind, "selfish_mining");
+            assert_eq!(ev_value(selfish, "early_nodes"), "n3");
+            assert_eq!(ev_value(selfish, "burst_nodes"), "n0,n1,n2");
+        }
+        // The mainnet window (30 s) is far too wide for blocks 1.5 s apart: every node's view
+        // is "one burst", and the verdicts are not given.
+        let outs = run(&mut ChainDetector::new(cfg()), &evs);
+        assert!(!outs
+            .iter()
+            .filter_map(Output::as_alert)
+            .any(|a| { a.alert_kind == "selfish_mining" || a.alert_kind == "partition_reorg" }));
+    }
+
+    #[test]
+    fn release_verdicts_replay_with_the_same_ids_and_ignore_duplicates() {
+        let mut evs = mainnet_withholder_in_the_fleet();
+        evs.push(reorg_to_211("n0", 6421.0));
+        evs.push(reorg_to_211("n1", 6421.2));
+        let outs = assert_replay_and_duplicates_agree(|| ChainDetector::new(cfg()), &evs);
+        let kinds: Vec<&str> = outs
+            .iter()
+            .filter_map(Output::as_alert)
+            .map(|a| a.alert_kind.as_str())
+            .collect();
+        assert_eq!(kinds, ["reorg", "selfish_mining"]);
     }
 
     #[test]

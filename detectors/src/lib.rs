@@ -173,6 +173,13 @@ pub(crate) fn secs(secs: u64) -> i64 {
         .saturating_mul(1_000_000)
 }
 
+/// Microseconds in `secs` seconds given as a fraction (a config key that scales from mainnet
+/// minutes down to regtest milliseconds); negative or NaN is zero, huge saturates.
+pub(crate) fn secs_f64(secs: f64) -> i64 {
+    // `as` saturates and maps NaN to 0; `max` drops NaN and negatives.
+    (secs.max(0.0) * 1e6).round() as i64
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -197,6 +204,15 @@ mod tests {
         assert_eq!(c.chain, ChainConfig::default());
         assert!(toml::from_str::<Config>("[health]\ntip_max_age = 60\n").is_err());
         assert!(toml::from_str::<Config>("[nope]\n").is_err());
+        // Chain windows take whole seconds (mainnet) or fractions (regtest).
+        let c: Config = toml::from_str(
+            "[chain]\nselfish_release_window_secs = 5\nrapid_run_window_secs = 0.05\n",
+        )
+        .unwrap();
+        assert_eq!(c.chain.selfish_release_window_secs, 5.0);
+        assert_eq!(secs_f64(c.chain.rapid_run_window_secs), 50_000);
+        assert_eq!(secs_f64(-1.0), 0);
+        assert_eq!(secs_f64(f64::NAN), 0);
     }
 
     #[test]
