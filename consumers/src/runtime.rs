@@ -18,7 +18,11 @@
 //! thousands is settled in about a millisecond; the handler's effect is durable before the
 //! first ack is sent. Shutdown ([`CancellationToken`]) is checked between batches: the batch in
 //! flight is finished and settled, messages already prefetched are nak'd for immediate
-//! redelivery elsewhere, and the connection is flushed.
+//! redelivery elsewhere, the pull request is ended on the server (`StreamLoop::stop_pulling`)
+//! and the connection is flushed. Once [`run`] has returned the server hands this process
+//! nothing more, so a consumer started right after it (a restart, a second instance) gets every
+//! new message at once. A message the server hands out during the shutdown itself, after the
+//! prefetched ones were released, comes back after `ack_wait`.
 //!
 //! With [`Options::idle`] set, a wait that long without a message calls [`Handler::idle`]
 //! (detectors inject ticks, the alert router re-posts active alerts).
@@ -353,6 +357,7 @@ impl Decoded {
 }
 
 type MessageStream = async_nats::jetstream::consumer::pull::Stream;
+type PullConsumer = async_nats::jetstream::consumer::PullConsumer;
 type MessagesError = async_nats::jetstream::consumer::pull::MessagesError;
 
 impl StreamLoop {
@@ -412,6 +417,7 @@ impl StreamLoop {
                     }
                     Next::Shutdown => {
                         self.release_prefetched(&mut messages).await;
+                        self.stop_pulling(messages, &consumer).await;
                         break 'connect;
                     }
                 };
@@ -661,6 +667,21 @@ impl StreamLoop {
                 )
                 .await;
             }
+        }
+    }
+
+    /// Ends the server's side of the pull before the loop returns. Dropping the message stream
+    /// unsubscribes its inbox, but the server learns of it in its own time: until it has, its
+    /// pull request still counts as waiting and the server may hand it the next message,
+    /// which then sits unacknowledged until `ack_wait` while a restarted consumer is already
+    /// pulling (on a loaded machine, a message published right after a restart came one
+    /// `ack_wait` late). The server reads a connection's protocol in order, so once a request
+    /// sent after the unsubscribe is answered, it has dropped the pull request's interest and
+    /// delivers nothing more to it.
+    async fn stop_pulling(&self, messages: MessageStream, consumer: &PullConsumer) {
+        drop(messages);
+        if let Err(e) = consumer.get_info().await {
+            debug!(error = %e, "cannot confirm that the server ended the pull request");
         }
     }
 
