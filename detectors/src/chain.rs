@@ -654,6 +654,11 @@ impl ChainDetector {
             if !matches!(tip.status, TipStatus::ValidFork | TipStatus::ValidHeaders) {
                 continue;
             }
+            // A tip above the active one is a block the node is still connecting (its data is
+            // in, ActivateBestChain has not run yet), not a branch left behind.
+            if tip.height > active.height {
+                continue;
+            }
             let fp = format!("stale_tip:{}", tip.hash);
             let mut a = firing("stale_tip", Severity::Info, fp, env.observed_at, env.id);
             a.node = Some(env.node.clone());
@@ -963,6 +968,22 @@ mod tests {
                 ],
             ))
             .then_alerts(&[("invalid_block", Firing)]);
+    }
+
+    #[test]
+    fn a_block_still_being_connected_above_the_active_tip_is_not_a_stale_tip() {
+        // getchaintips between a mined block's acceptance and its connection: the new block is
+        // a `valid-headers` tip one above the active tip.
+        given(&[])
+            .when(&tips(
+                "n0",
+                t(0.0),
+                &[
+                    (32, 32, 0, TipStatus::Active),
+                    (33, 33, 1, TipStatus::ValidHeaders),
+                ],
+            ))
+            .then_alerts(&[]);
     }
 
     #[test]
