@@ -43,12 +43,15 @@ pub const OPEN_SPACING: Duration = Duration::from_millis(1500);
 /// selfish-mining burst and the settle times are seconds, not mainnet minutes.
 pub const REGTEST_DETECTORS: &str = r#"
 [detectors.chain]
+selfish_release_window_secs = 0.1
 selfish_check_secs = 5
 [detectors.inflation]
 network = "regtest"
 [detectors.health]
 alert_on_ibd = false
 peers_min_baseline = 1000
+mempool_max_skew_secs = 2
+mempool_empty_min_secs = 5
 [detectors.propagation]
 block_settle_secs = 5
 tx_settle_secs = 5
@@ -232,9 +235,13 @@ fn drive(fleet: &CoreFleet) -> Script {
     s.mined_by[0].extend(blocks.iter().cloned());
     connect_all(&mut s, &all, &blocks);
 
-    // Transactions. Coins: the mature coinbases, each spent once.
-    let mut coins = mature_coins(n[0]);
-    let p = spend(n[0], &coins.pop().expect("a mature coin"), 10_000);
+    // Transactions. Raw ones spend a mature coinbase the wallet has not spent (listunspent
+    // leaves out coins its mempool transactions spend).
+    let p = spend(
+        n[0],
+        &mature_coins(n[0]).pop().expect("a mature coin"),
+        10_000,
+    );
     let c1 = spend(n[0], &(p.0.clone(), 0, p.1), 10_000);
     let c2 = spend(n[0], &(c1.0.clone(), 0, c1.1), 10_000);
     s.chain = [p.0.clone(), c1.0.clone(), c2.0.clone()];
@@ -291,7 +298,7 @@ fn drive(fleet: &CoreFleet) -> Script {
     s.bumped = (s.high_fee[0].clone(), new);
 
     // An RBF conflict over P2P: A in n0–n2, then B (lower fee, same coin) relayed by n3.
-    let coin = coins.pop().expect("a mature coin");
+    let coin = mature_coins(n[0]).pop().expect("a mature coin");
     let a = signed_spend(n[0], &coin, 20_000);
     let b = signed_spend(n[0], &coin, 10_000);
     for i in 0..3 {

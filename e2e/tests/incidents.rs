@@ -24,6 +24,8 @@ tip_max_age_secs = 6
 silent_after_secs = 30
 peers_min_baseline = 1000
 alert_on_ibd = false
+mempool_empty_min_snapshots = 1
+mempool_empty_min_secs = 0
 [detectors.propagation]
 block_settle_secs = 4
 tx_settle_secs = 4
