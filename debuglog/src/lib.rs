@@ -6,8 +6,10 @@
 //! it publishes nothing and knows nothing about NATS: the agent and `bmon parse-log` call it.
 //!
 //! - [`line`]: the line parser. Pure, byte-level, no allocation: timestamp (with or without
-//!   `T`, `Z` and microseconds), the optional `[thread]`, `[file.cpp:line]`, `[function]` and
-//!   `[category]`/`[level]` prefixes, and the message. Works on any Core from 0.10 to 30.
+//!   `T`, `Z`, microseconds and a `(mocktime: ..)`), the optional `[thread]`,
+//!   `[file.cpp:line]`, `[function]` (short, or a GCC build's whole signature) and
+//!   `[category]`/`[category:level]`/`[level]` prefixes, and the message. Works on any Core
+//!   from 0.10 to 30 with any combination of log options.
 //! - [`extract`]: the [`Extractor`], a pure state machine (no I/O, no clock: time is the
 //!   line's own timestamp) that turns parsed lines into [`schema::Event`]s.
 //! - [`follow`]: tails a live debug.log through rotation, copy-truncate, recreation and

@@ -11,13 +11,45 @@
 //! 2022-10-22T14:22:49.157136Z [init] [init/common.cpp:149] [LogPackageVersion] message
 //! 2022-10-22T14:22:49.319966Z [httpworker.0] [net.cpp:455] [ConnectNode] [net:debug] message
 //! 2026-11-25T15:52:39.252448Z [warning] message                 (v30, level without thread)
+//! 2026-12-05T03:30:18.611681Z [msghand] [validation.cpp:2890] [void UpdateTipLog(const
+//!     ChainstateManager&, const CCoinsViewCache&, const CBlockIndex*, ...)] UpdateTip: ...
+//!                                                               (v30 GCC build, one line)
+//! 2026-12-05T03:42:53Z [all:info] Saw new cmpctblock header ... (v30, -loglevelalways)
+//! 2026-12-05T03:43:33.138209Z (mocktime: 2026-12-05T03:44:33Z) [httpworker.11] ...
 //! ```
 //!
-//! Order of the prefixes: `[thread]`, then `[file:line] [function]`, then `[category]`,
-//! `[category:level]` or `[level]`. A single bracket that names a known category or level is
-//! a category or level, otherwise a thread; `[net]` and `[http]` (both a thread and a
-//! category) are a thread only when a location or category bracket follows. A bracket with a
-//! space or a `[` inside (`[Chainstate [ibd] @ height -1 (null)]`) starts the message.
+//! Core writes, in this order (`BCLog::Logger::FormatLogStrInPlace`): the timestamp (`T`/`Z`
+//! since 0.18, `.ffffff` with `-logtimemicros`, then ` (mocktime: ..)` while a mock time is
+//! set), `[thread]` (`-logthreadnames`, `unknown` when unnamed), `[file:line] [function]`
+//! (`-logsourcelocations`), then `[category]`, `[category:level]` or `[level]` (the level is
+//! left out for `debug` with a category and for `info` without one, unless
+//! `-loglevelalways`, which prints `[all:info]` for uncategorised lines). `-logips` only adds
+//! `peeraddr=` to messages.
+//!
+//! How a line is placed:
+//! - `[file:line]` is content ending in `:digits` with a `.` before the colon. Right after it
+//!   comes the function, which GCC builds print as the whole signature from
+//!   `std::source_location`: spaces, parentheses, templates, `{anonymous}::`, lambdas, and
+//!   nested brackets (`[with T = ..]`, `operator[]`, array types). The function bracket ends
+//!   where the bracket nesting returns to zero and a space (or the end of the line) follows.
+//!   If it never does (unbalanced brackets), the location is kept and everything after it is
+//!   the message.
+//! - A first bracket followed by a location is the thread, whatever its content (Core's
+//!   `[basic block filter index]` thread has spaces).
+//! - Otherwise a single bracket that names a known category or level is a category or level,
+//!   else a thread. `[net]` and `[http]` (both a thread and a category) are a thread only when
+//!   a category bracket follows: `[net] [net] Flushed ..` is thread and category, a lone
+//!   `[net] msg` is read as the category (a line alone cannot tell which it was).
+//! - Otherwise thread, category and level brackets hold no space and no `[` and at most 96
+//!   bytes; a bracket that does not fit (`[Chainstate [ibd] @ height -1 (null)]`,
+//!   `[default wallet]`) starts the message, and so does any bracket after the category or
+//!   after a thread that no category follows (a wallet's `[w] CommitTransaction`). Whatever
+//!   cannot be placed stays in the message: the line is never lost.
+//! - Without `-logthreadnames` a wallet's own `[w]` opening the message is read as a thread
+//!   (`[w] CommitTransaction:`), and with it a spaced thread name without a location stays in
+//!   the message (`[basic block filter index] ..`): a line alone cannot tell. Neither kind of
+//!   line carries an event.
+//!
 //! Core also writes a few messages that span lines; the continuation lines have no
 //! timestamp and are reported as [`LineError::NoTimestamp`].
 
@@ -75,6 +107,9 @@ impl Line<'_> {
 }
 
 /// Parses one line (without its `\n`; a trailing `\r` is ignored).
+///
+/// Only a missing timestamp is an error. A line whose brackets cannot be placed is still a
+/// line: whatever could not be placed stays at the start of `message`.
 pub fn parse_line(bytes: &[u8]) -> Result<Line<'_>, LineError> {
     let bytes = match bytes.last() {
         Some(b'\r') => &bytes[..bytes.len() - 1],
@@ -86,7 +121,7 @@ pub fn parse_line(bytes: &[u8]) -> Result<Line<'_>, LineError> {
     let (time, used) = parse_time(bytes).ok_or(LineError::NoTimestamp)?;
     let rest = match bytes.get(used) {
         None => &bytes[used..],
-        Some(b' ') => &bytes[used + 1..],
+        Some(b' ') => skip_mocktime(&bytes[used + 1..]),
         Some(_) => return Err(LineError::NoTimestamp),
     };
     let mut line = Line {
@@ -98,49 +133,102 @@ pub fn parse_line(bytes: &[u8]) -> Result<Line<'_>, LineError> {
         level: None,
         message: rest,
     };
-    let mut s = rest;
-    let Some((first, after_first)) = take_bracket(s) else {
-        return Ok(line);
-    };
-    let mut expect_thread = true;
-    if is_location(first) {
-        expect_thread = false;
-    } else if let Some((cat, lvl)) = category_level(first) {
-        let thread_too = matches!(first, b"net" | b"http" | b"qt" | b"ipc");
-        let next_is_prefix = take_bracket(after_first)
-            .is_some_and(|(n, _)| is_location(n) || category_level(n).is_some());
-        if !(thread_too && next_is_prefix) {
-            line.category = cat;
-            line.level = lvl;
-            line.message = after_first;
-            return Ok(line);
-        }
-    }
-    if expect_thread {
-        line.thread = (!first.is_empty()).then_some(first);
-        s = after_first;
-        line.message = s;
-    }
-    if let Some((loc, after_loc)) = take_bracket(s).filter(|(b, _)| is_location(b)) {
-        line.location = Some(loc);
-        s = after_loc;
-        if let Some((func, after_func)) = take_bracket(s) {
-            line.function = Some(func);
-            s = after_func;
-        }
-        line.message = s;
-    }
-    if let Some((b, after_cat)) = take_bracket(s) {
-        if let Some((cat, lvl)) = category_level(b) {
-            line.category = cat;
-            line.level = lvl;
-            line.message = after_cat;
-        }
-    }
+    prefixes(&mut line, rest);
     Ok(line)
 }
 
-/// Longest bracket content accepted as a prefix.
+/// Places the bracketed prefixes of `s` (Core's order: `[thread] [file:line] [function]
+/// [category:level]`, each optional) into `line`, leaving the rest as the message.
+#[inline]
+fn prefixes<'a>(line: &mut Line<'a>, s: &'a [u8]) {
+    let Some((first, after_first)) = take_bracket(s) else {
+        // A thread name with spaces (the `basic block filter index` thread) is placed only
+        // when a location follows: alone it reads like a message's bracket
+        // (`[default wallet] ...`).
+        if let Some((thread, rest)) = take_spaced(s) {
+            if let Some((loc, after_loc)) = take_bracket(rest).filter(|(b, _)| is_location(b)) {
+                line.thread = Some(thread);
+                located(line, loc, after_loc);
+            }
+        }
+        return;
+    };
+    if is_location(first) {
+        located(line, first, after_first);
+        return;
+    }
+    let second = take_bracket(after_first);
+    if let Some((loc, after_loc)) = second.filter(|(b, _)| is_location(b)) {
+        line.thread = (!first.is_empty()).then_some(first);
+        located(line, loc, after_loc);
+        return;
+    }
+    if let Some((cat, lvl)) = category_level(first) {
+        // `[net]` and `[http]` are thread names too: a thread only when a category follows.
+        let thread_too = matches!(first, b"net" | b"http" | b"qt" | b"ipc");
+        if !(thread_too && second.is_some_and(|(n, _)| category_level(n).is_some())) {
+            line.category = cat;
+            line.level = lvl;
+            line.message = after_first;
+            return;
+        }
+    }
+    line.thread = (!first.is_empty()).then_some(first);
+    line.message = after_first;
+    if let Some((cat, lvl, rest)) = second.and_then(|(b, rest)| {
+        let (cat, lvl) = category_level(b)?;
+        Some((cat, lvl, rest))
+    }) {
+        line.category = cat;
+        line.level = lvl;
+        line.message = rest;
+    }
+}
+
+/// After `[file:line]`: the `[function]` (any text with balanced brackets), then an optional
+/// `[category:level]`. Without a placeable function the rest is the message.
+#[inline]
+fn located<'a>(line: &mut Line<'a>, loc: &'a [u8], s: &'a [u8]) {
+    line.location = Some(loc);
+    line.message = s;
+    let Some((func, rest)) = take_function(s) else {
+        return;
+    };
+    line.function = Some(func);
+    line.message = rest;
+    category(line, rest);
+}
+
+/// An optional `[category]`, `[category:level]` or `[level]` at the start of `s`.
+#[inline]
+fn category<'a>(line: &mut Line<'a>, s: &'a [u8]) {
+    if let Some((b, rest)) = take_bracket(s) {
+        if let Some((cat, lvl)) = category_level(b) {
+            line.category = cat;
+            line.level = lvl;
+            line.message = rest;
+        }
+    }
+}
+
+/// Skips the ` (mocktime: 2026-12-05T03:22:38Z)` Core writes after the timestamp while a
+/// mock time is set (regtest `setmocktime`); the line keeps its real timestamp.
+#[inline]
+fn skip_mocktime(s: &[u8]) -> &[u8] {
+    let Some(r) = s.strip_prefix(b"(mocktime: ") else {
+        return s;
+    };
+    match memchr(b')', &r[..r.len().min(40)]) {
+        Some(i) => match r.get(i + 1) {
+            None => &r[i + 1..],
+            Some(b' ') => &r[i + 2..],
+            Some(_) => s,
+        },
+        None => s,
+    }
+}
+
+/// Longest bracket content accepted as a thread, category or location.
 const MAX_BRACKET: usize = 96;
 
 /// `[content] rest` → (content, rest) when `content` has no space and no `[`.
@@ -155,7 +243,54 @@ fn take_bracket(s: &[u8]) -> Option<(&[u8], &[u8])> {
     if content.iter().any(|&b| b == b' ' || b == b'[') {
         return None;
     }
-    let after = &s[end + 2..];
+    after_bracket(content, &s[end + 2..])
+}
+
+/// `[content] rest` → (content, rest) when `content` has no `[` (spaces allowed).
+#[cold]
+fn take_spaced(s: &[u8]) -> Option<(&[u8], &[u8])> {
+    if s.first() != Some(&b'[') {
+        return None;
+    }
+    let window = &s[1..s.len().min(MAX_BRACKET + 2)];
+    let end = memchr(b']', window)?;
+    let content = &window[..end];
+    if content.is_empty() || content.contains(&b'[') {
+        return None;
+    }
+    after_bracket(content, &s[end + 2..])
+}
+
+/// `[function] rest` → (function, rest), where the function may hold spaces and balanced
+/// brackets: GCC's `std::source_location` gives whole signatures such as
+/// `[void BCLog::Timer<T>::Log(const std::string&) [with T = std::chrono::duration<long int>]]`
+/// or `[T& std::vector<T>::operator[](size_type)]`. The bracket ends where the nesting depth
+/// returns to zero; if that is not followed by a space (or the end), there is no function.
+#[inline]
+fn take_function(s: &[u8]) -> Option<(&[u8], &[u8])> {
+    if s.first() != Some(&b'[') {
+        return None;
+    }
+    let mut depth = 1usize;
+    let mut i = 1;
+    while let Some(j) = memchr::memchr2(b'[', b']', &s[i..]) {
+        let at = i + j;
+        if s[at] == b'[' {
+            depth += 1;
+        } else {
+            depth -= 1;
+            if depth == 0 {
+                return after_bracket(&s[1..at], &s[at + 1..]);
+            }
+        }
+        i = at + 1;
+    }
+    None
+}
+
+/// The bracket's content and what follows its `] ` (or its `]` at the end of the line).
+#[inline]
+fn after_bracket<'a>(content: &'a [u8], after: &'a [u8]) -> Option<(&'a [u8], &'a [u8])> {
     match after.first() {
         None => Some((content, after)),
         Some(b' ') => Some((content, &after[1..])),
@@ -426,6 +561,121 @@ mod tests {
             (l.category, l.message),
             (None, &b"[snapshot] allocating"[..])
         );
+    }
+
+    // Real lines of bmon's v30.99 captures (GCC build, -logsourcelocations), verbatim.
+    const TIMER: &[u8] = b"2026-12-05T03:50:53.003128Z [shutoff] [logging/timer.h:58] [void BCLog::Timer<TimeType>::Log(const std::string&) [with TimeType = std::chrono::duration<long int, std::ratio<1, 1000> >; std::string = std::__cxx11::basic_string<char>]] [bench] FlushStateToDisk: write block and undo data to disk started";
+    const LAMBDA: &[u8] = b"2026-12-05T03:50:12.246833Z [httpworker.8] [net_processing.cpp:2027] [{anonymous}::PeerManagerImpl::NewPoWValidBlock(const CBlockIndex*, const std::shared_ptr<const CBlock>&)::<lambda(CNode*)>] [net] PeerManager::NewPoWValidBlock sending header-and-ids 520ead3fceedc19730d7919beb8a17156eef334d79cb3140fcf9d4b7a8ed957f to peer=0";
+    const WALLET: &[u8] = b"2026-12-05T03:50:52.900342Z [shutoff] [wallet/wallet.h:939] [void wallet::CWallet::WalletLogPrintf(util::ConstevalFormatString<sizeof... (Args)>, const Params& ...) const [with Params = {std::__cxx11::basic_string<char, std::char_traits<char>, std::allocator<char> >}]] [w] Releasing wallet w..";
+    const MOCKTIME: &[u8] = b"2026-12-05T03:51:49.579742Z (mocktime: 2026-12-05T03:52:49Z) [httpworker.15] [node/miner.cpp:173] [std::unique_ptr<node::CBlockTemplate> node::BlockAssembler::CreateNewBlock()] [all:info] CreateNewBlock(): block weight: 888 txs: 0 fees: 0 sigops 400";
+    const NET_THREAD: &[u8] = b"2026-12-05T03:50:20.899799Z [net] [net.cpp:1926] [void CConnman::DisconnectNodes()] [net] Network not active, disconnecting peer=0";
+    const SPACED_THREAD: &[u8] = b"2026-12-05T03:53:50.411922Z [basic block filter index] [util/thread.cpp:20] [void util::TraceThread(std::string_view, std::function<void()>)] basic block filter index thread start";
+
+    #[test]
+    fn whole_gcc_signatures_with_nested_brackets_are_one_function() {
+        let l = parse_line(TIMER).unwrap();
+        assert_eq!(l.thread, Some(&b"shutoff"[..]));
+        assert_eq!(l.location, Some(&b"logging/timer.h:58"[..]));
+        assert_eq!(
+            l.function,
+            Some(&b"void BCLog::Timer<TimeType>::Log(const std::string&) [with TimeType = std::chrono::duration<long int, std::ratio<1, 1000> >; std::string = std::__cxx11::basic_string<char>]"[..])
+        );
+        assert_eq!((l.category, l.level), (Some(&b"bench"[..]), None));
+        assert_eq!(
+            l.message,
+            b"FlushStateToDisk: write block and undo data to disk started"
+        );
+        let l = parse_line(LAMBDA).unwrap();
+        assert_eq!(
+            l.function,
+            Some(&b"{anonymous}::PeerManagerImpl::NewPoWValidBlock(const CBlockIndex*, const std::shared_ptr<const CBlock>&)::<lambda(CNode*)>"[..])
+        );
+        assert_eq!(l.category, Some(&b"net"[..]));
+        assert!(l
+            .message
+            .starts_with(b"PeerManager::NewPoWValidBlock sending"));
+        // The wallet's name is part of the message, not a category.
+        let l = parse_line(WALLET).unwrap();
+        assert!(l
+            .function
+            .is_some_and(|f| f.ends_with(b"std::allocator<char> >}]")));
+        assert_eq!(
+            (l.category, l.message),
+            (None, &b"[w] Releasing wallet w.."[..])
+        );
+    }
+
+    #[test]
+    fn operator_brackets_and_array_types_stay_inside_the_function() {
+        let l = parse_line(b"2026-12-05T03:30:03Z [t] [a.cpp:1] [T& std::vector<T>::operator[](size_type) [with T = int (*)[3]]] [net:debug] m").unwrap();
+        assert_eq!(
+            l.function,
+            Some(&b"T& std::vector<T>::operator[](size_type) [with T = int (*)[3]]"[..])
+        );
+        assert_eq!(
+            (l.category, l.level, l.message),
+            (Some(&b"net"[..]), Some(&b"debug"[..]), &b"m"[..])
+        );
+        let l = parse_line(b"2026-12-05T03:30:03Z [a.cpp:1] [F] [Chainstate [ibd] @ height 1] m")
+            .unwrap();
+        assert_eq!((l.thread, l.function), (None, Some(&b"F"[..])));
+        assert_eq!(l.message, b"[Chainstate [ibd] @ height 1] m");
+    }
+
+    #[test]
+    fn an_unbalanced_function_leaves_the_rest_as_the_message() {
+        let l = parse_line(b"2026-12-05T03:30:03Z [t] [a.cpp:1] [void f(int[) [net] UpdateTip: x")
+            .unwrap();
+        assert_eq!(
+            (l.thread, l.location),
+            (Some(&b"t"[..]), Some(&b"a.cpp:1"[..]))
+        );
+        assert_eq!((l.function, l.category), (None, None));
+        assert_eq!(l.message, b"[void f(int[) [net] UpdateTip: x");
+        let l = parse_line(b"2026-12-05T03:30:03Z [a.cpp:1] [f]x UpdateTip: x").unwrap();
+        assert_eq!((l.function, l.message), (None, &b"[f]x UpdateTip: x"[..]));
+    }
+
+    #[test]
+    fn mocktime_is_skipped_and_the_real_time_kept() {
+        let l = parse_line(MOCKTIME).unwrap();
+        assert_eq!(l.time.0, t("2026-12-05T03:51:49.579742Z x"));
+        assert_eq!(l.thread, Some(&b"httpworker.15"[..]));
+        assert_eq!(
+            (l.category, l.level),
+            (Some(&b"all"[..]), Some(&b"info"[..]))
+        );
+        assert!(l.message.starts_with(b"CreateNewBlock(): block weight"));
+        let l = parse_line(b"2026-12-05T03:38:14Z (mocktime: 2026-12-05T03:39:13Z) UpdateTip: new")
+            .unwrap();
+        assert_eq!(l.message, b"UpdateTip: new");
+        let l = parse_line(b"2026-12-05T03:38:14Z (mocktime: never UpdateTip").unwrap();
+        assert_eq!(l.message, b"(mocktime: never UpdateTip");
+    }
+
+    #[test]
+    fn a_thread_before_a_location_is_a_thread_whatever_its_name() {
+        let l = parse_line(SPACED_THREAD).unwrap();
+        assert_eq!(l.thread, Some(&b"basic block filter index"[..]));
+        assert_eq!(l.location, Some(&b"util/thread.cpp:20"[..]));
+        assert_eq!(l.message, b"basic block filter index thread start");
+        // Without a location it cannot be told from a message's bracket.
+        let l = parse_line(b"2026-12-05T03:53:50Z [basic block filter index] is enabled").unwrap();
+        assert_eq!(
+            (l.thread, l.message),
+            (None, &b"[basic block filter index] is enabled"[..])
+        );
+        let l = parse_line(NET_THREAD).unwrap();
+        assert_eq!(
+            (l.thread, l.location, l.category),
+            (
+                Some(&b"net"[..]),
+                Some(&b"net.cpp:1926"[..]),
+                Some(&b"net"[..])
+            )
+        );
+        assert_eq!(l.function, Some(&b"void CConnman::DisconnectNodes()"[..]));
+        assert_eq!(l.message, b"Network not active, disconnecting peer=0");
     }
 
     #[test]

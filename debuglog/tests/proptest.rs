@@ -50,6 +50,9 @@ fn shaped_line() -> impl Strategy<Value = Vec<u8>> {
             "2023-05-16T05:49:52.203009Z [msghand] [net] ",
             "2022-10-22T14:22:49.157136Z [init] [init/common.cpp:149] [F] [net:debug] ",
             "2026-11-25T15:52:39.252448Z [warning] ",
+            "2026-12-05T03:50:53.003128Z [shutoff] [logging/timer.h:58] [void BCLog::Timer<TimeType>::Log(const std::string&) [with TimeType = std::chrono::duration<long int, std::ratio<1, 1000> >]] [bench] ",
+            "2026-12-05T03:51:49.579742Z (mocktime: 2026-12-05T03:52:49Z) [httpworker.15] [node/miner.cpp:173] [T& operator[](int) [with T = int (*)[3]]] [all:info] ",
+            "2026-12-05T03:53:50.411922Z [basic block filter index] [util/thread.cpp:20] [void f(int[)] ",
             "",
         ]),
         prop::sample::select(starts),
@@ -129,5 +132,32 @@ proptest! {
     #[test]
     fn corrupted_event_lines_never_panic(lines in prop::collection::vec(shaped_line(), 0..60)) {
         run(&lines);
+    }
+}
+
+/// Lines made mostly of brackets, spaces, colons and dots: every prefix rule's edge.
+fn bracket_soup() -> impl Strategy<Value = Vec<u8>> {
+    prop::collection::vec(prop::sample::select(b"[[]] :.1aZ(<".to_vec()), 0..120)
+        .prop_map(|soup| [b"2026-12-05T03:50:53.003128Z ".as_slice(), &soup].concat())
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(4000))]
+
+    #[test]
+    fn prefixes_are_cut_from_the_line_and_the_message_is_its_tail(line in bracket_soup()) {
+        let Ok(l) = parse_line(&line) else {
+            return Ok(());
+        };
+        prop_assert!(line.ends_with(l.message));
+        let within = |f: &[u8]| {
+            let (start, end) = (line.as_ptr() as usize, line.as_ptr() as usize + line.len());
+            let p = f.as_ptr() as usize;
+            p >= start && p + f.len() <= end
+        };
+        for f in [l.thread, l.location, l.function, l.category, l.level].into_iter().flatten() {
+            prop_assert!(within(f));
+        }
+        run(&[line]);
     }
 }
