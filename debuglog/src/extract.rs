@@ -10,7 +10,7 @@
 //! | `block_seen` `cmpctblock` | `Initialized PartiallyDownloadedBlock for block ..` (peer from the `received: cmpctblock .. peer=N` just before), or `Successfully reconstructed block ..` if that line came alone |
 //! | `block_seen` `block` | `received block .. peer=N` |
 //! | `block_seen` `tip` | `UpdateTip: new best=.. height=..` (connects only, not the steps down of a reorg) |
-//! | `block_timing` | the `-debug=bench` lines from `- Load block from disk` (or `- Using cached block`) to `- Connect block`, named by the `UpdateTip` between them; first sighting → tip; compact reconstruction counts |
+//! | `block_timing` | the `-debug=bench` lines from `- Load block from disk` (or `- Using cached block`) to `- Connect block`, named by the `UpdateTip` between them; first sighting → tip; compact reconstruction counts. A block found invalid gets one too, right after its `invalid_block`, when it was reconstructed from a compact block or its connect logged bench lines: the stages up to the failure, the counts, no tip |
 //! | `tx_rejected` | `<txid> [(wtxid=..)] from peer=N was not accepted: <reason>[, detail][ (code N)]` |
 //! | `tx_replaced` | `replacing mempool tx ..` (v28+), `replacing tx .. [(wtxid=..)] with .. [(wtxid=..)]` (0.12–27) |
 //! | `invalid_block` | `Block validation error:`, `BlockChecked: .. state=<not Valid>`, `ERROR: ConnectBlock(): ..`, `InvalidChainFound: invalid block=..`, `ConnectTip: ConnectBlock .. failed, ..` joined into one event per block |
@@ -27,6 +27,9 @@
 //! - An invalid block is emitted once its hash, height and reason are known, or after
 //!   [`INVALID_JOIN_LINES`] unrelated lines, with `observed_at` of its `InvalidChainFound`
 //!   line (the moment the node marked it invalid).
+//! - The bench lines of a connect that fails (no `UpdateTip` names them) belong to the block
+//!   whose invalid-block lines come next; an invalid block found before any connect (header
+//!   or `CheckBlock` failures) has no stages, only its compact counts if it had any.
 //! - A bitcoind startup banner (`Bitcoin Core version ..`) resets the chain state, so a
 //!   restart or a `-reindex` in the same file is not taken for a reorg.
 //!
@@ -118,6 +121,9 @@ struct PendingInvalid {
     detail: Option<String>,
     at: UnixMicros,
     marked_at: Option<UnixMicros>,
+    /// `-debug=bench` stages of the failed connect (from `- Load block from disk` to the
+    /// stage before the failure).
+    stages: Vec<TimingStage>,
     idle: u32,
 }
 
@@ -704,6 +710,21 @@ impl Extractor {
         if self.invalid.is_none() {
             let pre = self.invalid_pre.take();
             let (reason, detail) = pre.map(|p| (p.reason, p.detail)).unwrap_or_default();
+            // Bench stages that no `UpdateTip` named are those of the connect that just
+            // failed: this block's.
+            let stages = if self.bench.active && self.bench.block.is_none() {
+                let last_at = self.bench.last_at;
+                std::mem::replace(
+                    &mut self.bench,
+                    Bench {
+                        last_at,
+                        ..Bench::default()
+                    },
+                )
+                .stages
+            } else {
+                Vec::new()
+            };
             self.invalid = Some(PendingInvalid {
                 hash: h,
                 height: None,
@@ -711,6 +732,7 @@ impl Extractor {
                 detail,
                 at: t,
                 marked_at: None,
+                stages,
                 idle: 0,
             });
         }
@@ -748,6 +770,21 @@ impl Extractor {
             peer,
             source: Source::Log,
         });
+        let compact = self.compact.remove(&p.hash);
+        if compact.is_some() || !p.stages.is_empty() {
+            ev.push(BlockTiming {
+                hash: Some(p.hash),
+                height: p.height,
+                connect_total_ms: p
+                    .stages
+                    .iter()
+                    .find(|s| s.name == "Connect total")
+                    .map(|s| s.ms),
+                stages: p.stages,
+                header_to_tip_ms: None,
+                compact,
+            });
+        }
         ev.t = t;
     }
 

@@ -259,6 +259,68 @@ fn invalid_block_121_is_one_bad_cb_amount_event_on_every_node() {
 }
 
 #[test]
+fn invalid_block_121_gets_the_timing_of_its_failed_connect() {
+    // node1 and node2 reconstructed it from a high-bandwidth compact block (1 prefilled),
+    // node0 had it from `submitblock`; all three logged bench stages up to the failing
+    // `Connect 1 transactions`, then `Block validation error`.
+    for (n, ts, fork_ms, compact) in [
+        (0, "2026-11-25T15:53:31.155520Z", 0.01, None),
+        (
+            1,
+            "2026-11-25T15:53:31.156020Z",
+            0.01,
+            Some(CompactReconstruction {
+                prefilled: 1,
+                from_mempool: 0,
+                from_extra_pool: 0,
+                requested: 0,
+            }),
+        ),
+        (
+            2,
+            "2026-11-25T15:53:31.156470Z",
+            0.01,
+            Some(CompactReconstruction {
+                prefilled: 1,
+                from_mempool: 0,
+                from_extra_pool: 0,
+                requested: 0,
+            }),
+        ),
+    ] {
+        let evs = node(n);
+        let t: Vec<_> = of(&evs, |e| match e {
+            Event::BlockTiming(t) if t.hash == Some(h(INVALID_121)) => Some(t),
+            _ => None,
+        });
+        let stage = |name: &str, ms| schema::event::TimingStage {
+            name: name.into(),
+            ms,
+        };
+        assert_eq!(
+            t,
+            vec![(
+                at(ts),
+                BlockTiming {
+                    hash: Some(h(INVALID_121)),
+                    height: Some(Height(121)),
+                    stages: vec![
+                        stage("Load block from disk", 0.01),
+                        stage("Sanity checks", 0.00),
+                        stage("Fork checks", fork_ms),
+                        stage("Connect 1 transactions", 0.01),
+                    ],
+                    connect_total_ms: None,
+                    header_to_tip_ms: None,
+                    compact,
+                }
+            )],
+            "node{n}"
+        );
+    }
+}
+
+#[test]
 fn compact_blocks_111_and_112_are_reconstructed_from_mempool_and_by_request() {
     for n in [1, 2] {
         let evs = node(n);
@@ -339,7 +401,9 @@ fn every_connected_block_gets_one_timing_on_every_node() {
             .iter()
             .filter_map(|e| match &e.event {
                 Event::BlockTiming(t)
-                    if !t.stages.is_empty() && t.height.is_some_and(|hgt| hgt.0 > 0) =>
+                    if !t.stages.is_empty()
+                        && t.height.is_some_and(|hgt| hgt.0 > 0)
+                        && t.hash != Some(h(INVALID_121)) =>
                 {
                     t.hash
                 }
@@ -347,7 +411,8 @@ fn every_connected_block_gets_one_timing_on_every_node() {
             })
             .collect();
         assert_eq!(tips, timed, "node{n}");
-        // 122 blocks (the invalid 121 never became tip); node2 also connected its 4 stale
+        // 122 blocks (the invalid 121 never became tip: its partial timing is checked in
+        // `invalid_block_121_gets_the_timing_of_its_failed_connect`); node2 also connected its 4 stale
         // blocks and, after each reorg, node0's 2 + 4 replacements of 1 + 3 of its own.
         let want = [122, 122, 122 + 4].get(n as usize).copied();
         assert_eq!(Some(tips.len()), want, "node{n}");

@@ -94,7 +94,7 @@ fn block_download_timeouts_with_and_without_thread_or_micros() {
 fn coinbase_overspend_in_0_18_is_one_invalid_block_from_the_compact_block_peer() {
     let evs = file("logs_badblock_cb_overspent_018.txt");
     let hash = "0000000000000000000b47042b90c6a893e6e5cdef70c92beefb88f4c5fa5a69";
-    assert_eq!(kinds(&evs), ["block_seen", "invalid_block"]);
+    assert_eq!(kinds(&evs), ["block_seen", "invalid_block", "block_timing"]);
     assert_eq!(
         evs[0].event,
         seen(hash, None, BlockStage::Cmpctblock, Some(2579))
@@ -114,6 +114,32 @@ fn coinbase_overspend_in_0_18_is_one_invalid_block_from_the_compact_block_peer()
                 source: Source::Log,
             }),
         }
+    );
+    // Reconstructed, then found invalid in ConnectBlock: the counts and the stages up to
+    // the failure, never a tip.
+    let t = timing(&evs[2]);
+    assert_eq!(evs[2].observed_at, at("2019-07-10T14:35:27Z"));
+    assert_eq!(
+        (t.hash, t.height, t.header_to_tip_ms, t.connect_total_ms),
+        (Some(h(hash)), Some(Height(584802)), None, None)
+    );
+    assert_eq!(
+        t.compact,
+        Some(CompactReconstruction {
+            prefilled: 1,
+            from_mempool: 0,
+            from_extra_pool: 0,
+            requested: 0
+        })
+    );
+    assert_eq!(
+        stages(t),
+        [
+            ("Load block from disk", 0.00),
+            ("Sanity checks", 0.01),
+            ("Fork checks", 0.04),
+            ("Connect 1 transactions", 0.04)
+        ]
     );
 }
 
