@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Runs bmon's benchmarks (release builds). Each prints its figure beside its target and PASS/MISS:
-#   debuglog/benches/parse.rs      debug.log parsing, lines/s on one core (1M-line generated log)
+#   debuglog/benches/parse.rs      debug.log parsing, lines/s on one core (1M-line generated log),
+#                                  then per Core v30 log prefix shape (micros, threads, locations, levels)
 #   consumers/benches/pipeline.rs  JetStream -> ch-writer -> ClickHouse events/s, beside raw NATS
 #                                  and raw ClickHouse rates measured in the same run
 #   detectors/benches/apply.rs     detector apply() throughput, events/s per detector

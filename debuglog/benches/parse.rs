@@ -5,6 +5,12 @@
 //! named by `BMON_BENCH_LOG`. The file is read into memory first: the figures are the parser's
 //! and extractor's, not the disk's. One line per figure, next to the figures of
 //! shared/bench/README.md measured on the same file and machine kind.
+//!
+//! The generator writes one prefix shape (`-logtimemicros -logthreadnames`, categories). The
+//! same lines are then rewritten in memory into every prefix shape Core v30 writes (with and
+//! without micros, `[thread]`, `[file:line] [function]` with GCC's whole signatures as a real
+//! v30 build prints them, `[category:level]` of `-loglevelalways`), and parse + extract is
+//! measured on each, beside the same target. Every shape must give the same events.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -51,25 +57,7 @@ fn main() {
     });
     report("parse lines", lines, mb, parse, false);
 
-    let mut counts = Vec::new();
-    let full = best_of(3, || {
-        let mut x = Extractor::new();
-        let mut out = Vec::new();
-        let mut bad = 0usize;
-        for (_, l) in split_lines(&data, 0) {
-            match parse_line(l) {
-                Ok(line) => x.feed_into(&line, &mut out),
-                Err(_) => bad += 1,
-            }
-        }
-        out.extend(x.finish());
-        counts = Kind::ALL
-            .iter()
-            .map(|k| (*k, out.iter().filter(|e| e.event.kind() == *k).count()))
-            .filter(|(_, n)| *n > 0)
-            .collect();
-        out.len() + bad
-    });
+    let (full, counts) = parse_extract(&data);
     report("parse + extract (every event kind)", lines, mb, full, true);
 
     let ship = best_of(3, || {
@@ -93,6 +81,22 @@ fn main() {
         false,
     );
 
+    println!("parse + extract per prefix shape (same lines, same events):");
+    for f in FORMATS {
+        let text = render(&data, f);
+        let (took, shape_counts) = parse_extract(&text);
+        report(
+            &format!("  {}", f.name),
+            lines,
+            text.len() as f64 / 1e6,
+            took,
+            true,
+        );
+        if shape_counts != counts {
+            println!("MISS: {} gives other events: {shape_counts:?}", f.name);
+        }
+    }
+
     for (name, lps, mbps) in REFERENCES {
         println!("{name:<40} {lps:>14.0} lines/s {mbps:>8.0} MB/s");
     }
@@ -105,6 +109,157 @@ fn main() {
     if lines == 1_000_000 && timings != BLOCKS_IN_SEED_1 {
         println!("MISS: expected {BLOCKS_IN_SEED_1} block_timing events, got {timings}");
     }
+}
+
+/// Parse + extract of every line, best of 3; the events found, counted by kind.
+fn parse_extract(data: &[u8]) -> (Duration, Vec<(Kind, usize)>) {
+    let mut counts = Vec::new();
+    let took = best_of(3, || {
+        let mut x = Extractor::new();
+        let mut out = Vec::new();
+        let mut bad = 0usize;
+        for (_, l) in split_lines(data, 0) {
+            match parse_line(l) {
+                Ok(line) => x.feed_into(&line, &mut out),
+                Err(_) => bad += 1,
+            }
+        }
+        out.extend(x.finish());
+        counts = Kind::ALL
+            .iter()
+            .map(|k| (*k, out.iter().filter(|e| e.event.kind() == *k).count()))
+            .filter(|(_, n)| *n > 0)
+            .collect();
+        out.len() + bad
+    });
+    (took, counts)
+}
+
+/// One combination of Core's log prefix options.
+struct Format {
+    name: &'static str,
+    /// `-logtimemicros`
+    micros: bool,
+    /// `-logthreadnames`
+    threads: bool,
+    /// `-logsourcelocations`
+    locations: bool,
+    /// `-loglevelalways`
+    level_always: bool,
+}
+
+const FORMATS: &[Format] = &[
+    shape("plain", false, false, false, false),
+    shape("plain, micros", true, false, false, false),
+    shape("threads", false, true, false, false),
+    shape("threads, micros", true, true, false, false),
+    shape("locations", false, false, true, false),
+    shape("locations, micros", true, false, true, false),
+    shape("threads, locations", false, true, true, false),
+    shape("threads, locations, micros", true, true, true, false),
+    shape("all + loglevelalways", true, true, true, true),
+];
+
+const fn shape(
+    name: &'static str,
+    micros: bool,
+    threads: bool,
+    locations: bool,
+    level_always: bool,
+) -> Format {
+    Format {
+        name,
+        micros,
+        threads,
+        locations,
+        level_always,
+    }
+}
+
+/// Where v30 logs a message from: `[file:line] [function]` as a GCC build prints them
+/// (taken from bmon's own v30.99 captures), by message start, then by category.
+fn site(message: &[u8], category: Option<&[u8]>) -> &'static str {
+    const PROCESS_MESSAGE: &str = "[net_processing.cpp:3426] [virtual void {anonymous}::PeerManagerImpl::ProcessMessage(CNode&, const std::string&, DataStream&, std::chrono::microseconds, const std::atomic<bool>&)]";
+    const CONNECT_TIP: &str = "[validation.cpp:3086] [bool Chainstate::ConnectTip(BlockValidationState&, CBlockIndex*, std::shared_ptr<const CBlock>, ConnectTrace&, DisconnectedBlockTransactions&)]";
+    const CONNECT_BLOCK: &str = "[validation.cpp:2402] [bool Chainstate::ConnectBlock(const CBlock&, BlockValidationState&, CBlockIndex*, CCoinsViewCache&, bool)]";
+    const BY_START: &[(&[u8], &str)] = &[
+        (b"got inv:", "[net_processing.cpp:3989] [virtual void {anonymous}::PeerManagerImpl::ProcessMessage(CNode&, const std::string&, DataStream&, std::chrono::microseconds, const std::atomic<bool>&)]"),
+        (b"Requesting ", "[node/txdownloadman_impl.cpp:275] [std::vector<GenTxid> node::TxDownloadManagerImpl::GetRequestsToSend(NodeId, std::chrono::microseconds)]"),
+        (b"sending ", "[net.cpp:3899] [void CConnman::PushMessage(CNode*, CSerializedNetMsg&&)]"),
+        (b"Flushed ", "[banman.cpp:68] [void BanMan::DumpBanlist()]"),
+        (b"AcceptToMemoryPool:", "[net_processing.cpp:3020] [void {anonymous}::PeerManagerImpl::ProcessValidTx(NodeId, const CTransactionRef&, const std::__cxx11::list<std::shared_ptr<const CTransaction> >&)]"),
+        (b"Saw new ", "[net_processing.cpp:3416] [void {anonymous}::PeerManagerImpl::LogBlockHeader(const CBlockIndex&, const CNode&, bool)]"),
+        (b"UpdateTip:", "[validation.cpp:2890] [void UpdateTipLog(const ChainstateManager&, const CCoinsViewCache&, const CBlockIndex*, const std::string&, const std::string&, const std::string&)]"),
+        (b"Initializ", "[blockencodings.cpp:174] [ReadStatus PartiallyDownloadedBlock::InitData(const CBlockHeaderAndShortTxIDs&, const std::vector<std::pair<transaction_identifier<true>, std::shared_ptr<const CTransaction> > >&)]"),
+        (b"Successfully reconstructed", "[blockencodings.cpp:221] [ReadStatus PartiallyDownloadedBlock::FillBlock(CBlock&, const std::vector<std::shared_ptr<const CTransaction> >&, bool)]"),
+        (b"BlockConnected", "[validationinterface.cpp:216] [ValidationSignals::BlockConnected(ChainstateRole, const std::shared_ptr<const CBlock>&, const CBlockIndex*)::<lambda()>]"),
+        // Not in the captures: the site of a captured `SendMessages` line.
+        (b"Timeout downloading", "[net_processing.cpp:5635] [virtual bool {anonymous}::PeerManagerImpl::SendMessages(CNode*)]"),
+        (b"  - ", CONNECT_TIP),
+        (b"- ", CONNECT_TIP),
+    ];
+    for (start, site) in BY_START {
+        if message.starts_with(start) {
+            return site;
+        }
+    }
+    match category {
+        Some(b"bench") => CONNECT_BLOCK,
+        Some(b"mempoolrej") => "[net_processing.cpp:2994] [std::optional<node::PackageToValidate> {anonymous}::PeerManagerImpl::ProcessInvalidTx(NodeId, const CTransactionRef&, const TxValidationState&, bool)]",
+        Some(b"mempool") => "[validation.cpp:1240] [void {anonymous}::MemPoolAccept::FinalizeSubpackage(const ATMPArgs&)]",
+        Some(b"validation") => "[validationinterface.cpp:251] [void ValidationSignals::BlockChecked(const std::shared_ptr<const CBlock>&, const BlockValidationState&)]",
+        _ => PROCESS_MESSAGE,
+    }
+}
+
+/// The generated lines rewritten with `f`'s prefixes (lines that do not parse are kept as
+/// they are).
+fn render(data: &[u8], f: &Format) -> Vec<u8> {
+    let mut out = Vec::with_capacity(data.len() * 2);
+    for (_, l) in split_lines(data, 0) {
+        let Ok(line) = parse_line(l) else {
+            out.extend_from_slice(l);
+            out.push(b'\n');
+            continue;
+        };
+        let ts = &l[..l.iter().position(|&b| b == b' ').unwrap_or(l.len())];
+        if f.micros || ts.len() < 19 {
+            out.extend_from_slice(ts);
+        } else {
+            out.extend_from_slice(&ts[..19]);
+            out.push(b'Z');
+        }
+        out.push(b' ');
+        if f.threads {
+            out.push(b'[');
+            out.extend_from_slice(line.thread.unwrap_or(b"unknown"));
+            out.extend_from_slice(b"] ");
+        }
+        if f.locations {
+            out.extend_from_slice(site(line.message, line.category).as_bytes());
+            out.push(b' ');
+        }
+        match (line.category, line.level, f.level_always) {
+            (Some(c), l, true) => bracket(&mut out, c, Some(l.unwrap_or(b"debug"))),
+            (None, l, true) => bracket(&mut out, b"all", Some(l.unwrap_or(b"info"))),
+            (Some(c), l, false) => bracket(&mut out, c, l),
+            (None, Some(l), false) => bracket(&mut out, l, None),
+            (None, None, false) => {}
+        }
+        out.extend_from_slice(line.message);
+        out.push(b'\n');
+    }
+    out
+}
+
+fn bracket(out: &mut Vec<u8>, a: &[u8], b: Option<&[u8]>) {
+    out.push(b'[');
+    out.extend_from_slice(a);
+    if let Some(b) = b {
+        out.push(b':');
+        out.extend_from_slice(b);
+    }
+    out.extend_from_slice(b"] ");
 }
 
 fn report(name: &str, lines: usize, mb: f64, took: Duration, targeted: bool) {
