@@ -107,8 +107,8 @@ impl Default for NatsSection {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct SpoolSection {
-    /// Directory of the spool segments.
-    pub dir: PathBuf,
+    /// Directory of the spool segments (default: `spool` in the node's state directory).
+    pub dir: Option<PathBuf>,
     /// Upper bound of the spool on disk.
     pub max_bytes: u64,
 }
@@ -116,7 +116,7 @@ pub struct SpoolSection {
 impl Default for SpoolSection {
     fn default() -> Self {
         SpoolSection {
-            dir: PathBuf::from("/var/lib/bmon-agent/spool"),
+            dir: None,
             max_bytes: 1 << 30,
         }
     }
@@ -163,8 +163,8 @@ impl Default for MetricsSection {
 pub struct DebugLogSection {
     /// The node's debug.log.
     pub path: Option<PathBuf>,
-    /// Where the follower's position is kept (default: `debuglog.pos` beside the spool
-    /// directory).
+    /// Where the follower's position is kept (default: `debuglog.pos` in the node's state
+    /// directory, or in `spool.dir` when that is set).
     pub state_file: Option<PathBuf>,
     /// On a fresh install (no state file), read the whole file instead of only new lines.
     pub backfill: bool,
@@ -219,6 +219,9 @@ pub struct FileConfig {
     pub node: Option<String>,
     /// `main`/`bitcoin`, `test`/`testnet`, `testnet4`, `signet`, `regtest`.
     pub network: Option<String>,
+    /// Directory under which the agent keeps its state, in `<state_dir>/<node>/` (default
+    /// [`DEFAULT_STATE_DIR`]).
+    pub state_dir: Option<PathBuf>,
     /// RPC.
     pub rpc: RpcSection,
     /// ZMQ.
@@ -241,6 +244,7 @@ pub struct FileConfig {
 const ENV_KEYS: &[&str] = &[
     "node",
     "network",
+    "state_dir",
     "rpc",
     "zmq",
     "nats",
@@ -473,12 +477,15 @@ pub const MIN_LOG_BATCH_BYTES: usize = 4 * 1024;
 /// Largest accepted `debug_log.batch_bytes` (NATS' default `max_payload` is 1 MiB).
 pub const MAX_LOG_BATCH_BYTES: usize = 512 * 1024;
 
-/// Default state file: `debuglog.pos` beside the spool directory.
-fn default_state_file(spool_dir: &Path) -> PathBuf {
-    match spool_dir.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p.join("debuglog.pos"),
-        _ => PathBuf::from("debuglog.pos"),
-    }
+/// Default `state_dir`: each agent keeps its state in `/var/lib/bmon-agent/<node>/`.
+pub const DEFAULT_STATE_DIR: &str = "/var/lib/bmon-agent";
+
+/// Name of the debug.log position file.
+const POSITION_FILE: &str = "debuglog.pos";
+
+/// The node's own directory: `<state_dir>/<node>`.
+fn node_state_dir(state_dir: &Path, node: &NodeId) -> PathBuf {
+    state_dir.join(node.as_str())
 }
 
 /// Parses a chain name as Core (`main`, `test`) or rust-bitcoin (`bitcoin`, `testnet`) spell it.
@@ -635,6 +642,18 @@ impl FileConfig {
                 None
             }
         };
+        // What the agent keeps defaults to its node's own directory, so agents of different
+        // nodes on one host never share a file.
+        let state_root = self
+            .state_dir
+            .as_deref()
+            .unwrap_or(Path::new(DEFAULT_STATE_DIR));
+        let node_dir = node.as_ref().map(|n| node_state_dir(state_root, n));
+        let spool_dir = match (&self.spool.dir, &node_dir) {
+            (Some(dir), _) => Some(dir.clone()),
+            (None, Some(node_dir)) => Some(node_dir.join("spool")),
+            (None, None) => None,
+        };
         let debug_log = self.debug_log.as_ref().and_then(|d| {
             let before = problems.len();
             if d.path.is_none() {
@@ -654,12 +673,16 @@ impl FileConfig {
                 problems.push(ConfigProblem::ZeroLogPoll);
             }
             let path = d.path.clone()?;
+            // Beside the spool in the node's directory, or inside a spool directory given to
+            // this agent: never in a directory other agents' spools share.
+            let state_file = match (&d.state_file, &self.spool.dir) {
+                (Some(file), _) => file.clone(),
+                (None, Some(spool)) => spool.join(POSITION_FILE),
+                (None, None) => node_dir.as_ref()?.join(POSITION_FILE),
+            };
             (problems.len() == before).then(|| DebugLogConfig {
                 path,
-                state_file: d
-                    .state_file
-                    .clone()
-                    .unwrap_or_else(|| default_state_file(&self.spool.dir)),
+                state_file,
                 backfill: d.backfill,
                 batch_lines: d.batch_lines,
                 batch_bytes: d.batch_bytes,
@@ -684,7 +707,15 @@ impl FileConfig {
                 }
             }
         };
-        match (node, network, &self.rpc.url, auth, metrics_listen, clock) {
+        match (
+            node,
+            network,
+            &self.rpc.url,
+            auth,
+            metrics_listen,
+            clock,
+            spool_dir,
+        ) {
             (
                 Some(node),
                 Some(network),
@@ -692,6 +723,7 @@ impl FileConfig {
                 Some(auth),
                 Some(metrics_listen),
                 Some(clock),
+                Some(spool_dir),
             ) if problems.is_empty() => Ok(Config {
                 node,
                 network,
@@ -706,7 +738,7 @@ impl FileConfig {
                     credentials_file: self.nats.credentials_file.clone(),
                 },
                 spool: SpoolConfig {
-                    dir: self.spool.dir.clone(),
+                    dir: spool_dir,
                     max_bytes: self.spool.max_bytes,
                 },
                 status_interval: Duration::from_secs(self.poll.status_secs),
@@ -761,10 +793,14 @@ mod tests {
         assert_eq!(cfg.node.as_str(), "node0");
         assert_eq!(cfg.status_interval, Duration::from_secs(10));
         assert_eq!(cfg.mempool_interval, Duration::from_secs(30));
+        assert_eq!(
+            cfg.spool.dir,
+            PathBuf::from("/var/lib/bmon-agent/node0/spool")
+        );
         let d = cfg.debug_log.expect("the example follows a debug.log");
         assert_eq!(
             d.state_file,
-            PathBuf::from("/var/lib/bmon-agent/debuglog.pos")
+            PathBuf::from("/var/lib/bmon-agent/node0/debuglog.pos")
         );
     }
 
@@ -921,19 +957,90 @@ mod tests {
 
     #[test]
     fn the_debug_log_section_fills_its_defaults() {
-        let toml = format!(
-            "{GOOD}\n[spool]\ndir = \"/var/lib/bmon-agent/spool\"\n[debug_log]\npath = \"/var/lib/bitcoind/debug.log\"\n"
-        );
+        let toml = format!("{GOOD}\n[debug_log]\npath = \"/var/lib/bitcoind/debug.log\"\n");
         let d = from(&toml).unwrap().debug_log.unwrap();
         assert_eq!(d.path, PathBuf::from("/var/lib/bitcoind/debug.log"));
         assert_eq!(
             d.state_file,
-            PathBuf::from("/var/lib/bmon-agent/debuglog.pos")
+            PathBuf::from("/var/lib/bmon-agent/node0/debuglog.pos")
         );
         assert!(!d.backfill);
         assert_eq!(d.batch_lines, 1_000);
         assert_eq!(d.batch_bytes, 256 * 1024);
         assert_eq!(d.poll_interval, Duration::from_millis(200));
+    }
+
+    /// `node`'s configuration with `top` keys, `sections` and a `[debug_log]` section.
+    fn node_with_log(node: &str, top: &str, sections: &str) -> Config {
+        let toml = GOOD.replace("\"node0\"", &format!("\"{node}\""));
+        from(&format!(
+            "{top}\n{toml}\n{sections}\n[debug_log]\npath = \"/l/debug.log\"\n"
+        ))
+        .unwrap()
+    }
+
+    #[test]
+    fn each_node_keeps_its_state_in_its_own_directory() {
+        let paths = |c: Config| (c.spool.dir, c.debug_log.unwrap().state_file);
+        assert_eq!(
+            paths(node_with_log("node0", "", "")),
+            (
+                PathBuf::from("/var/lib/bmon-agent/node0/spool"),
+                PathBuf::from("/var/lib/bmon-agent/node0/debuglog.pos")
+            )
+        );
+        assert_eq!(
+            paths(node_with_log("node1", "state_dir = \"/srv/bmon\"", "")),
+            (
+                PathBuf::from("/srv/bmon/node1/spool"),
+                PathBuf::from("/srv/bmon/node1/debuglog.pos")
+            )
+        );
+        // Four agents of one host, configured alike but for the node name, share nothing.
+        let mut all: Vec<PathBuf> = ["a", "b", "c", "d"]
+            .iter()
+            .flat_map(|n| {
+                let (spool, pos) = paths(node_with_log(n, "", ""));
+                [spool, pos]
+            })
+            .collect();
+        all.sort();
+        all.dedup();
+        assert_eq!(all.len(), 8);
+    }
+
+    #[test]
+    fn explicit_state_paths_are_kept() {
+        let toml = format!(
+            "{GOOD}\n[spool]\ndir = \"/data/spool-node0\"\n[debug_log]\npath = \"/l\"\nstate_file = \"/data/node0.pos\"\n"
+        );
+        let cfg = from(&toml).unwrap();
+        assert_eq!(cfg.spool.dir, PathBuf::from("/data/spool-node0"));
+        let d = cfg.debug_log.unwrap();
+        assert_eq!(d.state_file, PathBuf::from("/data/node0.pos"));
+    }
+
+    #[test]
+    fn the_position_goes_inside_an_explicit_spool_directory_not_beside_it() {
+        // Sibling spools under one parent used to share `<parent>/debuglog.pos`.
+        let cfg = node_with_log("node2", "", "[spool]\ndir = \"/data/spool-node2\"");
+        assert_eq!(cfg.spool.dir, PathBuf::from("/data/spool-node2"));
+        let d = cfg.debug_log.unwrap();
+        assert_eq!(
+            d.state_file,
+            PathBuf::from("/data/spool-node2/debuglog.pos")
+        );
+    }
+
+    #[test]
+    fn the_state_dir_can_come_from_the_environment() {
+        figment::Jail::expect_with(|jail| {
+            jail.create_file("agent.toml", GOOD)?;
+            jail.set_env("BMON_STATE_DIR", "/run/bmon");
+            let cfg = Config::load(Path::new("agent.toml")).map_err(|e| e.to_string())?;
+            assert_eq!(cfg.spool.dir, PathBuf::from("/run/bmon/node0/spool"));
+            Ok(())
+        });
     }
 
     #[test]

@@ -22,6 +22,7 @@ fn config(nats_url: &str, dir: &Path) -> agent::Config {
         r#"
         node = "node1"
         network = "regtest"
+        state_dir = "{dir}/state"
         [rpc]
         url = "http://127.0.0.1:{rpc}/"
         user = "u"
@@ -33,8 +34,6 @@ fn config(nats_url: &str, dir: &Path) -> agent::Config {
         rawtx = "tcp://127.0.0.1:{zmq}"
         [nats]
         url = "{nats_url}"
-        [spool]
-        dir = "{dir}/spool"
         [metrics]
         listen = "127.0.0.1:0"
         [debug_log]

@@ -78,7 +78,7 @@ async fn events_in_the_stream_match_simnet_truth_and_faults_are_counted() {
         let cfg = common::simnet_agent_config(
             ep,
             &nats.url(),
-            &spools.path().join(&ep.name),
+            spools.path(),
             "[poll]\nstatus_secs = 1\nmempool_secs = 2\n",
         );
         let m = agent::Metrics::new(&cfg.node);

@@ -96,7 +96,7 @@ async fn a_scaled_clock_stamps_zmq_events_on_the_fleets_simulated_clock() {
     let cfg = common::simnet_agent_config(
         &ep,
         &nats.url(),
-        &dir.path().join("agent/spool"),
+        &dir.path().join("agents"),
         &format!(
             "{}[clock]\norigin_us = {}\nscale = {}\n",
             common::follow_log(&ep),

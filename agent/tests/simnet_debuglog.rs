@@ -87,7 +87,7 @@ async fn header_sightings_in_simnet_logs_carry_the_truth_receive_times() {
         let cfg = common::simnet_agent_config(
             ep,
             &nats.url(),
-            &dir.path().join(&ep.name).join("spool"),
+            &dir.path().join("agents"),
             &common::follow_log(ep),
         );
         agents.push(tokio::spawn(agent::run(cfg, shutdown.clone())));

@@ -53,18 +53,20 @@ pub async fn events(url: &str) -> Vec<Envelope> {
     envelopes(url, schema::subject::EVENTS_STREAM).await
 }
 
-/// An agent config for one simnet node (RPC, ZMQ, NATS, spool under `spool`), with `extra`
-/// TOML sections (`[poll]`, `[debug_log]`, `[clock]`) appended.
+/// An agent config for one simnet node (RPC, ZMQ, NATS, its state in `<state_dir>/<node>/`
+/// as an agent's by default: one `state_dir` serves a whole fleet), with `extra` TOML
+/// sections (`[poll]`, `[debug_log]`, `[clock]`) appended.
 pub fn simnet_agent_config(
     ep: &simnet::NodeEndpoints,
     nats_url: &str,
-    spool: &Path,
+    state_dir: &Path,
     extra: &str,
 ) -> agent::Config {
     let toml = format!(
         r#"
         node = "{name}"
         network = "regtest"
+        state_dir = "{state_dir}"
         [rpc]
         url = "{rpc}/"
         user = "{user}"
@@ -76,8 +78,6 @@ pub fn simnet_agent_config(
         rawtx = "{rawtx}"
         [nats]
         url = "{nats_url}"
-        [spool]
-        dir = "{spool}"
         [metrics]
         listen = "127.0.0.1:0"
         {extra}
@@ -89,7 +89,7 @@ pub fn simnet_agent_config(
         seq = ep.zmq.sequence,
         rawblock = ep.zmq.rawblock,
         rawtx = ep.zmq.rawtx,
-        spool = spool.display(),
+        state_dir = state_dir.display(),
     );
     agent::Config::from_figment(Figment::from(Toml::string(&toml))).unwrap()
 }
