@@ -51,6 +51,27 @@ pub enum Error {
         /// Why.
         reason: String,
     },
+    /// Another agent holds this agent's spool directory or debug.log position.
+    #[error(
+        "the {what} {path} is locked by {holder}: run one agent per node, each with its own \
+         state (node name, state_dir, spool.dir, debug_log.state_file)"
+    )]
+    StateInUse {
+        /// `spool directory` or `debug.log position`.
+        what: &'static str,
+        /// The lock file.
+        path: PathBuf,
+        /// Who holds it, as its lock file says (`bmon-agent for node node0, pid 1234`).
+        holder: String,
+    },
+    /// The state lock cannot be taken (an unwritable directory, a filesystem without locks).
+    #[error("cannot lock {path}: {reason}")]
+    StateLock {
+        /// The lock file.
+        path: PathBuf,
+        /// Why.
+        reason: String,
+    },
     /// The spool directory cannot be used.
     #[error(transparent)]
     Spool(#[from] SpoolError),

@@ -16,6 +16,7 @@
 //!   into the publisher's bounded channel (of [`publish::Item`]s).
 //! - [`publish`] and [`spool`]: JetStream publishing with batched PubAcks, and the disk spool
 //!   that keeps events while NATS is away.
+//! - [`state`]: the locks that keep an agent's spool and debug.log position to that agent.
 //! - [`metrics`]: Prometheus metrics and the `/metrics` server.
 //! - [`clock`]: the one clock every `observed_at` the agent stamps comes from (the wall clock,
 //!   or a simulated clock for simulated fleets).
@@ -32,6 +33,7 @@ pub mod node;
 pub mod publish;
 pub mod sources;
 pub mod spool;
+pub mod state;
 pub mod status;
 
 #[cfg(test)]
@@ -67,6 +69,8 @@ pub async fn run_with_metrics(
     shutdown: CancellationToken,
 ) -> Result<(), Error> {
     tracing::info!(config = ?config, "starting bmon-agent");
+    // Before anything else: a second agent on the same state stops here, touching nothing.
+    let state_lock = state::StateLock::acquire(&config)?;
     if config.clock.is_scaled() {
         tracing::warn!(clock = %config.clock,
             "events are stamped on a simulated clock ([clock]): for simulated fleets only");
@@ -122,6 +126,8 @@ pub async fn run_with_metrics(
     if let Err(e) = &result {
         tracing::error!(error = %e, "bmon-agent stops with an error");
     }
+    // Every task that wrote the state has ended: another agent may take it over now.
+    drop(state_lock);
     result
 }
 
