@@ -423,6 +423,9 @@ pub struct SpoolConfig {
     pub dir: PathBuf,
     /// Upper bound in bytes.
     pub max_bytes: u64,
+    /// Where an older agent kept its spool by default (one directory for every agent of the
+    /// host), when `spool.dir` is not set: never read; reported at start-up if it holds events.
+    pub legacy_dir: Option<PathBuf>,
 }
 
 /// debug.log settings, checked.
@@ -432,6 +435,11 @@ pub struct DebugLogConfig {
     pub path: PathBuf,
     /// The follower's state file.
     pub state_file: PathBuf,
+    /// Where an older agent kept its position by default (`debuglog.pos` beside the spool
+    /// directory, shared by agents whose spools are siblings), when `state_file` is not set:
+    /// taken over only if it is a position in this node's debug.log (see
+    /// [`crate::state::adopt_legacy_position`]), else reported at start-up.
+    pub legacy_state_file: Option<PathBuf>,
     /// Read the whole file on a fresh install.
     pub backfill: bool,
     /// Most lines in one `log_batch`.
@@ -480,12 +488,24 @@ pub const MAX_LOG_BATCH_BYTES: usize = 512 * 1024;
 /// Default `state_dir`: each agent keeps its state in `/var/lib/bmon-agent/<node>/`.
 pub const DEFAULT_STATE_DIR: &str = "/var/lib/bmon-agent";
 
+/// The spool directory's default before state was kept per node.
+const LEGACY_SPOOL_DIR: &str = "/var/lib/bmon-agent/spool";
+
 /// Name of the debug.log position file.
 const POSITION_FILE: &str = "debuglog.pos";
 
 /// The node's own directory: `<state_dir>/<node>`.
 fn node_state_dir(state_dir: &Path, node: &NodeId) -> PathBuf {
     state_dir.join(node.as_str())
+}
+
+/// The position file's default before state was kept per node: `debuglog.pos` beside the
+/// spool directory.
+fn legacy_state_file(spool_dir: &Path) -> PathBuf {
+    match spool_dir.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.join(POSITION_FILE),
+        _ => PathBuf::from(POSITION_FILE),
+    }
 }
 
 /// Parses a chain name as Core (`main`, `test`) or rust-bitcoin (`bitcoin`, `testnet`) spell it.
@@ -675,14 +695,18 @@ impl FileConfig {
             let path = d.path.clone()?;
             // Beside the spool in the node's directory, or inside a spool directory given to
             // this agent: never in a directory other agents' spools share.
-            let state_file = match (&d.state_file, &self.spool.dir) {
-                (Some(file), _) => file.clone(),
-                (None, Some(spool)) => spool.join(POSITION_FILE),
-                (None, None) => node_dir.as_ref()?.join(POSITION_FILE),
+            let (state_file, legacy_state_file) = match (&d.state_file, &self.spool.dir) {
+                (Some(file), _) => (file.clone(), None),
+                (None, Some(spool)) => (spool.join(POSITION_FILE), Some(legacy_state_file(spool))),
+                (None, None) => (
+                    node_dir.as_ref()?.join(POSITION_FILE),
+                    Some(legacy_state_file(Path::new(LEGACY_SPOOL_DIR))),
+                ),
             };
             (problems.len() == before).then(|| DebugLogConfig {
                 path,
                 state_file,
+                legacy_state_file,
                 backfill: d.backfill,
                 batch_lines: d.batch_lines,
                 batch_bytes: d.batch_bytes,
@@ -738,6 +762,12 @@ impl FileConfig {
                     credentials_file: self.nats.credentials_file.clone(),
                 },
                 spool: SpoolConfig {
+                    legacy_dir: self
+                        .spool
+                        .dir
+                        .is_none()
+                        .then(|| PathBuf::from(LEGACY_SPOOL_DIR))
+                        .filter(|l| *l != spool_dir),
                     dir: spool_dir,
                     max_bytes: self.spool.max_bytes,
                 },
@@ -1016,8 +1046,10 @@ mod tests {
         );
         let cfg = from(&toml).unwrap();
         assert_eq!(cfg.spool.dir, PathBuf::from("/data/spool-node0"));
+        assert_eq!(cfg.spool.legacy_dir, None);
         let d = cfg.debug_log.unwrap();
         assert_eq!(d.state_file, PathBuf::from("/data/node0.pos"));
+        assert_eq!(d.legacy_state_file, None);
     }
 
     #[test]
@@ -1029,6 +1061,26 @@ mod tests {
         assert_eq!(
             d.state_file,
             PathBuf::from("/data/spool-node2/debuglog.pos")
+        );
+    }
+
+    #[test]
+    fn the_old_shared_defaults_are_known_for_the_start_up_check() {
+        // Sibling spools under one parent used to share `<parent>/debuglog.pos`.
+        let cfg = node_with_log("node2", "", "[spool]\ndir = \"/data/spool-node2\"");
+        assert_eq!(
+            cfg.debug_log.unwrap().legacy_state_file,
+            Some(PathBuf::from("/data/debuglog.pos"))
+        );
+        // Without paths: the spool and position every agent of the host used to share.
+        let cfg = node_with_log("node0", "", "");
+        assert_eq!(
+            cfg.spool.legacy_dir,
+            Some(PathBuf::from("/var/lib/bmon-agent/spool"))
+        );
+        assert_eq!(
+            cfg.debug_log.unwrap().legacy_state_file,
+            Some(PathBuf::from("/var/lib/bmon-agent/debuglog.pos"))
         );
     }
 

@@ -16,7 +16,8 @@
 //!   into the publisher's bounded channel (of [`publish::Item`]s).
 //! - [`publish`] and [`spool`]: JetStream publishing with batched PubAcks, and the disk spool
 //!   that keeps events while NATS is away.
-//! - [`state`]: the locks that keep an agent's spool and debug.log position to that agent.
+//! - [`state`]: where the agent keeps its spool and debug.log position (per node by default)
+//!   and the locks that keep them to one agent.
 //! - [`metrics`]: Prometheus metrics and the `/metrics` server.
 //! - [`clock`]: the one clock every `observed_at` the agent stamps comes from (the wall clock,
 //!   or a simulated clock for simulated fleets).
@@ -71,6 +72,10 @@ pub async fn run_with_metrics(
     tracing::info!(config = ?config, "starting bmon-agent");
     // Before anything else: a second agent on the same state stops here, touching nothing.
     let state_lock = state::StateLock::acquire(&config)?;
+    if let Some(dl) = &config.debug_log {
+        state::adopt_legacy_position(dl);
+    }
+    state::report_leftovers(&config);
     if config.clock.is_scaled() {
         tracing::warn!(clock = %config.clock,
             "events are stamped on a simulated clock ([clock]): for simulated fleets only");

@@ -1,4 +1,4 @@
-//! The locks that keep an agent's state to that agent.
+//! What the agent keeps on disk, and the locks that keep it to one agent.
 //!
 //! An agent keeps two things across restarts: its spool and its debug.log position. By default
 //! both live in the node's own directory, `<state_dir>/<node>/` (see [`crate::config`]), so
@@ -8,16 +8,23 @@
 //! the position file, and holds both until it is dropped (when [`crate::run`] returns; the
 //! kernel releases them if the process dies). A second agent given the same spool or position
 //! file refuses to start and names the agent that holds it, which each lock file records.
+//!
+//! Older agents kept the position by default beside the spool directory, a place agents with
+//! sibling spool directories shared. [`adopt_legacy_position`] takes such a position over
+//! only when it names this node's debug.log itself; [`report_leftovers`] warns about what is
+//! left there, which is never read, since it may be another node's.
 
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Seek, Write};
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
+use debuglog::follow::StateFile;
 use rustix::fs::{flock, FlockOperation};
 use rustix::io::Errno;
 use schema::NodeId;
 
-use crate::config::Config;
+use crate::config::{Config, DebugLogConfig};
 use crate::Error;
 
 /// The lock file in the spool directory.
@@ -107,6 +114,77 @@ fn lock(path: &Path, what: &'static str, node: &NodeId) -> Result<File, Error> {
         tracing::debug!(path = %path.display(), error = %e, "cannot record the lock's holder");
     }
     Ok(file)
+}
+
+/// Takes over the position an older agent saved at the old default place
+/// (`legacy_state_file`) when this agent has none yet and the position is in this node's
+/// debug.log: the file it names has the device and inode of `path` now. A position in any
+/// other file may be another node's and stays where it is. Returns whether it was taken over.
+pub fn adopt_legacy_position(dl: &DebugLogConfig) -> bool {
+    let Some(legacy) = &dl.legacy_state_file else {
+        return false;
+    };
+    if dl.state_file.exists() {
+        return false;
+    }
+    let Ok(Some(pos)) = StateFile::new(legacy).load() else {
+        return false;
+    };
+    let Ok(log) = std::fs::metadata(&dl.path) else {
+        return false;
+    };
+    if (log.dev(), log.ino()) != (pos.file.dev, pos.file.ino) {
+        return false;
+    }
+    if let Some(dir) = dl.state_file.parent().filter(|d| !d.as_os_str().is_empty()) {
+        let _ = std::fs::create_dir_all(dir);
+    }
+    match StateFile::new(&dl.state_file).save(&pos) {
+        Ok(()) => {
+            let _ = std::fs::remove_file(legacy);
+            tracing::info!(from = %legacy.display(), to = %dl.state_file.display(),
+                offset = pos.offset, "took over the debug.log position an older agent saved");
+            true
+        }
+        Err(e) => {
+            tracing::warn!(from = %legacy.display(), error = %e,
+                "cannot take over the debug.log position an older agent saved");
+            false
+        }
+    }
+}
+
+/// State an older agent kept by default where every agent of the host shared it, found on
+/// disk: the spool directory if it holds segments, the position file if it exists; each with
+/// where this agent keeps its own.
+pub fn leftovers(config: &Config) -> Vec<(PathBuf, PathBuf)> {
+    let mut found = Vec::new();
+    if let Some(dir) = &config.spool.legacy_dir {
+        let has_segments = std::fs::read_dir(dir).is_ok_and(|entries| {
+            entries
+                .flatten()
+                .any(|e| e.file_name().to_string_lossy().ends_with(".seg"))
+        });
+        if has_segments {
+            found.push((dir.clone(), config.spool.dir.clone()));
+        }
+    }
+    if let Some(dl) = &config.debug_log {
+        if let Some(file) = dl.legacy_state_file.as_ref().filter(|f| f.is_file()) {
+            found.push((file.clone(), dl.state_file.clone()));
+        }
+    }
+    found
+}
+
+/// Warns once about each of [`leftovers`]: it is not used, and may belong to another node.
+pub fn report_leftovers(config: &Config) {
+    for (old, now) in leftovers(config) {
+        tracing::warn!(old = %old.display(), now = %now.display(),
+            "state left by an older bmon-agent at a default shared by every agent of this host; \
+             it is not read, as it may be another node's. If it is this node's alone, stop the \
+             agent and move it to the new place; otherwise delete it");
+    }
 }
 
 #[cfg(test)]
@@ -219,5 +297,99 @@ mod tests {
         for n in nodes {
             assert!(dir.path().join(n).join("spool/agent.lock").is_file());
         }
+    }
+
+    #[test]
+    fn state_at_the_old_shared_defaults_is_found_but_never_used() {
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = in_state_dir(dir.path(), "node0");
+        // Explicit sibling spools under one parent: the old default position was shared.
+        let mut old_layout = config(
+            "node0",
+            "",
+            &format!(
+                "[spool]\ndir = \"{}/spool-node0\"\n[debug_log]\npath = \"/l\"",
+                dir.path().display()
+            ),
+        );
+        assert_eq!(
+            old_layout.debug_log.as_ref().unwrap().legacy_state_file,
+            Some(dir.path().join("debuglog.pos"))
+        );
+        assert!(leftovers(&old_layout).is_empty());
+        std::fs::write(dir.path().join("debuglog.pos"), "{}").unwrap();
+        assert_eq!(
+            leftovers(&old_layout),
+            [(
+                dir.path().join("debuglog.pos"),
+                dir.path().join("spool-node0/debuglog.pos")
+            )]
+        );
+
+        // A spool at the old default directory is reported only when it holds segments.
+        let legacy_spool = dir.path().join("old-spool");
+        old_layout.spool.legacy_dir = Some(legacy_spool.clone());
+        std::fs::create_dir_all(&legacy_spool).unwrap();
+        assert_eq!(leftovers(&old_layout).len(), 1);
+        std::fs::write(legacy_spool.join("00000000000000000001.seg"), b"").unwrap();
+        assert_eq!(leftovers(&old_layout).len(), 2);
+
+        // The new layout keeps its own files: nothing at the old places is its state.
+        assert_ne!(
+            cfg.debug_log.unwrap().state_file,
+            dir.path().join("debuglog.pos")
+        );
+    }
+
+    #[test]
+    fn a_shared_legacy_position_is_taken_over_only_by_the_node_whose_log_it_names() {
+        use debuglog::follow::{FileId, Position};
+        let dir = tempfile::tempdir().unwrap();
+        let (log_a, log_b) = (dir.path().join("a.log"), dir.path().join("b.log"));
+        std::fs::write(&log_a, "a line\n").unwrap();
+        std::fs::write(&log_b, "b line\n").unwrap();
+        let meta = std::fs::metadata(&log_a).unwrap();
+        let a_pos = Position {
+            file: FileId {
+                dev: meta.dev(),
+                ino: meta.ino(),
+            },
+            offset: 7,
+        };
+        // Sibling spools: the old default position `<parent>/debuglog.pos` was shared, and
+        // holds node-a's position.
+        let shared = dir.path().join("debuglog.pos");
+        StateFile::new(&shared).save(&a_pos).unwrap();
+        let agent = |node: &str, log: &Path| {
+            config(
+                node,
+                "",
+                &format!(
+                    "[spool]\ndir = \"{}/spool-{node}\"\n[debug_log]\npath = \"{}\"",
+                    dir.path().display(),
+                    log.display()
+                ),
+            )
+        };
+        let (a, b) = (agent("node-a", &log_a), agent("node-b", &log_b));
+        let (a_log, b_log) = (a.debug_log.clone().unwrap(), b.debug_log.clone().unwrap());
+
+        assert!(
+            !adopt_legacy_position(&b_log),
+            "node-b must not take node-a's position"
+        );
+        assert!(!b_log.state_file.exists());
+        assert_eq!(leftovers(&b), [(shared.clone(), b_log.state_file.clone())]);
+
+        assert!(adopt_legacy_position(&a_log));
+        assert_eq!(
+            StateFile::new(&a_log.state_file).load().unwrap(),
+            Some(a_pos)
+        );
+        assert!(!shared.exists());
+        assert!(leftovers(&a).is_empty());
+        // Taken over once: an agent that has a position of its own keeps it.
+        StateFile::new(&shared).save(&a_pos).unwrap();
+        assert!(!adopt_legacy_position(&a_log));
     }
 }

@@ -1,7 +1,9 @@
 //! One agent per node, nothing shared: agents of different nodes configured alike but for the
 //! node name run side by side, each with its own spool and debug.log position; a second agent
-//! given the same state refuses to start and leaves the first running. The node's RPC and ZMQ
-//! are unreachable throughout.
+//! given the same state refuses to start and leaves the first running; a node never resumes
+//! from another node's position, not even from one an older agent left in the place agents
+//! with sibling spool directories used to share. The node's RPC and ZMQ are unreachable
+//! throughout.
 
 use std::io::Write;
 use std::path::Path;
@@ -15,14 +17,25 @@ use tokio_util::sync::CancellationToken;
 
 mod common;
 
-/// An agent config for `node` keeping its state under `state_dir`, as a whole fleet's agents
-/// can, with a `[debug_log]` following `log` from its start.
-fn config(node: &str, nats_url: &str, state_dir: &Path, log: &Path) -> agent::Config {
+/// Where an agent keeps its state: the default layout under a `state_dir`, or an explicit
+/// spool directory.
+enum State<'a> {
+    Dir(&'a Path),
+    Spool(&'a Path),
+}
+
+/// An agent config for `node` keeping its state as `state` says, with a `[debug_log]`
+/// following `log` from its start.
+fn config(node: &str, nats_url: &str, state: State<'_>, log: &Path) -> agent::Config {
+    let (top, spool) = match state {
+        State::Dir(d) => (format!("state_dir = \"{}\"", d.display()), String::new()),
+        State::Spool(d) => (String::new(), format!("[spool]\ndir = \"{}\"", d.display())),
+    };
     let toml = format!(
         r#"
         node = "{node}"
         network = "regtest"
-        state_dir = "{state_dir}"
+        {top}
         [rpc]
         url = "http://127.0.0.1:{rpc}/"
         user = "u"
@@ -36,6 +49,7 @@ fn config(node: &str, nats_url: &str, state_dir: &Path, log: &Path) -> agent::Co
         url = "{nats_url}"
         [metrics]
         listen = "127.0.0.1:0"
+        {spool}
         [debug_log]
         path = "{log}"
         backfill = true
@@ -43,7 +57,6 @@ fn config(node: &str, nats_url: &str, state_dir: &Path, log: &Path) -> agent::Co
         "#,
         rpc = free_port(),
         zmq = free_port(),
-        state_dir = state_dir.display(),
         log = log.display(),
     );
     agent::Config::from_figment(Figment::from(Toml::string(&toml))).unwrap()
@@ -163,7 +176,7 @@ async fn a_second_agent_on_the_same_state_refuses_to_start_and_the_first_runs_on
     let nats = NatsServer::start();
     let dir = tempfile::tempdir().unwrap();
     let log = dir.path().join("debug.log");
-    let cfg = config("node0", &nats.url(), dir.path(), &log);
+    let cfg = config("node0", &nats.url(), State::Dir(dir.path()), &log);
     let first = Agent::start(cfg.clone());
     first.wait_running().await;
 
@@ -208,7 +221,12 @@ async fn agents_of_different_nodes_sharing_a_state_dir_keep_apart() {
     for (i, node) in nodes.iter().enumerate() {
         let log = dir.path().join(format!("{node}.debug.log"));
         write_lines(&log, node, 0, 10 + i);
-        agents.push(Agent::start(config(node, &nats.url(), dir.path(), &log)));
+        agents.push(Agent::start(config(
+            node,
+            &nats.url(),
+            State::Dir(dir.path()),
+            &log,
+        )));
     }
     for (i, a) in agents.iter().enumerate() {
         a.wait_running().await;
@@ -232,4 +250,55 @@ async fn agents_of_different_nodes_sharing_a_state_dir_keep_apart() {
         assert_eq!(shipped(&nats.url(), node).await, messages(node, 0, 10 + i));
     }
     assert!(!dir.path().join("debuglog.pos").exists());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_never_resumes_from_another_nodes_position() {
+    let nats = NatsServer::start();
+    common::create_streams(&nats.url()).await;
+    let dir = tempfile::tempdir().unwrap();
+    // The fleet's layout: sibling spool directories, the logs side by side, no state_file.
+    let logs = dir.path().join("logs");
+    std::fs::create_dir_all(&logs).unwrap();
+    let (log_a, log_b) = (logs.join("a.debug.log"), logs.join("b.debug.log"));
+    let (own_a, own_b) = (
+        dir.path().join("spool-node-a"),
+        dir.path().join("spool-node-b"),
+    );
+    write_lines(&log_a, "a", 0, 40);
+    write_lines(&log_b, "b", 0, 25);
+
+    let a = Agent::start(config("node-a", &nats.url(), State::Spool(&own_a), &log_a));
+    a.wait_lines(40).await;
+    assert_eq!(a.stop().await, 40);
+    let a_pos = position_of(&own_a.join("debuglog.pos"));
+    assert_eq!(a_pos.file, file_id(&log_a));
+    // What an older agent left where agents with sibling spools shared their position: node-a's.
+    let shared = dir.path().join("debuglog.pos");
+    debuglog::follow::StateFile::new(&shared)
+        .save(&a_pos)
+        .unwrap();
+    // Lines node-a has not read yet: node-b would ship them if it took node-a's position.
+    write_lines(&log_a, "a", 40, 15);
+
+    let b = Agent::start(config("node-b", &nats.url(), State::Spool(&own_b), &log_b));
+    b.wait_lines(25).await;
+    // A moment for anything beyond its own 25 lines to show up.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(b.stop().await, 25, "node-b reads its own log, and only it");
+    assert_eq!(shipped(&nats.url(), "node-b").await, messages("b", 0, 25));
+    let b_pos = position_of(&own_b.join("debuglog.pos"));
+    assert_eq!(b_pos.file, file_id(&log_b));
+    assert_eq!(
+        position_of(&shared),
+        a_pos,
+        "node-b left node-a's position alone"
+    );
+
+    // node-a resumes from its own position: the 15 new lines, nothing twice.
+    let a = Agent::start(config("node-a", &nats.url(), State::Spool(&own_a), &log_a));
+    a.wait_lines(15).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(a.stop().await, 15);
+    assert_eq!(shipped(&nats.url(), "node-a").await, messages("a", 0, 55));
 }

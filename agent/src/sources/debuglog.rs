@@ -598,6 +598,7 @@ mod tests {
         let config = DebugLogConfig {
             path: log,
             state_file: dir.path().join("debuglog.pos"),
+            legacy_state_file: None,
             backfill: true,
             batch_lines: 100,
             batch_bytes: 64 * 1024,
@@ -660,6 +661,7 @@ mod tests {
         let config = DebugLogConfig {
             path: log,
             state_file: dir.path().join("debuglog.pos"),
+            legacy_state_file: None,
             backfill: true,
             batch_lines: 100,
             batch_bytes: 64 * 1024,
