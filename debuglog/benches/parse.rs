@@ -16,7 +16,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use debuglog::{parse_line, split_lines, Extractor};
+use debuglog::{parse_line, split_lines, Extractor, LineReader};
 use schema::Kind;
 
 /// Target for the full parse + extract pass: 5M lines/s on one core. A busy mainnet node
@@ -62,10 +62,11 @@ fn main() {
 
     let ship = best_of(3, || {
         let mut x = Extractor::new();
+        let mut reader = LineReader::new();
         let mut out = Vec::new();
         let mut bytes = 0usize;
         for (off, l) in split_lines(&data, 0) {
-            if let Ok(line) = parse_line(l) {
+            if let Ok(line) = reader.parse(l) {
                 bytes += line.to_log_line(off).message.len();
                 x.feed_into(&line, &mut out);
             }
@@ -111,15 +112,17 @@ fn main() {
     }
 }
 
-/// Parse + extract of every line, best of 3; the events found, counted by kind.
+/// Parse (through a `LineReader`, as the agent does) + extract of every line, best of 3; the
+/// events found, counted by kind.
 fn parse_extract(data: &[u8]) -> (Duration, Vec<(Kind, usize)>) {
     let mut counts = Vec::new();
     let took = best_of(3, || {
         let mut x = Extractor::new();
+        let mut reader = LineReader::new();
         let mut out = Vec::new();
         let mut bad = 0usize;
         for (_, l) in split_lines(data, 0) {
-            match parse_line(l) {
+            match reader.parse(l) {
                 Ok(line) => x.feed_into(&line, &mut out),
                 Err(_) => bad += 1,
             }

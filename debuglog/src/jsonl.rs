@@ -9,7 +9,7 @@ use std::io::{Read, Write};
 use std::path::Path;
 
 use crate::extract::{Extractor, LogEvent};
-use crate::line::{parse_line, split_lines};
+use crate::line::{split_lines, LineReader};
 use crate::Error;
 
 /// What a conversion went through.
@@ -42,6 +42,7 @@ pub fn convert_file(path: &Path, out: impl Write) -> Result<Stats, Error> {
 pub fn convert(mut input: impl Read, mut out: impl Write) -> Result<Stats, Error> {
     let mut stats = Stats::default();
     let mut extractor = Extractor::new();
+    let mut reader = LineReader::new();
     let mut events = Vec::new();
     let mut buf: Vec<u8> = Vec::with_capacity(1 << 20);
     let mut base: u64 = 0;
@@ -69,7 +70,7 @@ pub fn convert(mut input: impl Read, mut out: impl Write) -> Result<Stats, Error
         };
         for (_, bytes) in split_lines(&buf[..complete], base) {
             stats.lines += 1;
-            match parse_line(bytes) {
+            match reader.parse(bytes) {
                 Ok(line) => extractor.feed_into(&line, &mut events),
                 Err(_) => stats.unparseable += 1,
             }

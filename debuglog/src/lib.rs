@@ -28,4 +28,4 @@ mod scan;
 
 pub use error::Error;
 pub use extract::{Extractor, LogEvent};
-pub use line::{parse_line, split_lines, Line, LineError};
+pub use line::{parse_line, parse_line_as, split_lines, Line, LineError, LineReader, ThreadNames};

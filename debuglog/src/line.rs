@@ -47,8 +47,12 @@
 //!   cannot be placed stays in the message: the line is never lost.
 //! - Without `-logthreadnames` a wallet's own `[w]` opening the message is read as a thread
 //!   (`[w] CommitTransaction:`), and with it a spaced thread name without a location stays in
-//!   the message (`[basic block filter index] ..`): a line alone cannot tell. Neither kind of
-//!   line carries an event.
+//!   the message (`[basic block filter index] ..`): a line alone cannot tell. A file can:
+//!   Core writes thread names on every line or on none, so [`LineReader`] learns which from the
+//!   file's first line that shows it ([`ThreadNames::shown_by`]: a location, a thread before a
+//!   category, a category first) and parses the lines after it without guessing. The agent
+//!   and `bmon parse-log` read files through it; only lines before the first telling one
+//!   (rare: any `-debug` category line tells) keep the guess.
 //!
 //! Core also writes a few messages that span lines; the continuation lines have no
 //! timestamp and are reported as [`LineError::NoTimestamp`].
@@ -106,11 +110,100 @@ impl Line<'_> {
     }
 }
 
-/// Parses one line (without its `\n`; a trailing `\r` is ignored).
+/// Parses one line (without its `\n`; a trailing `\r` is ignored), not knowing whether the
+/// file has thread names: the first bracket is placed by its content (see the module docs).
 ///
 /// Only a missing timestamp is an error. A line whose brackets cannot be placed is still a
 /// line: whatever could not be placed stays at the start of `message`.
 pub fn parse_line(bytes: &[u8]) -> Result<Line<'_>, LineError> {
+    parse_line_as(bytes, ThreadNames::Unknown)
+}
+
+/// Whether a file's lines carry `[thread]` (`-logthreadnames`). Core writes it on every line
+/// or on none, so one line that shows it settles it for the whole file, and the lines after
+/// it need no guess (a wallet's `[w] CommitTransaction` is then a message, never a thread).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum ThreadNames {
+    /// Not known yet: the first bracket is placed by its content.
+    #[default]
+    Unknown,
+    /// Every line has a thread name first.
+    On,
+    /// No line has a thread name.
+    Off,
+}
+
+impl ThreadNames {
+    /// What `line` (parsed with `Unknown`) tells of its file, if anything:
+    /// - a source location with a bracket before it: thread names on; with none: off;
+    /// - a thread followed by a category: on;
+    /// - a category or level first that is no thread name too (`[net]`, `[http]` are both):
+    ///   off.
+    pub fn shown_by(line: &Line<'_>) -> ThreadNames {
+        if line.location.is_some() {
+            return if line.thread.is_some() {
+                ThreadNames::On
+            } else {
+                ThreadNames::Off
+            };
+        }
+        match (line.thread, line.category, line.level) {
+            (Some(_), Some(_), _) => ThreadNames::On,
+            (None, Some(c), _) if !is_thread_name_too(c) => ThreadNames::Off,
+            (None, None, Some(_)) => ThreadNames::Off,
+            _ => ThreadNames::Unknown,
+        }
+    }
+}
+
+/// Parses lines of one file, learning from them whether it has thread names
+/// ([`ThreadNames`]). Start a new one for a new file (rotation, truncation).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct LineReader {
+    threads: ThreadNames,
+}
+
+impl LineReader {
+    /// A reader that knows nothing of the file yet.
+    pub fn new() -> LineReader {
+        LineReader::default()
+    }
+
+    /// What the reader has learnt so far.
+    pub fn threads(&self) -> ThreadNames {
+        self.threads
+    }
+
+    /// Parses one line as [`parse_line_as`] with what is known of the file, and learns from it.
+    ///
+    /// A restarted bitcoind may log with other options into the same file. Core opens its log
+    /// with blank lines, so a blank line forgets what was learnt; so does a line without any
+    /// bracket in a file thought to have thread names.
+    #[inline]
+    pub fn parse<'a>(&mut self, bytes: &'a [u8]) -> Result<Line<'a>, LineError> {
+        let mut line = match parse_line_as(bytes, self.threads) {
+            Ok(line) => line,
+            Err(LineError::Empty) => {
+                self.threads = ThreadNames::Unknown;
+                return Err(LineError::Empty);
+            }
+            Err(e) => return Err(e),
+        };
+        if self.threads == ThreadNames::On && line.thread.is_none() {
+            self.threads = ThreadNames::Unknown;
+            line = parse_line_as(bytes, ThreadNames::Unknown)?;
+        }
+        if self.threads == ThreadNames::Unknown {
+            self.threads = ThreadNames::shown_by(&line);
+        }
+        Ok(line)
+    }
+}
+
+/// Parses one line of a file whose thread names are `threads`: `On`, the first bracket is the
+/// thread whatever it holds; `Off`, it never is (a bracket that is no location, category or
+/// level stays in the message).
+pub fn parse_line_as(bytes: &[u8], threads: ThreadNames) -> Result<Line<'_>, LineError> {
     let bytes = match bytes.last() {
         Some(b'\r') => &bytes[..bytes.len() - 1],
         _ => bytes,
@@ -133,8 +226,40 @@ pub fn parse_line(bytes: &[u8]) -> Result<Line<'_>, LineError> {
         level: None,
         message: rest,
     };
-    prefixes(&mut line, rest);
+    match threads {
+        ThreadNames::Unknown => prefixes(&mut line, rest),
+        ThreadNames::On => threaded(&mut line, rest),
+        ThreadNames::Off => unthreaded(&mut line, rest),
+    }
     Ok(line)
+}
+
+/// `[net]`, `[http]`, `[qt]`, `[ipc]` name a thread as well as a category.
+#[inline]
+fn is_thread_name_too(b: &[u8]) -> bool {
+    matches!(b, b"net" | b"http" | b"qt" | b"ipc")
+}
+
+/// Prefixes of a line from a file with thread names: the thread first (any content, spaces
+/// included), then the rest as without.
+#[inline]
+fn threaded<'a>(line: &mut Line<'a>, s: &'a [u8]) {
+    let Some((thread, rest)) = take_bracket(s).or_else(|| take_spaced(s)) else {
+        return;
+    };
+    line.thread = (!thread.is_empty()).then_some(thread);
+    line.message = rest;
+    unthreaded(line, rest);
+}
+
+/// Prefixes of a line without a thread name: `[file:line] [function]`, then
+/// `[category:level]`, each optional.
+#[inline]
+fn unthreaded<'a>(line: &mut Line<'a>, s: &'a [u8]) {
+    match take_bracket(s) {
+        Some((loc, after)) if is_location(loc) => located(line, loc, after),
+        _ => category(line, s),
+    }
 }
 
 /// Places the bracketed prefixes of `s` (Core's order: `[thread] [file:line] [function]
@@ -165,7 +290,7 @@ fn prefixes<'a>(line: &mut Line<'a>, s: &'a [u8]) {
     }
     if let Some((cat, lvl)) = category_level(first) {
         // `[net]` and `[http]` are thread names too: a thread only when a category follows.
-        let thread_too = matches!(first, b"net" | b"http" | b"qt" | b"ipc");
+        let thread_too = is_thread_name_too(first);
         if !(thread_too && second.is_some_and(|(n, _)| category_level(n).is_some())) {
             line.category = cat;
             line.level = lvl;
@@ -682,5 +807,105 @@ mod tests {
     fn split_lines_reports_offsets_and_the_unterminated_tail() {
         let v: Vec<_> = split_lines(b"ab\n\ncd", 10).collect();
         assert_eq!(v, vec![(10, &b"ab"[..]), (13, &b""[..]), (14, &b"cd"[..])]);
+    }
+
+    #[test]
+    fn a_file_shows_its_thread_names_once_and_a_wallet_bracket_then_stays_in_the_message() {
+        // Plain format (real v30 lines): the wallet's `[bmon]` alone reads like a thread.
+        let wallet = b"2026-12-05T03:47:11Z [bmon] Setting spkMan to active: id = 3d5b, type = legacy, internal = false";
+        assert_eq!(parse_line(wallet).unwrap().thread, Some(&b"bmon"[..]));
+        let mut r = LineReader::new();
+        r.parse(b"2026-12-05T03:47:10Z Bitcoin Core version v30.99.0")
+            .unwrap();
+        assert_eq!(r.threads(), ThreadNames::Unknown);
+        r.parse(b"2026-12-05T03:47:10Z [validation] Enqueuing BlockConnected")
+            .unwrap();
+        assert_eq!(r.threads(), ThreadNames::Off);
+        let l = r.parse(wallet).unwrap();
+        assert_eq!(l.thread, None);
+        assert_eq!(&l.message[..7], b"[bmon] ");
+
+        // With -logthreadnames, every first bracket is the thread, spaced ones too.
+        let mut r = LineReader::new();
+        r.parse(b"2026-12-05T03:47:10Z [msghand] [validation] Enqueuing BlockConnected")
+            .unwrap();
+        assert_eq!(r.threads(), ThreadNames::On);
+        let l = r
+            .parse(b"2026-12-05T03:47:11Z [httpworker.1] [bmon] Setting spkMan to active")
+            .unwrap();
+        assert_eq!(l.thread, Some(&b"httpworker.1"[..]));
+        assert_eq!(l.category, None);
+        assert_eq!(l.message, b"[bmon] Setting spkMan to active");
+        let l = r
+            .parse(b"2026-12-05T03:47:11Z [basic block filter index] thread start")
+            .unwrap();
+        assert_eq!(l.thread, Some(&b"basic block filter index"[..]));
+        assert_eq!(l.message, b"thread start");
+        let l = r
+            .parse(b"2026-12-05T03:47:11Z [net] New manual v2 peer connected")
+            .unwrap();
+        assert_eq!((l.thread, l.category), (Some(&b"net"[..]), None));
+    }
+
+    #[test]
+    fn a_restart_with_other_log_options_is_learnt_again() {
+        let mut r = LineReader::new();
+        r.parse(b"2026-12-05T03:47:10Z [msghand] [validation] Enqueuing BlockConnected")
+            .unwrap();
+        assert_eq!(r.threads(), ThreadNames::On);
+        // Core opens its log with blank lines.
+        assert_eq!(r.parse(b""), Err(LineError::Empty));
+        assert_eq!(r.threads(), ThreadNames::Unknown);
+        r.parse(b"2026-12-05T03:48:10Z [validation] Enqueuing BlockConnected")
+            .unwrap();
+        assert_eq!(r.threads(), ThreadNames::Off);
+
+        // No blank line, but a line without a thread in a file thought to have them.
+        let mut r = LineReader::new();
+        r.parse(b"2026-12-05T03:47:10Z [msghand] [validation] Enqueuing BlockConnected")
+            .unwrap();
+        let l = r
+            .parse(b"2026-12-05T03:48:10Z UpdateTip: new best=00ff")
+            .unwrap();
+        assert_eq!(
+            (l.thread, l.message),
+            (None, &b"UpdateTip: new best=00ff"[..])
+        );
+        assert_eq!(r.threads(), ThreadNames::Unknown);
+    }
+
+    #[test]
+    fn a_lone_net_bracket_settles_nothing_but_a_location_does() {
+        let mut r = LineReader::new();
+        r.parse(b"2026-12-05T03:47:10Z [net] Added connection peer=1")
+            .unwrap();
+        assert_eq!(r.threads(), ThreadNames::Unknown);
+        r.parse(b"2026-12-05T03:47:10Z [init] Bitcoin Core version")
+            .unwrap();
+        assert_eq!(r.threads(), ThreadNames::Unknown);
+        r.parse(b"2026-12-05T03:47:10Z [init.cpp:120] [AppInit] Bitcoin Core version")
+            .unwrap();
+        assert_eq!(r.threads(), ThreadNames::Off);
+        let mut r = LineReader::new();
+        r.parse(b"2026-12-05T03:47:10Z [init] [init.cpp:120] [AppInit] Bitcoin Core version")
+            .unwrap();
+        assert_eq!(r.threads(), ThreadNames::On);
+        let mut r = LineReader::new();
+        r.parse(b"2026-12-05T03:47:10Z [warning] disk space is low")
+            .unwrap();
+        assert_eq!(r.threads(), ThreadNames::Off);
+    }
+
+    #[test]
+    fn a_known_shape_reads_location_function_and_category_the_same_as_a_guess() {
+        let line = b"2026-12-05T03:47:10.123456Z [msghand] [validation.cpp:2890] [void UpdateTipLog(const ChainstateManager&, const CBlockIndex*, const std::string&, const std::string&)] [validation] UpdateTip: new best=00ff";
+        let guessed = parse_line(line).unwrap();
+        let known = parse_line_as(line, ThreadNames::On).unwrap();
+        assert_eq!(guessed, known);
+        let plain = b"2026-12-05T03:47:10Z [validation.cpp:2890] [void F()] [bench:debug]   - Connect: 0.1ms";
+        assert_eq!(
+            parse_line(plain).unwrap(),
+            parse_line_as(plain, ThreadNames::Off).unwrap()
+        );
     }
 }

@@ -31,8 +31,9 @@
 
 use std::path::{Path, PathBuf};
 
+use debuglog::follow::FileId;
 use debuglog::follow::{Batch, FollowConfig, StartAt, StateFile, Tail, TailStats};
-use debuglog::{parse_line, Extractor, LineError};
+use debuglog::{Extractor, LineError, LineReader};
 use schema::event::{LogBatch, LogLine};
 use schema::{Envelope, Event, NodeId, UnixMicros};
 use tokio::sync::{mpsc, oneshot};
@@ -76,6 +77,9 @@ pub struct LogShipper {
     node: NodeId,
     limits: Limits,
     extractor: Extractor,
+    /// Parses the current file's lines, knowing once a line has shown it whether the file has
+    /// thread names; a new file starts a new reader.
+    reader: (Option<FileId>, LineReader),
     last_time: Option<UnixMicros>,
     metrics: Metrics,
     clock: Clock,
@@ -88,6 +92,7 @@ impl LogShipper {
             node,
             limits,
             extractor: Extractor::new(),
+            reader: (None, LineReader::new()),
             last_time: None,
             metrics,
             clock: Clock::wall(),
@@ -110,9 +115,12 @@ impl LogShipper {
         let mut chunk: Vec<LogLine> = Vec::new();
         let mut chunk_bytes = BATCH_OVERHEAD + file_id.len();
         let mut lines = 0u64;
+        if self.reader.0 != Some(batch.file) {
+            self.reader = (Some(batch.file), LineReader::new());
+        }
         for (offset, bytes) in batch.lines() {
             lines += 1;
-            let line = match parse_line(bytes) {
+            let line = match self.reader.1.parse(bytes) {
                 Ok(line) => {
                     self.last_time = Some(line.time);
                     self.extractor.feed_into(&line, &mut events);
@@ -403,7 +411,6 @@ async fn open(follow: &FollowConfig, shutdown: &CancellationToken) -> Option<Tai
 #[cfg(test)]
 mod tests {
     use super::*;
-    use debuglog::follow::FileId;
     use schema::Kind;
 
     fn node() -> NodeId {
@@ -567,6 +574,32 @@ mod tests {
         assert_eq!(metrics.log_unparseable_count("no_timestamp"), 2);
         assert_eq!(metrics.log_unparseable_count("empty"), 1);
         assert!(envs.iter().all(|e| e.kind() == Kind::LogBatch));
+    }
+
+    #[test]
+    fn a_wallet_bracket_is_no_thread_once_the_file_showed_it_has_none() {
+        let data = b"2026-12-05T03:47:10Z [validation] Enqueuing BlockConnected: block hash=00ff\n\
+2026-12-05T03:47:11Z [bmon] Setting spkMan to active\n";
+        let (mut s, _) = shipper(Limits {
+            lines: 100,
+            bytes: 16 * 1024,
+        });
+        let envs = s.handle(&batches(data, 1 << 20)[0]);
+        let lines = &log_batches(&envs)[0].lines;
+        assert_eq!(lines[1].thread, None);
+        assert_eq!(lines[1].message, "[bmon] Setting spkMan to active");
+        // Another file (rotation) is learnt afresh: here it has thread names.
+        let rotated = Batch {
+            file: FileId { dev: 2049, ino: 78 },
+            start_offset: 0,
+            data: b"2026-12-05T03:48:00Z [msghand] [validation] Enqueuing\n\
+2026-12-05T03:48:01Z [httpworker.0] [bmon] Setting spkMan to active\n"
+                .to_vec(),
+        };
+        let envs = s.handle(&rotated);
+        let lines = &log_batches(&envs)[0].lines;
+        assert_eq!(lines[1].thread.as_deref(), Some("httpworker.0"));
+        assert_eq!(lines[1].message, "[bmon] Setting spkMan to active");
     }
 
     #[test]
