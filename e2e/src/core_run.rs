@@ -109,6 +109,9 @@ pub struct CoreRun {
     pub script: Script,
     /// Each node's debug.log lines at the end, by node name.
     pub log_lines: BTreeMap<String, u64>,
+    /// Of those, the lines without a timestamp of their own (the blank lines Core opens its
+    /// log with, the continuation lines of multi-line messages).
+    pub untimed_lines: BTreeMap<String, u64>,
     /// The fleet, stopped (its datadirs stay until this is dropped).
     pub fleet: CoreFleet,
 }
@@ -177,9 +180,12 @@ async fn finish(mut pipeline: Pipeline, mut fleet: CoreFleet, script: Script) ->
     .await
     .expect("stop the fleet");
     let mut log_lines = BTreeMap::new();
+    let mut untimed_lines = BTreeMap::new();
     for n in &fleet.nodes {
         let text = std::fs::read_to_string(n.debug_log()).unwrap_or_default();
         log_lines.insert(n.name.clone(), text.lines().count() as u64);
+        let untimed = text.lines().filter(|l| !starts_with_timestamp(l)).count();
+        untimed_lines.insert(n.name.clone(), untimed as u64);
     }
     for (node, lines) in &log_lines {
         pipeline
@@ -196,8 +202,21 @@ async fn finish(mut pipeline: Pipeline, mut fleet: CoreFleet, script: Script) ->
         pipeline,
         script,
         log_lines,
+        untimed_lines,
         fleet,
     }
+}
+
+/// `2026-12-05T03:22:38`: the start of every line Core writes with a time.
+fn starts_with_timestamp(line: &str) -> bool {
+    let b = line.as_bytes();
+    b.len() >= 19
+        && b[..4].iter().all(u8::is_ascii_digit)
+        && b[4] == b'-'
+        && b[7] == b'-'
+        && b[10] == b'T'
+        && b[13] == b':'
+        && b[16] == b':'
 }
 
 /// The script itself (blocking: every step is a bitcoin-cli call or a wait on the nodes).

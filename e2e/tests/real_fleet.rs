@@ -1,0 +1,513 @@
+//! End to end on a real Bitcoin Core regtest fleet, once per debug.log format: four real nodes →
+//! agents → NATS → ch-writer and the detectors → ClickHouse and Alertmanager, driven through
+//! mining, wallet payments, a fee bump, an RBF conflict and a cluster-limit rejection over P2P, a
+//! node with a higher min relay fee, a depth-3 partition reorg, a withheld branch released at
+//! once, and three invalid blocks (the script: `bmon_e2e::core_run`). Every table and every
+//! alert is held to what the script did.
+//!
+//! The formats: `-logtimemicros`, `-logthreadnames` and `-logsourcelocations` in all eight
+//! combinations (v30 built with GCC writes the whole function signature for the last).
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use bmon_e2e::core_run::{self, CoreRun, Script};
+use bmon_e2e::Pipeline;
+use serde_json::Value;
+use test_support::LogFormat;
+
+/// Alerts the script causes besides its incidents, at info level, and why:
+/// - `rapid_blocks`: the script mines 120 blocks in a second, and releases withheld blocks at once;
+/// - `stale_tip`: each reorg leaves the losing branch as a `valid-fork` tip on the nodes that had
+///   it.
+const EXPECTED_INFO: &[&str] = &["rapid_blocks", "stale_tip"];
+
+fn set(v: &[String]) -> BTreeSet<String> {
+    v.iter().cloned().collect()
+}
+
+fn str_of(v: &Value, key: &str) -> String {
+    v.get(key)
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_string()
+}
+
+/// (node -> set of `column`) for the rows of `sql` (which selects `node` and `column`).
+fn by_node(p: &Pipeline, sql: &str, column: &str) -> BTreeMap<String, BTreeSet<String>> {
+    let mut out: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    for r in p.rows(sql) {
+        out.entry(str_of(&r, "node"))
+            .or_default()
+            .insert(str_of(&r, column));
+    }
+    out
+}
+
+async fn run(format: LogFormat) {
+    let Some(run) = core_run::run(format, "").await else {
+        return;
+    };
+    let name = format.name();
+    println!("log format {name}: script {:#?}", run.script);
+    check_blocks(&run);
+    check_reorgs(&run);
+    check_invalid_blocks(&run);
+    check_utxo_set(&run);
+    check_transactions(&run);
+    check_alerts(&run);
+    check_logs(&run, format);
+    println!("log format {name}: every table and alert matches the script");
+}
+
+/// Every block each node connected and disconnected, once, from ZMQ and from the log.
+fn check_blocks(run: &CoreRun) {
+    let p = &run.pipeline;
+    let s = &run.script;
+    let connected = by_node(
+        p,
+        "SELECT node, hash FROM block_connected WHERE source = 'zmq'",
+        "hash",
+    );
+    assert_eq!(connected, s.connected, "block_connected per node");
+    for table in [
+        "block_connected",
+        "block_disconnected",
+        "reorg",
+        "invalid_block",
+        "tx_seen",
+        "tx_rejected",
+        "tx_replaced",
+        "block_seen",
+        "block_timing",
+    ] {
+        let rows = p.count(&format!("SELECT count() FROM {table}"));
+        let ids = p.count(&format!("SELECT uniqExact(event_id) FROM {table}"));
+        assert_eq!(rows, ids, "{table}: one row per event, no duplicates");
+    }
+    let dups = p.count(
+        "SELECT count() FROM (SELECT node, hash, count() AS c FROM block_connected \
+         WHERE source = 'zmq' GROUP BY node, hash HAVING c > 1)",
+    );
+    assert_eq!(dups, 0, "a block connected once is one row");
+    for source in ["zmq", "log"] {
+        let disconnected = by_node(
+            p,
+            &format!("SELECT node, hash FROM block_disconnected WHERE source = '{source}'"),
+            "hash",
+        );
+        assert_eq!(
+            disconnected, s.disconnected,
+            "block_disconnected per node from {source}"
+        );
+    }
+    // The log saw each connected block become the tip; every block that arrived over P2P was
+    // also seen at an earlier stage (header, compact block or block).
+    let tips = by_node(
+        p,
+        "SELECT node, hash FROM block_seen WHERE source = 'log' AND stage = 'tip'",
+        "hash",
+    );
+    for (node, hashes) in &s.connected {
+        let missing: Vec<_> = hashes
+            .difference(tips.get(node).unwrap_or(&BTreeSet::new()))
+            .cloned()
+            .collect();
+        assert!(missing.is_empty(), "{node}: no tip sighting of {missing:?}");
+    }
+    let mined: BTreeMap<&str, BTreeSet<String>> = [
+        ("n0", s.mined_by[0].clone()),
+        ("n1", s.mined_by[1].clone()),
+        ("n3", s.mined_by[3].clone()),
+    ]
+    .into_iter()
+    .collect();
+    let early = by_node(
+        p,
+        "SELECT node, hash FROM block_seen WHERE source = 'log' AND stage != 'tip'",
+        "hash",
+    );
+    for (node, hashes) in &s.connected {
+        let own = mined.get(node.as_str()).cloned().unwrap_or_default();
+        let relayed: BTreeSet<_> = hashes.difference(&own).cloned().collect();
+        let missing: Vec<_> = relayed
+            .difference(early.get(node).unwrap_or(&BTreeSet::new()))
+            .cloned()
+            .collect();
+        assert!(
+            missing.is_empty(),
+            "{node}: relayed blocks without a header/cmpctblock/block sighting: {missing:?}"
+        );
+    }
+    // Validation timing for every block each node connected.
+    let timed = by_node(
+        p,
+        "SELECT node, hash FROM block_timing WHERE connect_total_ms IS NOT NULL",
+        "hash",
+    );
+    for (node, hashes) in &s.connected {
+        let missing: Vec<_> = hashes
+            .difference(timed.get(node).unwrap_or(&BTreeSet::new()))
+            .cloned()
+            .collect();
+        assert!(
+            missing.is_empty(),
+            "{node}: no block_timing for {missing:?}"
+        );
+    }
+}
+
+/// UTXO-set figures (coinstatsindex) after every block each node connected, and every node
+/// that connected a block reports the same figures for it.
+fn check_utxo_set(run: &CoreRun) {
+    let p = &run.pipeline;
+    let stats = by_node(p, "SELECT node, hash FROM utxo_stats", "hash");
+    assert_eq!(stats, run.script.connected, "utxo_stats per node");
+    let disagreements = p.rows(
+        "SELECT hash, uniqExact(total_amount_sat) AS totals, uniqExact(txouts) AS txouts, \
+         uniqExact(ifNull(muhash, '')) AS muhashes FROM utxo_stats GROUP BY hash \
+         HAVING totals > 1 OR txouts > 1 OR muhashes > 1",
+    );
+    assert!(
+        disagreements.is_empty(),
+        "nodes disagree on the UTXO set: {disagreements:?}"
+    );
+}
+
+/// The two reorgs, from ZMQ and from the log, exact.
+fn check_reorgs(run: &CoreRun) {
+    let p = &run.pipeline;
+    let s = &run.script;
+    for source in ["zmq", "log"] {
+        let rows = p.rows(&format!(
+            "SELECT node, depth, fork_point, fork_height, old_tip, new_tip, disconnected, \
+             connected FROM reorg WHERE source = '{source}' ORDER BY node, observed_at_us"
+        ));
+        let got: Vec<(String, u64, String, u64, String, String)> = rows
+            .iter()
+            .map(|r| {
+                (
+                    str_of(r, "node"),
+                    bmon_e2e::int(&r["depth"]) as u64,
+                    str_of(r, "fork_point"),
+                    bmon_e2e::int(&r["fork_height"]) as u64,
+                    str_of(r, "old_tip"),
+                    str_of(r, "new_tip"),
+                )
+            })
+            .collect();
+        let part = &s.partition;
+        let held = &s.withheld;
+        let partition = |node: &str| {
+            (
+                node.to_string(),
+                part.losing.len() as u64,
+                part.fork_point.clone(),
+                part.fork_height,
+                part.losing[part.losing.len() - 1].clone(),
+                part.winning[part.winning.len() - 1].clone(),
+            )
+        };
+        let release = |node: &str| {
+            (
+                node.to_string(),
+                held.losing.len() as u64,
+                held.fork_point.clone(),
+                held.fork_height,
+                held.losing[held.losing.len() - 1].clone(),
+                held.winning[held.winning.len() - 1].clone(),
+            )
+        };
+        let want = vec![partition("n0"), release("n0"), release("n1"), release("n2")];
+        assert_eq!(got, want, "reorgs from {source}");
+    }
+}
+
+/// The three invalid blocks, with the reason Core gave `submitblock`, on n0; the two that n0
+/// relayed as compact blocks before finding them invalid, on the peers that received them, each
+/// with validation timing.
+fn check_invalid_blocks(run: &CoreRun) {
+    let p = &run.pipeline;
+    let s = &run.script;
+    let rows = p.rows("SELECT node, hash, reason, peer, source FROM invalid_block");
+    let reasons: BTreeMap<String, String> = s.invalid.iter().cloned().collect();
+    let on_n0: BTreeMap<String, String> = rows
+        .iter()
+        .filter(|r| str_of(r, "node") == "n0" && str_of(r, "source") == "log")
+        .map(|r| (str_of(r, "hash"), str_of(r, "reason")))
+        .collect();
+    assert_eq!(on_n0, reasons, "n0's invalid blocks and reasons");
+    for r in &rows {
+        let hash = str_of(r, "hash");
+        assert_eq!(
+            reasons.get(&hash),
+            Some(&str_of(r, "reason")),
+            "an invalid_block row for a block the script did not submit, or another reason: {r}"
+        );
+        if str_of(r, "node") != "n0" && str_of(r, "source") == "log" {
+            assert!(
+                r["peer"].is_number() || r["peer"].is_string(),
+                "a relayed invalid block names the peer: {r}"
+            );
+            let timed = p.count(&format!(
+                "SELECT count() FROM block_timing WHERE node = '{}' AND hash = '{hash}' \
+                 AND compact_prefilled IS NOT NULL",
+                str_of(r, "node")
+            ));
+            assert!(
+                timed >= 1,
+                "compact block reconstructed then found invalid has block_timing: {r}"
+            );
+        }
+    }
+}
+
+/// Mempool acceptance, rejections with their reasons and peers, the replacement.
+fn check_transactions(run: &CoreRun) {
+    let p = &run.pipeline;
+    let s = &run.script;
+    let (a, b) = &s.conflict;
+    let (replaced, replacement) = &s.bumped;
+    let mut everyone = set(&s.high_fee);
+    everyone.extend([replacement.clone(), s.chain[0].clone(), s.chain[1].clone()]);
+    let low = set(&s.low_fee);
+    let mut want: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    for node in ["n0", "n1", "n2", "n3"] {
+        let mut txs = everyone.clone();
+        if node != "n2" {
+            txs.extend(low.iter().cloned());
+        }
+        if node != "n1" {
+            txs.insert(s.chain[2].clone());
+        }
+        if node == "n3" {
+            txs.insert(b.clone());
+        } else {
+            txs.insert(a.clone());
+        }
+        want.insert(node.to_string(), txs);
+    }
+    let got = by_node(p, "SELECT node, txid FROM tx_seen", "txid");
+    assert_eq!(got, want, "transactions each node accepted");
+
+    let rejected: BTreeSet<(String, String, String)> = p
+        .rows("SELECT node, txid, reason FROM tx_rejected")
+        .iter()
+        .map(|r| (str_of(r, "node"), str_of(r, "txid"), str_of(r, "reason")))
+        .collect();
+    let mut want: BTreeSet<(String, String, String)> = ["n0", "n1", "n2"]
+        .iter()
+        .map(|n| (n.to_string(), b.clone(), "insufficient fee".to_string()))
+        .collect();
+    want.insert(("n1".into(), s.chain[2].clone(), "too-large-cluster".into()));
+    assert_eq!(rejected, want, "P2P rejections");
+    let no_peer = p.count("SELECT count() FROM tx_rejected WHERE peer IS NULL");
+    assert_eq!(no_peer, 0, "every P2P rejection names its peer");
+
+    let replaced_rows: BTreeSet<(String, String, String)> = p
+        .rows("SELECT node, replaced_txid, new_txid FROM tx_replaced")
+        .iter()
+        .map(|r| {
+            (
+                str_of(r, "node"),
+                str_of(r, "replaced_txid"),
+                str_of(r, "new_txid"),
+            )
+        })
+        .collect();
+    let want: BTreeSet<_> = ["n0", "n1", "n2", "n3"]
+        .iter()
+        .map(|n| (n.to_string(), replaced.clone(), replacement.clone()))
+        .collect();
+    assert_eq!(
+        replaced_rows, want,
+        "the fee bump replaced the payment everywhere"
+    );
+}
+
+/// Every debug.log line is in `logs` once, and its prefix was read: thread names and source
+/// locations where the format has them, on every line with a timestamp (the blank lines Core
+/// opens its log with and the continuation lines of multi-line messages have no prefix).
+fn check_logs(run: &CoreRun, format: LogFormat) {
+    let p = &run.pipeline;
+    for (node, lines) in &run.log_lines {
+        let untimed = run.untimed_lines.get(node).copied().unwrap_or(0);
+        let rows = p.count(&format!(
+            "SELECT count() FROM logs FINAL WHERE node = '{node}'"
+        ));
+        assert_eq!(rows, *lines, "{node}: every debug.log line once");
+        let no_thread = p.count(&format!(
+            "SELECT count() FROM logs FINAL WHERE node = '{node}' AND thread = ''"
+        ));
+        let no_location = p.count(&format!(
+            "SELECT count() FROM logs FINAL WHERE node = '{node}' AND location = ''"
+        ));
+        if format.thread_names {
+            assert_eq!(
+                no_thread, untimed,
+                "{node}: timed lines whose thread was not read"
+            );
+        } else {
+            assert_eq!(no_thread, *lines, "{node}: a thread where the log has none");
+        }
+        if format.source_locations {
+            assert_eq!(
+                no_location, untimed,
+                "{node}: timed lines whose source location was not read"
+            );
+        } else {
+            assert_eq!(
+                no_location, *lines,
+                "{node}: a location where the log has none"
+            );
+        }
+        // Only the blank lines before the first timestamp take the agent's clock.
+        let sub_second = p.count(&format!(
+            "SELECT count() FROM logs FINAL WHERE node = '{node}' AND message != '' \
+             AND time_us % 1000000 != 0"
+        ));
+        if format.micros {
+            assert!(sub_second > 0, "{node}: microseconds were not read");
+        } else {
+            assert_eq!(
+                sub_second, 0,
+                "{node}: sub-second times without -logtimemicros"
+            );
+        }
+    }
+}
+
+/// Every scripted incident is alerted, nothing else is, bar the info alerts listed in
+/// [`EXPECTED_INFO`]; Alertmanager holds every alert above info.
+fn check_alerts(run: &CoreRun) {
+    let p = &run.pipeline;
+    let s = &run.script;
+    let rows = p.rows(
+        "SELECT alert_kind, severity, fingerprint, alert_node, subject, summary, \
+         evidence_name, evidence_value FROM alerts WHERE state = 'firing' ORDER BY starts_at_us",
+    );
+    for r in &rows {
+        println!(
+            "alert {} {} {} {}",
+            str_of(r, "alert_kind"),
+            str_of(r, "severity"),
+            str_of(r, "fingerprint"),
+            str_of(r, "summary")
+        );
+    }
+    let evidence = |r: &Value, key: &str| -> Option<String> {
+        let names = r["evidence_name"].as_array()?;
+        let values = r["evidence_value"].as_array()?;
+        names
+            .iter()
+            .position(|n| n.as_str() == Some(key))
+            .and_then(|i| values.get(i))
+            .and_then(Value::as_str)
+            .map(str::to_string)
+    };
+    let incidents: BTreeMap<String, Vec<&Value>> = rows.iter().fold(BTreeMap::new(), |mut m, r| {
+        m.entry(str_of(r, "alert_kind")).or_default().push(r);
+        m
+    });
+    let kinds_of = |kind: &str| incidents.get(kind).cloned().unwrap_or_default();
+
+    // Two reorgs, each once, whatever the number of nodes and sources that reported it.
+    let reorgs = kinds_of("reorg");
+    let fps: BTreeSet<String> = reorgs.iter().map(|r| str_of(r, "fingerprint")).collect();
+    let want: BTreeSet<String> = [
+        format!(
+            "reorg:{}:{}",
+            s.partition.fork_point, s.partition.winning[0]
+        ),
+        format!("reorg:{}:{}", s.withheld.fork_point, s.withheld.winning[0]),
+    ]
+    .into_iter()
+    .collect();
+    assert_eq!(fps, want, "one reorg alert per reorg");
+
+    // The withheld release is suspected selfish mining, naming n3 as the node that had the
+    // blocks early; the partition is not.
+    let selfish = kinds_of("selfish_mining");
+    assert_eq!(selfish.len(), 1, "one selfish-mining alert: {selfish:?}");
+    assert_eq!(
+        str_of(selfish[0], "fingerprint"),
+        format!(
+            "selfish_mining:{}:{}",
+            s.withheld.fork_point, s.withheld.winning[0]
+        )
+    );
+    let early = evidence(selfish[0], "early_nodes").unwrap_or_default();
+    assert_eq!(
+        early, "n3",
+        "the withholding node is named: {:?}",
+        selfish[0]
+    );
+
+    // The partition: n0 was cut off.
+    let cut = kinds_of("partition_reorg");
+    assert_eq!(cut.len(), 1, "one partition alert: {cut:?}");
+    assert_eq!(str_of(cut[0], "alert_node"), "n0");
+
+    // Each invalid block once.
+    let invalid: BTreeSet<String> = kinds_of("invalid_block")
+        .iter()
+        .map(|r| str_of(r, "subject"))
+        .collect();
+    let want: BTreeSet<String> = s.invalid.iter().map(|(h, _)| h.clone()).collect();
+    assert_eq!(invalid, want, "one invalid_block alert per invalid block");
+
+    // Nothing else but the expected info alerts.
+    let scripted = [
+        "reorg",
+        "selfish_mining",
+        "partition_reorg",
+        "invalid_block",
+    ];
+    let unexpected: Vec<String> = rows
+        .iter()
+        .filter(|r| {
+            let kind = str_of(r, "alert_kind");
+            !scripted.contains(&kind.as_str())
+                && !(EXPECTED_INFO.contains(&kind.as_str()) && str_of(r, "severity") == "info")
+        })
+        .map(|r| format!("{} {}", str_of(r, "alert_kind"), str_of(r, "summary")))
+        .collect();
+    assert!(
+        unexpected.is_empty(),
+        "alerts the script did not cause: {unexpected:#?}"
+    );
+
+    // Alertmanager received every alert above info.
+    let held: BTreeSet<String> = p
+        .alertmanager_alerts()
+        .iter()
+        .filter_map(|a| a["labels"]["alertname"].as_str().map(str::to_string))
+        .collect();
+    for kind in scripted {
+        assert!(
+            held.contains(kind),
+            "Alertmanager holds no {kind}: {held:?}"
+        );
+    }
+    let _: &Script = s;
+}
+
+macro_rules! formats {
+    ($($name:ident: $micros:expr, $threads:expr, $source:expr;)*) => {$(
+        #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+        async fn $name() {
+            run(LogFormat { micros: $micros, thread_names: $threads, source_locations: $source })
+                .await;
+        }
+    )*};
+}
+
+formats! {
+    plain: false, false, false;
+    plain_micros: true, false, false;
+    threads: false, true, false;
+    threads_micros: true, true, false;
+    source_locations: false, false, true;
+    source_locations_micros: true, false, true;
+    threads_source_locations: false, true, true;
+    threads_source_locations_micros: true, true, true;
+}
