@@ -551,6 +551,20 @@ mod tests {
                 "det-{name}: {:?}",
                 c.filter_subjects
             );
+            // Exactly the kinds the detector reads: a missing one never reaches it.
+            let det = detectors::build(name, &detectors::Config::default()).unwrap();
+            let mut want: Vec<String> = det
+                .inputs()
+                .iter()
+                .map(|k| subject::event_kind_filter(*k))
+                .collect();
+            let mut have = c.filter_subjects.clone();
+            want.sort();
+            have.sort();
+            assert_eq!(
+                have, want,
+                "det-{name} filters vs the kinds its detector reads"
+            );
         }
         let chain = defs.consumer("det-chain").unwrap();
         assert!(chain

@@ -509,6 +509,11 @@ impl Detector for HealthDetector {
         "health"
     }
 
+    fn inputs(&self) -> &'static [schema::Kind] {
+        use schema::Kind;
+        &[Kind::NodeStatus, Kind::MempoolSnapshot, Kind::TxRejected]
+    }
+
     fn apply(&mut self, input: Input<'_>) -> Vec<Output> {
         let mut out = Vec::new();
         if let Input::Event(env) = input {

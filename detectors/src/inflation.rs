@@ -316,6 +316,11 @@ impl Detector for InflationDetector {
         "inflation"
     }
 
+    fn inputs(&self) -> &'static [schema::Kind] {
+        use schema::Kind;
+        &[Kind::BlockConnected, Kind::UtxoStats]
+    }
+
     fn apply(&mut self, input: Input<'_>) -> Vec<Output> {
         let mut out = Vec::new();
         if let Input::Event(env) = input {

@@ -97,6 +97,10 @@ pub trait Detector {
     /// The detector's name (`chain`, `inflation`, ...); its consumer is `det-<name>`.
     fn name(&self) -> &'static str;
 
+    /// The event kinds `apply` reads: its durable consumer's `filter_subjects` must cover
+    /// exactly these, or events it depends on never reach it.
+    fn inputs(&self) -> &'static [schema::Kind];
+
     /// Folds one input into the state and returns what it caused. A duplicate event (same
     /// `EventId`) returns nothing.
     fn apply(&mut self, input: Input<'_>) -> Vec<Output>;

@@ -835,6 +835,18 @@ impl Detector for PropagationDetector {
         "propagation"
     }
 
+    fn inputs(&self) -> &'static [schema::Kind] {
+        use schema::Kind;
+        &[
+            Kind::BlockSeen,
+            Kind::BlockConnected,
+            Kind::TxSeen,
+            Kind::InvalidBlock,
+            Kind::ChainTips,
+            Kind::NodeStatus,
+        ]
+    }
+
     fn apply(&mut self, input: Input<'_>) -> Vec<Output> {
         let mut out = Vec::new();
         if let Input::Event(env) = input {
