@@ -654,9 +654,13 @@ impl ChainDetector {
             if !matches!(tip.status, TipStatus::ValidFork | TipStatus::ValidHeaders) {
                 continue;
             }
-            // A tip above the active one is a block the node is still connecting (its data is
-            // in, ActivateBestChain has not run yet), not a branch left behind.
-            if tip.height > active.height {
+            // A branch that starts at the active tip holds blocks the node is still connecting
+            // (their data is in, ActivateBestChain has not run yet), not a branch left behind.
+            // One that forks below the active tip and is higher is news: a heavier chain the
+            // node has not switched to.
+            if tip.height > active.height
+                && tip.height.0.saturating_sub(tip.branch_len) == active.height.0
+            {
                 continue;
             }
             let fp = format!("stale_tip:{}", tip.hash);
@@ -784,6 +788,17 @@ fn merge_rejection(a: &mut Alert, r: &Rejection<'_>) {
 impl Detector for ChainDetector {
     fn name(&self) -> &'static str {
         "chain"
+    }
+
+    fn inputs(&self) -> &'static [schema::Kind] {
+        use schema::Kind;
+        &[
+            Kind::BlockSeen,
+            Kind::BlockConnected,
+            Kind::Reorg,
+            Kind::ChainTips,
+            Kind::InvalidBlock,
+        ]
     }
 
     fn apply(&mut self, input: Input<'_>) -> Vec<Output> {
@@ -984,6 +999,21 @@ mod tests {
                 ],
             ))
             .then_alerts(&[]);
+    }
+
+    #[test]
+    fn a_higher_branch_forking_below_the_active_tip_is_a_stale_tip() {
+        // Two blocks from height 31: higher than the active tip at 32, not built on it.
+        given(&[])
+            .when(&tips(
+                "n0",
+                t(0.0),
+                &[
+                    (32, 32, 0, TipStatus::Active),
+                    (33, 133, 2, TipStatus::ValidHeaders),
+                ],
+            ))
+            .then_alerts(&[("stale_tip", Firing)]);
     }
 
     #[test]
