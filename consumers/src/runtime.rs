@@ -678,10 +678,20 @@ impl StreamLoop {
     /// `ack_wait` late). The server reads a connection's protocol in order, so once a request
     /// sent after the unsubscribe is answered, it has dropped the pull request's interest and
     /// delivers nothing more to it.
+    ///
+    /// Bounded: with NATS gone at shutdown there is nothing to confirm, and stopping must not
+    /// wait out a request timeout.
     async fn stop_pulling(&self, messages: MessageStream, consumer: &PullConsumer) {
         drop(messages);
-        if let Err(e) = consumer.get_info().await {
-            debug!(error = %e, "cannot confirm that the server ended the pull request");
+        match tokio::time::timeout(STOP_CONFIRM_TIMEOUT, consumer.get_info()).await {
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) => {
+                debug!(error = %e, "cannot confirm that the server ended the pull request")
+            }
+            Err(_) => debug!(
+                timeout = ?STOP_CONFIRM_TIMEOUT,
+                "no answer confirming that the server ended the pull request"
+            ),
         }
     }
 
@@ -698,6 +708,9 @@ impl StreamLoop {
         }
     }
 }
+
+/// How long a stopping consumer waits for the server to confirm its pull request is gone.
+const STOP_CONFIRM_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// Sleeps `d` unless `shutdown` fires first; true if it fired.
 async fn pause(d: Duration, shutdown: &CancellationToken) -> bool {
