@@ -40,10 +40,12 @@ use crate::{AgentTarget, Options, Pipeline};
 pub const OPEN_SPACING: Duration = Duration::from_millis(1500);
 
 /// Detector thresholds for a regtest fleet: blocks arrive when the script mines them, so the
-/// selfish-mining burst and the settle times are seconds, not mainnet minutes.
+/// selfish-mining burst and the settle times are seconds, not mainnet minutes. Blocks settle
+/// 15 s after their first sighting: withheld blocks reach the fleet about 4 s after they were
+/// mined, and a loaded host must not turn that into a missed block.
 pub const REGTEST_DETECTORS: &str = r#"
 [detectors.chain]
-selfish_release_window_secs = 0.1
+selfish_release_window_secs = 0.5
 selfish_check_secs = 5
 [detectors.inflation]
 network = "regtest"
@@ -53,7 +55,7 @@ peers_min_baseline = 1000
 mempool_max_skew_secs = 2
 mempool_empty_min_secs = 5
 [detectors.propagation]
-block_settle_secs = 5
+block_settle_secs = 15
 tx_settle_secs = 5
 tx_alerts = false
 "#;
@@ -172,7 +174,7 @@ async fn finish(mut pipeline: Pipeline, mut fleet: CoreFleet, script: Script) ->
         .await;
     // The propagation detector settles blocks `block_settle_secs` after they were seen; give it
     // that and a margin so a false alert has the time to appear.
-    tokio::time::sleep(Duration::from_secs(12)).await;
+    tokio::time::sleep(Duration::from_secs(18)).await;
     fleet = tokio::task::spawn_blocking(move || {
         fleet.stop();
         fleet
@@ -268,11 +270,7 @@ fn drive(fleet: &CoreFleet) -> Script {
     fleet.wait_for_mempool_tx(&[0, 2, 3], &c2.0, wait);
 
     for _ in 0..3 {
-        let to = n[0]
-            .rpc("getnewaddress", &[])
-            .as_str()
-            .unwrap_or_default()
-            .to_string();
+        let to = new_address();
         let txid = n[0]
             .call_named(
                 "sendtoaddress",
@@ -283,11 +281,7 @@ fn drive(fleet: &CoreFleet) -> Script {
             .push(txid.as_str().unwrap_or_default().to_string());
     }
     for _ in 0..4 {
-        let to = n[0]
-            .rpc("getnewaddress", &[])
-            .as_str()
-            .unwrap_or_default()
-            .to_string();
+        let to = new_address();
         let txid = n[0]
             .call_named(
                 "sendtoaddress",
