@@ -73,7 +73,7 @@ pub async fn run_with_metrics(
     // Before anything else: a second agent on the same state stops here, touching nothing.
     let state_lock = state::StateLock::acquire(&config)?;
     if let Some(dl) = &config.debug_log {
-        state::adopt_legacy_position(dl);
+        state::adopt_legacy_position(dl, &config.node);
     }
     state::report_leftovers(&config);
     if config.clock.is_scaled() {

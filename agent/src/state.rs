@@ -117,10 +117,15 @@ fn lock(path: &Path, what: &'static str, node: &NodeId) -> Result<File, Error> {
 }
 
 /// Takes over the position an older agent saved at the old default place
-/// (`legacy_state_file`) when this agent has none yet and the position is in this node's
-/// debug.log: the file it names has the device and inode of `path` now. A position in any
-/// other file may be another node's and stays where it is. Returns whether it was taken over.
-pub fn adopt_legacy_position(dl: &DebugLogConfig) -> bool {
+/// (`legacy_state_file`) when this agent has none yet and the position is this node's:
+/// - it sits in a directory named after the node (the shipped systemd unit's
+///   `%S/bmon-agent/<node>/debuglog.pos`): no other agent wrote it, whatever file it names
+///   (after a rotation the follower finds its way from there);
+/// - or the file it names has the device and inode of `path` now.
+///
+/// A position shared by sibling spool directories that names another file may be another
+/// node's and stays where it is. Returns whether it was taken over.
+pub fn adopt_legacy_position(dl: &DebugLogConfig, node: &NodeId) -> bool {
     let Some(legacy) = &dl.legacy_state_file else {
         return false;
     };
@@ -130,10 +135,13 @@ pub fn adopt_legacy_position(dl: &DebugLogConfig) -> bool {
     let Ok(Some(pos)) = StateFile::new(legacy).load() else {
         return false;
     };
-    let Ok(log) = std::fs::metadata(&dl.path) else {
-        return false;
-    };
-    if (log.dev(), log.ino()) != (pos.file.dev, pos.file.ino) {
+    let own_dir = legacy
+        .parent()
+        .and_then(Path::file_name)
+        .is_some_and(|d| d == node.as_str());
+    let same_log = std::fs::metadata(&dl.path)
+        .is_ok_and(|log| (log.dev(), log.ino()) == (pos.file.dev, pos.file.ino));
+    if !own_dir && !same_log {
         return false;
     }
     if let Some(dir) = dl.state_file.parent().filter(|d| !d.as_os_str().is_empty()) {
@@ -374,14 +382,18 @@ mod tests {
         let (a, b) = (agent("node-a", &log_a), agent("node-b", &log_b));
         let (a_log, b_log) = (a.debug_log.clone().unwrap(), b.debug_log.clone().unwrap());
 
+        let (node_a, node_b) = (
+            NodeId::new("node-a").unwrap(),
+            NodeId::new("node-b").unwrap(),
+        );
         assert!(
-            !adopt_legacy_position(&b_log),
+            !adopt_legacy_position(&b_log, &node_b),
             "node-b must not take node-a's position"
         );
         assert!(!b_log.state_file.exists());
         assert_eq!(leftovers(&b), [(shared.clone(), b_log.state_file.clone())]);
 
-        assert!(adopt_legacy_position(&a_log));
+        assert!(adopt_legacy_position(&a_log, &node_a));
         assert_eq!(
             StateFile::new(&a_log.state_file).load().unwrap(),
             Some(a_pos)
@@ -390,6 +402,38 @@ mod tests {
         assert!(leftovers(&a).is_empty());
         // Taken over once: an agent that has a position of its own keeps it.
         StateFile::new(&shared).save(&a_pos).unwrap();
-        assert!(!adopt_legacy_position(&a_log));
+        assert!(!adopt_legacy_position(&a_log, &node_a));
+    }
+
+    #[test]
+    fn the_unit_s_old_position_in_the_node_s_own_directory_is_taken_over_after_a_rotation() {
+        use debuglog::follow::{FileId, Position};
+        let dir = tempfile::tempdir().unwrap();
+        let log = dir.path().join("debug.log");
+        std::fs::write(&log, "a line\n").unwrap();
+        // Saved before a rotation: it names a file that is gone.
+        let pos = Position {
+            file: FileId { dev: 1, ino: 1 },
+            offset: 7,
+        };
+        // The shipped unit: spool in %S/bmon-agent/<node>/spool, old position beside it.
+        let node_dir = dir.path().join("node-a");
+        let old = node_dir.join("debuglog.pos");
+        std::fs::create_dir_all(&node_dir).unwrap();
+        StateFile::new(&old).save(&pos).unwrap();
+        let a = config(
+            "node-a",
+            "",
+            &format!(
+                "[spool]\ndir = \"{}/spool\"\n[debug_log]\npath = \"{}\"",
+                node_dir.display(),
+                log.display()
+            ),
+        );
+        let dl = a.debug_log.clone().unwrap();
+        assert_eq!(dl.legacy_state_file.as_deref(), Some(old.as_path()));
+        assert!(adopt_legacy_position(&dl, &NodeId::new("node-a").unwrap()));
+        assert_eq!(StateFile::new(&dl.state_file).load().unwrap(), Some(pos));
+        assert!(!old.exists());
     }
 }
