@@ -26,7 +26,10 @@
 //! 5. Late: the branch was held back from `B`. With early nodes, the earliest `last` among
 //!    them (the branch complete somewhere in the fleet) is more than `window` before `R`.
 //!    Without, the fleet's first sighting of any winning block came after its first sighting
-//!    of the losing block (a withholder outside the fleet). Not late: nothing (the blocks
+//!    of the losing block, and the release came at most `max_delay` after it (a withholder
+//!    outside the fleet releases as soon as the honest block appears; a fleet that lost a
+//!    natural race and never saw the competitor's header hears of it with the next block,
+//!    minutes later). Not late: nothing (the blocks
 //!    reached `B` as they were found, e.g. a race whose losing side never heard of the
 //!    competitor until the next block).
 //! 6. Late and `B` is more than half of `S`: a **withheld branch** (selfish mining): most of the
@@ -124,6 +127,7 @@ pub(super) fn classify(
     losing: &BTreeMap<NodeId, Sighting>,
     winning: &[&BTreeMap<NodeId, Sighting>],
     window: i64,
+    max_delay: i64,
     until: UnixMicros,
 ) -> Option<Release> {
     let (head, rest) = winning.split_first()?;
@@ -180,11 +184,14 @@ pub(super) fn classify(
     let complete_at = early.iter().map(|s| s.last_hi).min();
     let late = match complete_at {
         Some(complete) => release.micros_since(complete) > window,
-        None => spans
-            .iter()
-            .map(|s| s.first_lo)
-            .min()
-            .is_some_and(|first| first > losing_first),
+        None => {
+            spans
+                .iter()
+                .map(|s| s.first_lo)
+                .min()
+                .is_some_and(|first| first > losing_first)
+                && release.micros_since(losing_first) <= max_delay
+        }
     };
     if !late {
         return None;
@@ -230,6 +237,7 @@ mod tests {
     }
 
     const WINDOW: i64 = 100_000; // 100 ms
+    const MAX_DELAY: i64 = 5_000_000; // 5 s
     const UNTIL: UnixMicros = UnixMicros(i64::MAX);
 
     #[test]
@@ -239,7 +247,7 @@ mod tests {
         let losing = seen(&[("a", 300), ("b", 305), ("c", 310)]);
         let w1 = seen(&[("n3", 0), ("a", 800), ("b", 805), ("c", 810)]);
         let w2 = seen(&[("n3", 10), ("a", 820), ("b", 825), ("c", 830)]);
-        let r = classify(&losing, &[&w1, &w2], WINDOW, UNTIL).unwrap();
+        let r = classify(&losing, &[&w1, &w2], WINDOW, MAX_DELAY, UNTIL).unwrap();
         assert_eq!(r.verdict, Verdict::Withheld);
         assert_eq!(r.burst, [n("a"), n("b"), n("c")]);
         assert_eq!(r.early, [(n("n3"), ms(0))]);
@@ -253,7 +261,7 @@ mod tests {
         let losing = seen(&[("a", 200), ("b", 201), ("c", 1500), ("d", 1501)]);
         let w1 = seen(&[("c", 0), ("d", 1), ("a", 1500), ("b", 1502)]);
         let w2 = seen(&[("c", 600), ("d", 601), ("a", 1510), ("b", 1512)]);
-        let r = classify(&losing, &[&w1, &w2], WINDOW, UNTIL).unwrap();
+        let r = classify(&losing, &[&w1, &w2], WINDOW, MAX_DELAY, UNTIL).unwrap();
         assert_eq!(r.verdict, Verdict::Partition);
         assert_eq!(r.burst, [n("a"), n("b")]);
         assert_eq!(r.held_losing, [n("a"), n("b")]);
@@ -273,7 +281,7 @@ mod tests {
         b2.merge(Sighting::at(ms(2060), false));
         w1.insert(n("b"), b1);
         w2.insert(n("b"), b2);
-        let r = classify(&losing, &[&w1, &w2], WINDOW, UNTIL).unwrap();
+        let r = classify(&losing, &[&w1, &w2], WINDOW, MAX_DELAY, UNTIL).unwrap();
         assert_eq!(r.verdict, Verdict::Withheld);
         assert_eq!(r.burst, [n("a"), n("b"), n("c")]);
         assert_eq!(r.early, [(n("w"), ms(-3000))]);
@@ -285,6 +293,9 @@ mod tests {
         let w1 = seen(&[("n3", 0), ("a", 800), ("b", 805), ("c", 810)]);
         let w2 = seen(&[("n3", 10), ("a", 820), ("b", 825), ("c", 830)]);
         // By 815 ms only n3 has the whole branch: nothing to judge.
-        assert_eq!(classify(&losing, &[&w1, &w2], WINDOW, ms(815)), None);
+        assert_eq!(
+            classify(&losing, &[&w1, &w2], WINDOW, MAX_DELAY, ms(815)),
+            None
+        );
     }
 }
