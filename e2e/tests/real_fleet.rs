@@ -10,7 +10,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use bmon_e2e::core_run::{self, CoreRun, Script};
+use bmon_e2e::core_run::{self, CoreRun};
 use bmon_e2e::Pipeline;
 use serde_json::Value;
 use test_support::LogFormat;
@@ -512,7 +512,6 @@ fn check_alerts(run: &CoreRun) {
             "Alertmanager holds no {kind}: {held:?}"
         );
     }
-    let _: &Script = s;
 }
 
 macro_rules! formats {
