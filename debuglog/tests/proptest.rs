@@ -1,7 +1,7 @@
 //! Arbitrary bytes never panic the line parser or the extractor, including bytes shaped like
 //! the lines the extractor looks for (so its field readers see truncated and corrupt fields).
 
-use debuglog::{parse_line, split_lines, Extractor};
+use debuglog::{parse_line, parse_line_as, split_lines, Extractor, LineReader, ThreadNames};
 use proptest::prelude::*;
 
 const HASH: &str = "4b48a6f085ccd4bde4eeb753fc24144ff8fdb45f466d58b6d59c82da9ef0486b";
@@ -92,11 +92,13 @@ fn chain_line() -> impl Strategy<Value = Vec<u8>> {
     })
 }
 
+/// Feeds the lines through a `LineReader` (as the agent reads a file) into an extractor.
 fn run(lines: &[Vec<u8>]) {
     let mut x = Extractor::new();
+    let mut reader = LineReader::new();
     let mut out = Vec::new();
     for (off, l) in lines.iter().enumerate() {
-        if let Ok(line) = parse_line(l) {
+        if let Ok(line) = reader.parse(l) {
             let _ = line.to_log_line(off as u64);
             x.feed_into(&line, &mut out);
         }
@@ -146,17 +148,24 @@ proptest! {
 
     #[test]
     fn prefixes_are_cut_from_the_line_and_the_message_is_its_tail(line in bracket_soup()) {
-        let Ok(l) = parse_line(&line) else {
-            return Ok(());
-        };
-        prop_assert!(line.ends_with(l.message));
-        let within = |f: &[u8]| {
-            let (start, end) = (line.as_ptr() as usize, line.as_ptr() as usize + line.len());
-            let p = f.as_ptr() as usize;
-            p >= start && p + f.len() <= end
-        };
-        for f in [l.thread, l.location, l.function, l.category, l.level].into_iter().flatten() {
-            prop_assert!(within(f));
+        // In every mode: guessing, and a file known to have thread names or none.
+        prop_assert_eq!(parse_line(&line), parse_line_as(&line, ThreadNames::Unknown));
+        for mode in [ThreadNames::Unknown, ThreadNames::On, ThreadNames::Off] {
+            let Ok(l) = parse_line_as(&line, mode) else {
+                continue;
+            };
+            prop_assert!(line.ends_with(l.message));
+            let within = |f: &[u8]| {
+                let (start, end) = (line.as_ptr() as usize, line.as_ptr() as usize + line.len());
+                let p = f.as_ptr() as usize;
+                p >= start && p + f.len() <= end
+            };
+            for f in [l.thread, l.location, l.function, l.category, l.level].into_iter().flatten() {
+                prop_assert!(within(f));
+            }
+            if mode == ThreadNames::Off {
+                prop_assert!(l.thread.is_none());
+            }
         }
         run(&[line]);
     }
