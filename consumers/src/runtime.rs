@@ -10,7 +10,9 @@
 //! - [`HandleError::Poison`]: dead-letter and term the named envelopes, ack the rest;
 //! - [`HandleError::Fatal`]: nak everything and stop the consumer with an error.
 //!
-//! A message that does not decode (malformed, unknown kind, newer schema) is copied to
+//! A message that does not decode (malformed, unknown kind, newer schema), or whose envelope
+//! does not belong on the subject it came on (`subject_mismatch`: another node's name, or an
+//! alert outside `bmon.alert.*`), is copied to
 //! `bmon.dead.<consumer>` with headers saying why, then terminated and counted: it never
 //! blocks the stream and never stops the process.
 //!
@@ -47,7 +49,7 @@ use crate::metrics::{Metrics, StreamMetrics};
 use crate::Error;
 
 /// Header naming why a message was dead-lettered (`malformed`, `unknown_kind`,
-/// `newer_schema`, `rejected`).
+/// `newer_schema`, `subject_mismatch`, `rejected`).
 pub const HEADER_DEAD_REASON: &str = "Bmon-Dead-Reason";
 /// Header with the error text.
 pub const HEADER_DEAD_ERROR: &str = "Bmon-Dead-Error";
@@ -334,6 +336,20 @@ impl Decoded {
         };
         for msg in batch {
             match Envelope::decode(&msg.payload) {
+                // A node's credentials may publish only on its own subjects, so the subject is
+                // what vouches for the sender: an envelope that names another node or another
+                // kind than its subject (an alert outside `bmon.alert.*`) is a forgery or a
+                // bug, never data.
+                Ok(env) if env.subject() != msg.subject.as_str() => {
+                    let detail = format!(
+                        "subject {} does not match the envelope (node {}, kind {}), which belongs on {}",
+                        msg.subject,
+                        env.node,
+                        env.kind().as_str(),
+                        env.subject()
+                    );
+                    out.undecodable.push((msg, "subject_mismatch", detail));
+                }
                 Ok(env) => {
                     out.envelopes.push(env);
                     out.messages.push(msg);

@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use common::{samples, Services, PIPELINE_TIMEOUT};
 use consumers::metrics::Metrics;
-use schema::Kind;
+use schema::{Envelope, Kind};
 use tokio_util::sync::CancellationToken;
 
 struct Running {
@@ -199,6 +199,68 @@ async fn an_undecodable_message_is_dead_lettered_and_counted_and_the_stream_keep
         ),
         "{text}"
     );
+    writer.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_envelope_that_does_not_belong_on_its_subject_is_dead_lettered_not_stored() {
+    let s = Services::start(None).await;
+    let writer = start_writer(&s);
+    let envelopes = samples::every_kind();
+    let publish_on = |subject: &'static str, env: Envelope| {
+        let js = s.js.clone();
+        async move {
+            let payload = env.encode().expect("encode");
+            common::publish_raw(&js, subject, payload).await;
+        }
+    };
+    // node0's credentials may publish on bmon.ev.*.node0 only: an event that claims node1...
+    let block = envelopes
+        .iter()
+        .find(|e| e.kind() == Kind::BlockConnected)
+        .expect("a block_connected sample");
+    let node1 = schema::NodeId::new("node1").expect("node name");
+    let claims_node1 = Envelope::new(node1, block.observed_at, block.event.clone());
+    publish_on("bmon.ev.block_connected.node0", claims_node1).await;
+    // ...or an alert, on its own events subject instead of bmon.alert.*.
+    let alert = envelopes
+        .iter()
+        .find(|e| e.kind() == Kind::Alert)
+        .cloned()
+        .expect("an alert sample");
+    publish_on("bmon.ev.alert.node0", alert).await;
+    common::publish(&s.js, &envelopes, true).await;
+
+    // The genuine events are stored once; the forgeries add no row.
+    let expected = common::expected_rows(&envelopes);
+    test_support::wait_until(PIPELINE_TIMEOUT, "genuine events written", || async {
+        s.row_count().await >= expected.len()
+    })
+    .await;
+    test_support::wait_until(PIPELINE_TIMEOUT, "backlog drained", || async {
+        s.backlog("ch-writer").await == 0
+    })
+    .await;
+    assert_eq!(s.rows().await.normalized(), expected);
+
+    let dead = s.js.get_stream(schema::subject::DEAD_STREAM).await.unwrap();
+    for (seq, subject) in [
+        (1, "bmon.ev.block_connected.node0"),
+        (2, "bmon.ev.alert.node0"),
+    ] {
+        let m = dead.get_raw_message(seq).await.expect("a dead letter");
+        let header = |h: &str| m.headers.get(h).map(|v| v.as_str().to_string());
+        assert_eq!(
+            header(consumers::runtime::HEADER_DEAD_REASON).as_deref(),
+            Some("subject_mismatch")
+        );
+        assert_eq!(
+            header(consumers::runtime::HEADER_DEAD_SUBJECT).as_deref(),
+            Some(subject)
+        );
+    }
+    let text = writer.metrics.encode();
+    assert!(text.contains("reason=\"subject_mismatch\"} 2"), "{text}");
     writer.stop().await;
 }
 
