@@ -50,6 +50,8 @@ pub async fn connect(
 ) -> Result<async_nats::Client, crate::Error> {
     let mut opts = async_nats::ConnectOptions::new()
         .name(format!("bmon-agent-{node}"))
+        // Replies (PubAcks) come to the node's own inbox, the only one its user may read.
+        .custom_inbox_prefix(schema::subject::inbox_prefix(node.as_str()))
         .retry_on_initial_connect()
         .max_reconnects(None)
         .connection_timeout(Duration::from_secs(5))

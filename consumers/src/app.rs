@@ -37,6 +37,9 @@ pub const IMPLEMENTED: &[&str] = &[
 const ALERTMANAGER_IDLE: Duration = Duration::from_secs(1);
 
 /// Opens a NATS connection as configured (credentials file, or user and password).
+/// The NATS user the consumers run as when the config names none (`nats/server.conf`).
+pub const DEFAULT_NATS_USER: &str = "bmon";
+
 pub async fn connect_nats(
     cfg: &NatsConfig,
     client_name: &str,
@@ -54,8 +57,12 @@ pub async fn connect_nats(
     if let Some(user) = &cfg.user {
         options = options.user_and_password(user.clone(), cfg.password.expose().to_string());
     }
+    // Replies (pull deliveries, API answers) come to this user's own inbox, which no node's
+    // user may read (nats/server.conf).
+    let user = cfg.user.as_deref().unwrap_or(DEFAULT_NATS_USER);
     options
         .name(client_name)
+        .custom_inbox_prefix(schema::subject::inbox_prefix(user))
         .connection_timeout(Duration::from_secs(5))
         .connect(cfg.url.as_str())
         .await

@@ -4,6 +4,7 @@
 //! - `bmon.log.<node>` in stream [`LOGS_STREAM`]: raw debug.log batches (size-limited).
 //! - `bmon.alert.<alert_kind>` in stream [`ALERTS_STREAM`]: detector alerts.
 //! - `bmon.dead.<consumer>`: messages a consumer could not decode, kept for inspection.
+//! - `_INBOX_<user>.>`: replies to one NATS user ([`inbox_prefix`]).
 //!
 //! A node's credentials may publish only on subjects that end in its own name.
 
@@ -57,6 +58,14 @@ pub fn log(node: &NodeId) -> String {
 /// `bmon.alert.<alert_kind>`.
 pub fn alert(alert_kind: &str) -> String {
     format!("bmon.alert.{alert_kind}")
+}
+
+/// `_INBOX_<user>`: the inbox prefix of a NATS user. Each user's replies (PubAcks, pull
+/// deliveries, API answers) travel under its own prefix, and the server lets a user subscribe
+/// to its own prefix only, so one node's credentials cannot read another's replies or the
+/// consumers' deliveries.
+pub fn inbox_prefix(user: &str) -> String {
+    format!("_INBOX_{user}")
 }
 
 /// `bmon.dead.<consumer>`.
