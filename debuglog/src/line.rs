@@ -359,28 +359,27 @@ const MAX_BRACKET: usize = 96;
 /// `[content] rest` → (content, rest) when `content` has no space and no `[`.
 #[inline]
 fn take_bracket(s: &[u8]) -> Option<(&[u8], &[u8])> {
-    if s.first() != Some(&b'[') {
-        return None;
-    }
-    let window = &s[1..s.len().min(MAX_BRACKET + 2)];
-    let end = memchr(b']', window)?;
-    let content = &window[..end];
-    if content.iter().any(|&b| b == b' ' || b == b'[') {
-        return None;
-    }
-    after_bracket(content, &s[end + 2..])
+    bracket_if(s, |c| !c.iter().any(|&b| b == b' ' || b == b'['))
 }
 
-/// `[content] rest` → (content, rest) when `content` has no `[` (spaces allowed).
+/// `[content] rest` → (content, rest) when `content` is not empty and has no `[` (spaces
+/// allowed).
 #[cold]
 fn take_spaced(s: &[u8]) -> Option<(&[u8], &[u8])> {
+    bracket_if(s, |c| !c.is_empty() && !c.contains(&b'['))
+}
+
+/// `[content] rest` → (content, rest) when the bracket closes within [`MAX_BRACKET`] bytes
+/// and `accept(content)`.
+#[inline]
+fn bracket_if(s: &[u8], accept: impl Fn(&[u8]) -> bool) -> Option<(&[u8], &[u8])> {
     if s.first() != Some(&b'[') {
         return None;
     }
     let window = &s[1..s.len().min(MAX_BRACKET + 2)];
     let end = memchr(b']', window)?;
     let content = &window[..end];
-    if content.is_empty() || content.contains(&b'[') {
+    if !accept(content) {
         return None;
     }
     after_bracket(content, &s[end + 2..])

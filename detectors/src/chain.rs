@@ -340,7 +340,7 @@ impl ChainDetector {
         for h in &r.connected {
             self.observe(*h, None, None, &env.node, env.observed_at, Some(r.source));
         }
-        let winner = r.connected.first().copied().unwrap_or(r.new_tip);
+        let winner = winning_block(r);
         let fp = format!("reorg:{}:{}", r.fork_point, winner);
         if self.incidents.is_open(&fp) {
             self.incidents.add_node(&fp, &env.node);
@@ -437,12 +437,7 @@ impl ChainDetector {
         }
         for idx in done.into_iter().rev() {
             let c = self.selfish.remove(idx);
-            let winner = c
-                .reorg
-                .connected
-                .first()
-                .copied()
-                .unwrap_or(c.reorg.new_tip);
+            let winner = winning_block(&c.reorg);
             self.judged.insert((c.reorg.fork_point, winner));
         }
     }
@@ -548,11 +543,7 @@ impl ChainDetector {
                     "cut_off_for",
                     held_back.map(fmt_secs).unwrap_or_default(),
                 ));
-                let fp = format!(
-                    "partition_reorg:{}:{}",
-                    r.fork_point,
-                    r.connected.first().copied().unwrap_or(r.new_tip)
-                );
+                let fp = format!("partition_reorg:{}:{}", r.fork_point, winning_block(r));
                 let mut a = firing(
                     "partition_reorg",
                     Severity::Warning,
@@ -708,6 +699,12 @@ impl ChainDetector {
         self.in_rapid_run.retain(|h| blocks.contains_key(h));
         self.next_prune = self.now.plus_micros(600_000_000);
     }
+}
+
+/// The first block of a reorg's winning branch (the new tip when the source did not list the
+/// branch): with the fork point, what names the reorg.
+fn winning_block(r: &Reorg) -> BlockHash {
+    r.connected.first().copied().unwrap_or(r.new_tip)
 }
 
 /// Whether a time from `source` is only good to the second: debug.log lines without
