@@ -89,6 +89,47 @@ pub struct Script {
     pub conflict: (String, String),
 }
 
+impl Script {
+    /// A few lines an operator can read when a test fails: counts per node and the incidents,
+    /// not every hash (the full script drowns the failure message in CI output).
+    pub fn summary(&self) -> String {
+        let per_node = |m: &BTreeMap<String, BTreeSet<String>>| -> String {
+            m.iter()
+                .map(|(n, s)| format!("{n}={}", s.len()))
+                .collect::<Vec<_>>()
+                .join(" ")
+        };
+        let short = |h: &str| h.get(..12).unwrap_or(h).to_string();
+        let branches = |b: &Branches| {
+            format!(
+                "fork {} at {}, {} losing, {} winning",
+                short(&b.fork_point),
+                b.fork_height,
+                b.losing.len(),
+                b.winning.len()
+            )
+        };
+        format!(
+            "connected: {}\ndisconnected: {}\npartition: {}\nwithheld: {}\n\
+             invalid: {:?}\nhigh_fee: {}, low_fee: {}, bumped: {} -> {}, conflict: {} vs {}",
+            per_node(&self.connected),
+            per_node(&self.disconnected),
+            branches(&self.partition),
+            branches(&self.withheld),
+            self.invalid
+                .iter()
+                .map(|(h, r)| format!("{} {r}", short(h)))
+                .collect::<Vec<_>>(),
+            self.high_fee.len(),
+            self.low_fee.len(),
+            short(&self.bumped.0),
+            short(&self.bumped.1),
+            short(&self.conflict.0),
+            short(&self.conflict.1),
+        )
+    }
+}
+
 /// One reorg's sides.
 #[derive(Debug, Default, Clone)]
 pub struct Branches {
@@ -184,7 +225,9 @@ async fn finish(mut pipeline: Pipeline, mut fleet: CoreFleet, script: Script) ->
     let mut log_lines = BTreeMap::new();
     let mut untimed_lines = BTreeMap::new();
     for n in &fleet.nodes {
-        let text = std::fs::read_to_string(n.debug_log()).unwrap_or_default();
+        let bytes = std::fs::read(n.debug_log())
+            .unwrap_or_else(|e| panic!("read {}: {e}", n.debug_log().display()));
+        let text = String::from_utf8_lossy(&bytes);
         log_lines.insert(n.name.clone(), text.lines().count() as u64);
         let untimed = text.lines().filter(|l| !starts_with_timestamp(l)).count();
         untimed_lines.insert(n.name.clone(), untimed as u64);

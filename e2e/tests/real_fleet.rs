@@ -48,7 +48,7 @@ async fn run(format: LogFormat) {
         return;
     };
     let name = format.name();
-    println!("log format {name}: script {:#?}", run.script);
+    println!("log format {name}: script\n{}", run.script.summary());
     check_blocks(&run);
     check_reorgs(&run);
     check_invalid_blocks(&run);
@@ -365,18 +365,32 @@ fn check_logs(run: &CoreRun, format: LogFormat) {
         let no_location = p.count(&format!(
             "SELECT count() FROM logs FINAL WHERE node = '{node}' AND location = ''"
         ));
+        // On a mismatch, show the lines themselves: counts alone do not say what was misread.
+        let sample = |condition: &str| -> Vec<String> {
+            p.rows(&format!(
+                "SELECT offset, thread, location, function, message FROM logs FINAL \
+                 WHERE node = '{node}' AND message != '' AND {condition} ORDER BY offset LIMIT 8"
+            ))
+            .iter()
+            .map(Value::to_string)
+            .collect()
+        };
         if format.thread_names {
             assert_eq!(
-                no_thread, untimed,
-                "{node}: timed lines whose thread was not read"
+                no_thread,
+                untimed,
+                "{node}: timed lines whose thread was not read, e.g. {:#?}",
+                sample("thread = ''")
             );
         } else {
             assert_eq!(no_thread, *lines, "{node}: a thread where the log has none");
         }
         if format.source_locations {
             assert_eq!(
-                no_location, untimed,
-                "{node}: timed lines whose source location was not read"
+                no_location,
+                untimed,
+                "{node}: timed lines whose source location was not read, e.g. {:#?}",
+                sample("location = ''")
             );
         } else {
             assert_eq!(
