@@ -14,12 +14,14 @@ use tokio_util::sync::CancellationToken;
 use crate::chain::{BlockRef, Chain};
 use crate::clock::SimClock;
 use crate::debug_log::{Banner, NodeLog};
+use crate::holdings;
 use crate::miner::{build_block, genesis};
 use crate::network::{Sim, SimNode};
 use crate::node::{NodeState, Peer};
+use crate::policy::SatPerKvb;
 use crate::rpc::{router, FaultWindow, RpcCtx};
 use crate::scenario::{Scenario, ScenarioEvent};
-use crate::truth::{TruthRecord, TruthSink};
+use crate::truth::{MempoolAtEnd, TruthRecord, TruthSink};
 use crate::zmq::{ZmqEndpoints, ZmqPublisher};
 use crate::Error;
 
@@ -146,8 +148,9 @@ impl Fleet {
                     });
                 }
             }
-            let mut state =
-                NodeState::new(&spec.name, spec.version, &spec.subversion, chain).with_clock(clock);
+            let mut state = NodeState::new(&spec.name, spec.version, &spec.subversion, chain)
+                .with_clock(clock)
+                .with_policy(spec.policy());
             let mut links = Vec::new();
             for link in &scenario.links {
                 let (other, outbound) = if link.a == spec.name {
@@ -161,6 +164,7 @@ impl Fleet {
                     continue;
                 };
                 let o = &scenario.nodes[j];
+                let peer_policy = o.policy();
                 state.peers.push(Peer {
                     id: state.peers.len() as u64,
                     name: o.name.clone(),
@@ -168,6 +172,12 @@ impl Fleet {
                     delay_ms: link.delay_ms,
                     subver: o.subversion.clone(),
                     version: o.version,
+                    relays_txs: !peer_policy.blocks_only,
+                    fee_filter: if peer_policy.blocks_only {
+                        SatPerKvb::ZERO
+                    } else {
+                        peer_policy.min_relay_fee
+                    },
                 });
                 links.push((j, link.delay_ms));
             }
@@ -276,6 +286,12 @@ impl Fleet {
                 links,
                 log,
                 banner,
+                relays_txs: !spec.blocks_only,
+                fee_filter: if spec.blocks_only {
+                    SatPerKvb::ZERO
+                } else {
+                    spec.policy().min_relay_fee
+                },
             });
             states.push(state);
             publishers.push(publisher);
@@ -322,6 +338,19 @@ impl Fleet {
     /// Truth records so far.
     pub fn truth(&self) -> Vec<TruthRecord> {
         self.truth.records()
+    }
+
+    /// Every node's mempool against the fleet's right now, by node name in scenario order:
+    /// what it holds and why it lacks each transaction another node holds (the same answer
+    /// as the `mempool_at_end` truth records written when the scenario has played out).
+    pub fn mempools(&self) -> Vec<(String, MempoolAtEnd)> {
+        let nodes: Vec<(String, &Mutex<NodeState>)> = self
+            .endpoints
+            .iter()
+            .zip(&self.states)
+            .map(|(e, s)| (e.name.clone(), s.as_ref()))
+            .collect();
+        holdings::mempools(&nodes)
     }
 
     /// Runs `f` on the state of node `i` (for tests).

@@ -9,6 +9,9 @@
 //! - [`scenario`]: the TOML scenario and its validation.
 //! - [`clock`]: the simulated clock (`time_scale`) and how it relates to the wall clock.
 //! - [`chain`], [`mempool`]: one node's block tree, UTXO set, coin statistics and mempool.
+//! - [`policy`]: a node's relay policy (`-minrelaytxfee`, `-maxmempool`, `-blocksonly`) and
+//!   Core's fee-rate arithmetic; [`holdings`]: which transactions each node holds and why it
+//!   lacks the others.
 //! - [`debug_log`]: each node's debug.log, in the line format of Core 0.18, 25 or 30.
 //! - [`miner`]: blocks (BIP34, witness commitment, regtest PoW) and anyone-can-spend txs.
 //! - [`node`]: how a node reacts to blocks and transactions, and what it publishes.
@@ -23,10 +26,12 @@ pub mod clock;
 pub mod debug_log;
 pub mod error;
 pub mod fleet;
+pub mod holdings;
 pub mod mempool;
 pub mod miner;
 mod network;
 pub mod node;
+pub mod policy;
 pub mod rpc;
 pub mod scenario;
 pub mod truth;
@@ -37,4 +42,7 @@ pub use debug_log::LogFormat;
 pub use error::Error;
 pub use fleet::{Fleet, FleetOptions, NodeEndpoints};
 pub use scenario::Scenario;
-pub use truth::{Incident, TruthEvent, TruthRecord, TruthSink};
+pub use truth::{
+    mempools_at_end, Incident, MempoolAtEnd, MissingTx, NotHeldReason, TruthEvent, TruthRecord,
+    TruthSink,
+};

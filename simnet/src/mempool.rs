@@ -1,10 +1,15 @@
 //! A node's mempool: the transactions it accepted, in arrival order, with Core's mempool
-//! sequence counter (incremented on every addition and removal, including removals for a block).
+//! sequence counter (incremented on every addition and removal, including removals for a block)
+//! and the size limit Core enforces: past `-maxmempool` the lowest fee-rate packages are evicted
+//! and the rolling minimum fee rises ([`crate::policy`]). What the node does with the results
+//! (ZMQ, truth, debug.log) is [`crate::node`]'s.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 
 use bitcoin::{Amount, OutPoint, Transaction, TxOut, Txid, Wtxid};
+
+use crate::policy::{MempoolPolicy, RollingMinFee, SatPerKvb};
 
 /// One transaction in the mempool.
 #[derive(Debug, Clone)]
@@ -36,6 +41,36 @@ pub struct Mempool {
     next_order: u64,
     spent: HashMap<OutPoint, Txid>,
     sequence: u64,
+    rolling: RollingMinFee,
+}
+
+/// Which transactions a mempool over its limit evicts, as Core's `TrimToSize` picks them.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TrimPlan {
+    /// Evicted transactions, in removal order: each package's lowest-scoring transaction
+    /// first, then its descendants.
+    pub evict: Vec<Txid>,
+    /// The highest fee rate among the evicted packages (what the rolling minimum fee rises to,
+    /// plus the incremental relay fee).
+    pub max_package_rate: SatPerKvb,
+}
+
+/// The outcome of [`Mempool::admit`].
+#[derive(Debug, Clone)]
+pub enum Admission {
+    /// The transaction is in; making room evicted `evicted` (each with the mempool sequence
+    /// its removal consumed, before the addition's `sequence`).
+    Added {
+        /// Mempool sequence of the `A` notification.
+        sequence: u64,
+        /// Evicted entries with the sequence of their `R`, in removal order.
+        evicted: Vec<(MempoolEntry, u64)>,
+        /// The rolling minimum fee after the eviction, when there was one.
+        min_fee: Option<SatPerKvb>,
+    },
+    /// The mempool is full and the transaction would be the one evicted (Core's `mempool
+    /// full`): nothing changed.
+    Full,
 }
 
 impl Default for Mempool {
@@ -53,6 +88,7 @@ impl Mempool {
             next_order: 0,
             spent: HashMap::new(),
             sequence: 1,
+            rolling: RollingMinFee::default(),
         }
     }
 
@@ -101,8 +137,165 @@ impl Mempool {
     }
 
     /// Adds a transaction and returns the mempool sequence of its `A` notification.
-    #[allow(clippy::too_many_arguments)]
     pub fn add(&mut self, tx: Arc<Transaction>, fee: Amount, time: u64, height: u32) -> u64 {
+        self.insert(tx, fee, time, height);
+        self.next_sequence()
+    }
+
+    /// Adds a transaction under `policy`'s size limit, like Core's mempool accept followed by
+    /// `LimitMempoolSize`: if the mempool then exceeds `max_mempool_vbytes`, the lowest
+    /// fee-rate packages are evicted (their removals consume sequence numbers before the
+    /// addition's, as Core's `R` notifications precede the `A`) and the rolling minimum fee
+    /// rises. If the transaction itself would be evicted, nothing changes ([`Admission::Full`]).
+    /// Fee checks are the caller's.
+    pub fn admit(
+        &mut self,
+        tx: Arc<Transaction>,
+        fee: Amount,
+        time: u64,
+        height: u32,
+        policy: &MempoolPolicy,
+    ) -> Admission {
+        let txid = self.insert(tx, fee, time, height);
+        let plan = self.trim_plan(policy.max_mempool_vbytes);
+        if plan.evict.contains(&txid) {
+            self.discard(&txid);
+            return Admission::Full;
+        }
+        let (evicted, min_fee) = self.apply_trim(&plan, policy);
+        Admission::Added {
+            sequence: self.next_sequence(),
+            evicted,
+            min_fee,
+        }
+    }
+
+    /// Evicts down to `policy`'s size limit (Core's `LimitMempoolSize`, e.g. after a reorg put
+    /// transactions back): the evicted entries with their removal sequences, and the new
+    /// rolling minimum fee if anything was evicted.
+    pub fn trim(
+        &mut self,
+        policy: &MempoolPolicy,
+    ) -> (Vec<(MempoolEntry, u64)>, Option<SatPerKvb>) {
+        let plan = self.trim_plan(policy.max_mempool_vbytes);
+        self.apply_trim(&plan, policy)
+    }
+
+    fn apply_trim(
+        &mut self,
+        plan: &TrimPlan,
+        policy: &MempoolPolicy,
+    ) -> (Vec<(MempoolEntry, u64)>, Option<SatPerKvb>) {
+        if plan.evict.is_empty() {
+            return (Vec::new(), None);
+        }
+        let evicted: Vec<_> = plan.evict.iter().filter_map(|t| self.remove(t)).collect();
+        let raised = plan
+            .max_package_rate
+            .saturating_add(policy.incremental_relay_fee);
+        self.rolling.bump(raised);
+        (evicted, Some(raised))
+    }
+
+    /// What Core's `TrimToSize` would evict to bring the mempool to `max_vbytes`: repeatedly
+    /// the transaction with the lowest descendant score (the lower of its own fee rate and
+    /// that of it with its descendants) together with its descendants; ties evict the newer.
+    /// Pure: nothing is removed.
+    pub fn trim_plan(&self, max_vbytes: u64) -> TrimPlan {
+        let mut plan = TrimPlan::default();
+        let mut size = self.total_vsize();
+        let mut gone: HashSet<Txid> = HashSet::new();
+        while size > max_vbytes {
+            let mut worst: Option<(Vec<Txid>, Amount, u64, u64)> = None;
+            for e in self.entries().filter(|e| !gone.contains(&e.txid)) {
+                let package: Vec<Txid> = self
+                    .closure(&e.txid, false)
+                    .into_iter()
+                    .filter(|t| !gone.contains(t))
+                    .collect();
+                let (fee, vsize) = package
+                    .iter()
+                    .filter_map(|t| self.get(t))
+                    .fold((Amount::ZERO, 0u64), |(f, v), x| (f + x.fee, v + x.vsize));
+                // Descendant score: max(own rate, package rate), compared as fractions.
+                let (score_fee, score_vsize) = if lower_rate((e.fee, e.vsize), (fee, vsize)) {
+                    (fee, vsize)
+                } else {
+                    (e.fee, e.vsize)
+                };
+                let worse = match &worst {
+                    None => true,
+                    // `entries()` runs oldest first, so `<=` makes ties evict the newer.
+                    Some((_, wf, wv, _)) => !lower_rate((*wf, *wv), (score_fee, score_vsize)),
+                };
+                if worse {
+                    worst = Some((package, score_fee, score_vsize, vsize));
+                }
+            }
+            let Some((package, _, _, _)) = worst else {
+                break;
+            };
+            let (fee, vsize) = package
+                .iter()
+                .filter_map(|t| self.get(t))
+                .fold((Amount::ZERO, 0u64), |(f, v), x| (f + x.fee, v + x.vsize));
+            plan.max_package_rate = plan.max_package_rate.max(SatPerKvb::of(fee, vsize));
+            size = size.saturating_sub(vsize);
+            for t in package {
+                gone.insert(t);
+                plan.evict.push(t);
+            }
+        }
+        plan
+    }
+
+    /// The rolling minimum fee at `now` (Unix seconds) under `policy` (Core's `GetMinFee`;
+    /// zero unless something was evicted).
+    pub fn rolling_min_fee(&self, now: u64, policy: &MempoolPolicy) -> SatPerKvb {
+        self.rolling.at(
+            now,
+            self.total_vsize(),
+            policy.max_mempool_vbytes,
+            policy.incremental_relay_fee,
+        )
+    }
+
+    /// What a transaction must pay to enter at `now`: the higher of the minimum relay fee and
+    /// the rolling minimum fee (`getmempoolinfo`'s `mempoolminfee`).
+    pub fn min_fee(&self, now: u64, policy: &MempoolPolicy) -> SatPerKvb {
+        self.rolling_min_fee(now, policy).max(policy.min_relay_fee)
+    }
+
+    /// Stores the rolling fee's decay up to `now`, as Core does each time it checks a fee.
+    pub fn settle_min_fee(&mut self, now: u64, policy: &MempoolPolicy) {
+        let usage = self.total_vsize();
+        self.rolling.settle(
+            now,
+            usage,
+            policy.max_mempool_vbytes,
+            policy.incremental_relay_fee,
+        );
+    }
+
+    /// A block was connected at `now`: the rolling minimum fee may decay from now on.
+    pub fn block_connected(&mut self, now: u64) {
+        self.rolling.block_connected(now);
+    }
+
+    /// Removes an entry without consuming a sequence number (an addition undone).
+    fn discard(&mut self, txid: &Txid) {
+        if let Some(entry) = self.entries.remove(txid) {
+            self.order.remove(&entry.order);
+            for input in &entry.tx.input {
+                if self.spent.get(&input.previous_output) == Some(txid) {
+                    self.spent.remove(&input.previous_output);
+                }
+            }
+        }
+    }
+
+    /// Adds an entry without consuming a sequence number; returns its txid.
+    fn insert(&mut self, tx: Arc<Transaction>, fee: Amount, time: u64, height: u32) -> Txid {
         let txid = tx.compute_txid();
         let order = self.next_order;
         self.next_order += 1;
@@ -122,7 +315,7 @@ impl Mempool {
         };
         self.entries.insert(txid, entry);
         self.order.insert(order, txid);
-        self.next_sequence()
+        txid
     }
 
     /// Removes a transaction; returns it with the sequence number its removal consumed.
@@ -203,4 +396,9 @@ impl Mempool {
     pub fn total_vsize(&self) -> u64 {
         self.entries.values().map(|e| e.vsize).sum()
     }
+}
+
+/// Whether fee rate `a` (fee, vsize) is strictly lower than `b`, compared exactly.
+fn lower_rate(a: (Amount, u64), b: (Amount, u64)) -> bool {
+    u128::from(a.0.to_sat()) * u128::from(b.1) < u128::from(b.0.to_sat()) * u128::from(a.1)
 }

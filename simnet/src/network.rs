@@ -2,6 +2,12 @@
 //! slept in real time), finds blocks, makes transactions, relays both along the links with
 //! their delays, and injects the scenario's events. Every random choice comes from one seeded
 //! RNG, so a seed gives the same sequence of decisions.
+//!
+//! Transaction relay follows each node's policy the way Core peers do: a node relays only what
+//! its mempool holds, a peer is offered a transaction only if it pays the peer's announced
+//! minimum fee (`feefilter`, here the peer's current `mempoolminfee`) and the peer does not run
+//! `-blocksonly`, and the wallet submits new transactions only through nodes that take
+//! transactions. When the scenario has played out, every node's `mempool_at_end` is recorded.
 
 use std::cmp::Ordering;
 use std::collections::BinaryHeap;
@@ -17,8 +23,10 @@ use tokio_util::sync::CancellationToken;
 use crate::chain::BlockRef;
 use crate::clock::{wall_us, SimClock};
 use crate::debug_log::{Banner, NodeLog};
+use crate::holdings;
 use crate::miner::{build_block, build_block_overpaying, select_txs, spend};
 use crate::node::{Announcement, NodeState, Notice, Outbox};
+use crate::policy::SatPerKvb;
 use crate::scenario::{Distribution, Scenario, ScenarioEvent};
 use crate::truth::{Incident, TruthEvent, TruthRecord, TruthSink};
 use crate::zmq::ZmqPublisher;
@@ -37,6 +45,10 @@ pub(crate) struct SimNode {
     pub log: Option<Arc<Mutex<NodeLog>>>,
     /// Its startup lines (written again on a restart).
     pub banner: Option<Banner>,
+    /// Whether it takes transactions from peers (not `-blocksonly`).
+    pub relays_txs: bool,
+    /// The minimum fee its peers last heard from it (Core's `feefilter`).
+    pub fee_filter: SatPerKvb,
 }
 
 /// A selfish miner's withheld blocks waiting for their release.
@@ -64,6 +76,8 @@ enum SimEvent {
         to: usize,
         from: usize,
         tx: Arc<Transaction>,
+        /// Its fee as the sender knows it.
+        fee: Option<Amount>,
     },
     Scripted(ScenarioEvent),
     Release(Box<Withheld>),
@@ -185,14 +199,21 @@ impl Sim {
                 self.record(i, Incident::SlowNode { extra_delay_ms });
             }
         }
+        let mut played_out = true;
         while let Some(next) = self.queue.pop() {
             let due = start + self.clock.wall_duration(next.at);
             tokio::select! {
-                _ = cancel.cancelled() => break,
+                _ = cancel.cancelled() => {
+                    played_out = false;
+                    break;
+                }
                 _ = tokio::time::sleep_until(due) => {}
             }
             self.now_ms = next.at;
             self.handle(next.ev);
+        }
+        if played_out {
+            self.record_mempools();
         }
         self.truth.flush();
         tracing::info!(virtual_ms = self.now_ms, "scenario finished");
@@ -241,14 +262,14 @@ impl Sim {
                 });
                 self.emit(to, out);
             }
-            SimEvent::DeliverTx { to, from, tx } => {
+            SimEvent::DeliverTx { to, from, tx, fee } => {
                 if self.cut(to, from) {
                     return;
                 }
                 let from_name = self.nodes[from].name.clone();
                 let mut out = Outbox::default();
                 self.with_node(to, |n| {
-                    let _ = n.receive_tx(tx, Some(from_name), &mut out);
+                    let _ = n.offer_tx(tx, fee, from_name, &mut out);
                 });
                 self.emit(to, out);
             }
@@ -333,9 +354,23 @@ impl Sim {
             log.flush();
         }
         drop(log);
+        self.announce_fee_filter(i);
         if self.partitioned(i) {
             return stamped;
         }
+        // Core announces only what its mempool holds: a transaction evicted in the same step
+        // is not relayed. The fee goes along for the receivers' fee filters.
+        let relay_txs: Vec<(Arc<Transaction>, Option<Amount>)> = self
+            .with_node(i, |n| {
+                out.relay_txs
+                    .iter()
+                    .filter_map(|t| {
+                        let e = n.mempool.get(&t.compute_txid())?;
+                        Some((t.clone(), Some(e.fee)))
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
         // Core relays a single new tip as a high-bandwidth compact block and announces several
         // blocks at once (a reorg) with `headers`.
         let how = if out.relay_blocks.len() == 1 {
@@ -357,18 +392,56 @@ impl Sim {
                     },
                 );
             }
-            for t in &out.relay_txs {
+            for (t, fee) in &relay_txs {
                 self.schedule(
                     at,
                     SimEvent::DeliverTx {
                         to: peer,
                         from: i,
                         tx: t.clone(),
+                        fee: *fee,
                     },
                 );
             }
         }
         stamped
+    }
+
+    /// Tells node `i`'s peers its current minimum fee when it changed (what `getpeerinfo`
+    /// shows as their `minfeefilter`; Core sends `feefilter` every few minutes).
+    fn announce_fee_filter(&mut self, i: usize) {
+        if !self.nodes[i].relays_txs {
+            return;
+        }
+        let Some(filter) = self.with_node(i, |n| n.fee_filter()) else {
+            return;
+        };
+        if filter == self.nodes[i].fee_filter {
+            return;
+        }
+        self.nodes[i].fee_filter = filter;
+        let name = self.nodes[i].name.clone();
+        for (peer, _) in self.nodes[i].links.clone() {
+            self.with_node(peer, |n| {
+                if let Some(p) = n.peers.iter_mut().find(|p| p.name == name) {
+                    p.fee_filter = filter;
+                }
+            });
+        }
+    }
+
+    /// Records every node's `mempool_at_end`: what it holds, and why it lacks what others hold.
+    fn record_mempools(&self) {
+        let nodes: Vec<(String, &Mutex<NodeState>)> = self
+            .nodes
+            .iter()
+            .map(|n| (n.name.clone(), n.state.as_ref()))
+            .collect();
+        for (name, view) in holdings::mempools(&nodes) {
+            if let Some(i) = self.scenario.node_index(&name) {
+                self.stamp(i, TruthEvent::MempoolAtEnd(view));
+            }
+        }
     }
 
     fn pick_miner(&mut self) -> Option<usize> {
@@ -425,7 +498,15 @@ impl Sim {
         if self.wallet.is_empty() {
             return;
         }
-        let origin = self.rng.gen_range(0..self.nodes.len());
+        // The wallet submits through nodes that take transactions (with none under
+        // `-blocksonly`, the same draw as over every node).
+        let takers: Vec<usize> = (0..self.nodes.len())
+            .filter(|&i| self.nodes[i].relays_txs)
+            .collect();
+        if takers.is_empty() {
+            return;
+        }
+        let origin = takers[self.rng.gen_range(0..takers.len())];
         let feerate = self
             .rng
             .gen_range(self.scenario.txs.min_feerate..=self.scenario.txs.max_feerate);
@@ -900,11 +981,11 @@ impl Sim {
                         .filter_map(|k| src.chain.at_height(k))
                         .filter_map(|hash| src.chain.get(&hash).map(|e| e.block.clone()))
                         .collect();
-                    let txs: Vec<Arc<Transaction>> = src
+                    let txs: Vec<(Arc<Transaction>, Amount)> = src
                         .mempool
                         .entries()
                         .filter(|e| !dst.mempool.contains(&e.txid))
-                        .map(|e| e.tx.clone())
+                        .map(|e| (e.tx.clone(), e.fee))
                         .collect();
                     (blocks, txs)
                 };
@@ -920,8 +1001,16 @@ impl Sim {
                         },
                     );
                 }
-                for tx in txs {
-                    self.schedule(at, SimEvent::DeliverTx { to, from, tx });
+                for (tx, fee) in txs {
+                    self.schedule(
+                        at,
+                        SimEvent::DeliverTx {
+                            to,
+                            from,
+                            tx,
+                            fee: Some(fee),
+                        },
+                    );
                 }
             }
         }

@@ -1,17 +1,18 @@
 //! One emulated node's state and how it reacts to a block or a transaction: block index and
-//! active chain (reorgs included), mempool, orphans, and the notifications Core would publish,
-//! in Core's order.
+//! active chain (reorgs included), mempool under the node's relay policy ([`MempoolPolicy`]),
+//! orphans, and the notifications Core would publish, in Core's order.
 
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use bitcoin::{Amount, BlockHash, Transaction};
+use bitcoin::{Amount, BlockHash, Transaction, Txid};
 
 use crate::chain::{BlockRef, Chain};
 use crate::clock::SimClock;
-use crate::debug_log::{Arrival, ArrivalKind, Connected, LogNote, Rejection, TipInfo};
-use crate::mempool::Mempool;
-use crate::truth::{RemovalReason, TruthEvent};
+use crate::debug_log::{Arrival, ArrivalKind, Connected, LogNote, Rejection, TipInfo, Trimmed};
+use crate::mempool::{Admission, Mempool, MempoolEntry};
+use crate::policy::{MempoolPolicy, SatPerKvb};
+use crate::truth::{NotHeldReason, RemovalReason, TruthEvent};
 use crate::zmq::ZmqMessage;
 
 /// Blocks a coinbase output must wait before it can be spent.
@@ -75,6 +76,25 @@ pub enum TxReject {
     Immature,
     /// Outputs exceed inputs.
     NegativeFee,
+    /// It pays less than the node's minimum relay fee or mempool minimum fee.
+    BelowMinFee,
+    /// The node runs `-blocksonly` and takes no transactions from peers.
+    BlocksOnly,
+    /// The mempool is full and it pays the lowest fee rate (`mempool full`).
+    MempoolFull,
+}
+
+/// How a transaction reaches the mempool, which decides the checks it gets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Admit {
+    /// New from a peer or the wallet: fee checks and the size limit apply; kept as an orphan
+    /// when an input is missing.
+    New,
+    /// A retried orphan: like `New`, but never kept again.
+    Orphan,
+    /// Back from a disconnected block: no fee checks and no size limit until the whole reorg
+    /// is done (Core's `bypass_limits`).
+    Reorg,
 }
 
 /// A peer as `getpeerinfo` shows it.
@@ -92,6 +112,10 @@ pub struct Peer {
     pub subver: String,
     /// Its version number.
     pub version: u32,
+    /// Whether it asked for transactions (`relaytxes`; false when it runs `-blocksonly`).
+    pub relays_txs: bool,
+    /// The minimum fee it last announced (`minfeefilter`; zero when it takes no transactions).
+    pub fee_filter: SatPerKvb,
 }
 
 /// The full state of one emulated node.
@@ -118,6 +142,11 @@ pub struct NodeState {
     /// Whether the node has stopped connecting blocks (`stuck` event): it still stores what
     /// arrives, so `headers` keeps rising while `blocks` stays.
     pub stuck: bool,
+    /// What it lets into its mempool (`-minrelaytxfee`, `-maxmempool`, `-blocksonly`).
+    pub policy: MempoolPolicy,
+    /// Why it let go of, or never took, each transaction its policy kept out (filtered,
+    /// refused, evicted, wiped); forgotten once it holds the transaction.
+    not_held: HashMap<Txid, NotHeldReason>,
     /// The peer the block being received came from.
     arriving_from: Option<String>,
     orphan_txs: Vec<(Arc<Transaction>, Option<String>)>,
@@ -143,6 +172,8 @@ impl NodeState {
             started_at: clock.now_secs(),
             clock,
             stuck: false,
+            policy: MempoolPolicy::defaults_for(version),
+            not_held: HashMap::new(),
             arriving_from: None,
             orphan_txs: Vec::new(),
             orphan_blocks: HashMap::new(),
@@ -156,6 +187,47 @@ impl NodeState {
         self.clock = clock;
         self.started_at = clock.now_secs();
         self
+    }
+
+    /// The node under `policy` instead of Core's defaults for its version.
+    pub fn with_policy(mut self, policy: MempoolPolicy) -> NodeState {
+        self.policy = policy;
+        self
+    }
+
+    /// What a transaction must pay to enter now (`getmempoolinfo`'s `mempoolminfee`).
+    pub fn min_fee(&self) -> SatPerKvb {
+        self.mempool.min_fee(self.clock.now_secs(), &self.policy)
+    }
+
+    /// The minimum fee this node announces to its peers (Core's `feefilter`): its
+    /// `mempoolminfee`, or nothing at all under `-blocksonly` (it asks for no transactions).
+    pub fn fee_filter(&self) -> SatPerKvb {
+        if self.policy.blocks_only {
+            SatPerKvb::ZERO
+        } else {
+            self.min_fee()
+        }
+    }
+
+    /// Why this node does not hold `txid` (which another node holds): confirmed in its active
+    /// chain, kept out by its policy (filtered, refused, evicted) or dropped by a wipe, waiting
+    /// in its orphan pool for a parent, or else not relayed to it yet.
+    pub fn why_not_held(&self, txid: &Txid) -> NotHeldReason {
+        if self.chain.tx_block(txid).is_some() {
+            return NotHeldReason::Confirmed;
+        }
+        if let Some(reason) = self.not_held.get(txid) {
+            return *reason;
+        }
+        if self
+            .orphan_txs
+            .iter()
+            .any(|(t, _)| t.compute_txid() == *txid)
+        {
+            return NotHeldReason::MissingParent;
+        }
+        NotHeldReason::NotRelayedYet
     }
 
     /// The peer id this node gave the node called `name`.
@@ -432,6 +504,9 @@ impl NodeState {
     pub fn wipe_mempool(&mut self) -> (usize, u64) {
         let dropped = self.mempool.len();
         let before = self.mempool.sequence();
+        for e in self.mempool.entries() {
+            self.not_held.insert(e.txid, NotHeldReason::Wiped);
+        }
         self.mempool = Mempool::new();
         self.orphan_txs.clear();
         self.started_at = self.clock.now_secs();
@@ -518,6 +593,7 @@ impl NodeState {
                 tracing::error!(node = %self.name, block = %b.hash, error = ?e, "cannot connect block");
                 break;
             }
+            self.mempool.block_connected(self.clock.now_secs());
             let mut removed = 0;
             for tx in b.block.txdata.iter().skip(1) {
                 if let Some((_, seq)) = self.mempool.remove(&tx.compute_txid()) {
@@ -544,8 +620,12 @@ impl NodeState {
         for b in disconnected.iter().rev() {
             for tx in b.block.txdata.iter().skip(1) {
                 let tx = Arc::new(tx.clone());
-                let _ = self.accept_tx_inner(tx, None, out, false);
+                let _ = self.accept_tx_inner(tx, None, out, Admit::Reorg);
             }
+        }
+        if !disconnected.is_empty() {
+            // Core limits the mempool's size once the disconnected transactions are back.
+            self.trim_mempool(out);
         }
         // 4. The new branch's connect notifications: each block's txs, then `C`.
         for (b, note) in connected.iter().zip(connected_notes) {
@@ -600,6 +680,47 @@ impl NodeState {
         self.retry_orphans(out);
     }
 
+    /// A peer (`from`) that holds `tx`, paying `fee` (`None` when the peer no longer knows),
+    /// would announce it to this node. Core peers do not announce a transaction to a node
+    /// below whose `feefilter` it pays, nor any transaction to a `-blocksonly` node: such a
+    /// transaction never arrives, and only the truth records it (`tx_filtered`, once per
+    /// transaction and reason). Otherwise it is received as [`NodeState::receive_tx`].
+    pub fn offer_tx(
+        &mut self,
+        tx: Arc<Transaction>,
+        fee: Option<Amount>,
+        from: String,
+        out: &mut Outbox,
+    ) -> Result<(), TxReject> {
+        let txid = tx.compute_txid();
+        if self.mempool.contains(&txid) || self.chain.tx_block(&txid).is_some() {
+            return Err(TxReject::Known);
+        }
+        let vsize = tx.vsize() as u64;
+        let filter = self.fee_filter();
+        let refused = if self.policy.blocks_only {
+            Some((NotHeldReason::BlocksOnly, TxReject::BlocksOnly))
+        } else if fee.is_some_and(|f| !filter.is_met_by(f, vsize)) {
+            Some((NotHeldReason::MinFee, TxReject::BelowMinFee))
+        } else {
+            None
+        };
+        let Some((reason, reject)) = refused else {
+            return self.receive_tx(tx, Some(from), out);
+        };
+        if self.not_held.insert(txid, reason) != Some(reason) {
+            out.truth(TruthEvent::TxFiltered {
+                txid,
+                from,
+                reason,
+                fee_sat: fee.map(Amount::to_sat),
+                vsize,
+                min_fee_sat_per_kvb: filter.to_sat_per_kvb(),
+            });
+        }
+        Err(reject)
+    }
+
     /// Handles a transaction from a peer (`from`) or the local wallet (`None`).
     pub fn receive_tx(
         &mut self,
@@ -607,7 +728,7 @@ impl NodeState {
         from: Option<String>,
         out: &mut Outbox,
     ) -> Result<(), TxReject> {
-        let r = self.accept_tx_inner(tx, from, out, true);
+        let r = self.accept_tx_inner(tx, from, out, Admit::New);
         if r.is_ok() {
             self.retry_orphans(out);
         }
@@ -656,7 +777,7 @@ impl NodeState {
         tx: Arc<Transaction>,
         from: Option<String>,
         out: &mut Outbox,
-        keep_orphan: bool,
+        admit: Admit,
     ) -> Result<(), TxReject> {
         let txid = tx.compute_txid();
         if self.mempool.contains(&txid) || self.chain.tx_block(&txid).is_some() {
@@ -665,7 +786,7 @@ impl NodeState {
         let inputs = match self.input_value(&tx) {
             Ok(v) => v,
             Err(TxReject::MissingInputs) => {
-                if keep_orphan
+                if admit == Admit::New
                     && self.orphan_txs.len() < MAX_ORPHANS
                     && !self
                         .orphan_txs
@@ -680,9 +801,35 @@ impl NodeState {
         };
         let outputs: Amount = tx.output.iter().map(|o| o.value).sum();
         let fee = inputs.checked_sub(outputs).ok_or(TxReject::NegativeFee)?;
-        let seq = self
-            .mempool
-            .add(tx.clone(), fee, self.clock.now_secs(), self.chain.height());
+        let now = self.clock.now_secs();
+        let height = self.chain.height();
+        let (seq, trimmed) = if admit == Admit::Reorg {
+            (self.mempool.add(tx.clone(), fee, now, height), None)
+        } else {
+            self.check_fee(&tx, fee, from.as_deref(), out)?;
+            match self
+                .mempool
+                .admit(tx.clone(), fee, now, height, &self.policy)
+            {
+                Admission::Full => {
+                    self.refuse(
+                        &tx,
+                        from.as_deref(),
+                        NotHeldReason::Evicted,
+                        "mempool full",
+                        "mempool full".to_owned(),
+                        out,
+                    );
+                    return Err(TxReject::MempoolFull);
+                }
+                Admission::Added {
+                    sequence,
+                    evicted,
+                    min_fee,
+                } => (sequence, self.evicted(evicted, min_fee, out)),
+            }
+        };
+        self.not_held.remove(&txid);
         out.zmq(ZmqMessage::hashtx(txid));
         out.zmq(ZmqMessage::rawtx(&tx));
         out.zmq(ZmqMessage::added(txid, seq));
@@ -702,9 +849,94 @@ impl NodeState {
             size: tx.total_size(),
             pool_txs: self.mempool.len(),
             pool_vsize: self.mempool.total_vsize(),
+            trimmed,
         });
         out.relay_txs.push(tx);
         Ok(())
+    }
+
+    /// Core's fee checks on a transaction entering the mempool: at least the minimum relay
+    /// fee (`min relay fee not met`) and the rolling minimum fee of a mempool that has been
+    /// full (`mempool min fee not met`).
+    fn check_fee(
+        &mut self,
+        tx: &Transaction,
+        fee: Amount,
+        from: Option<&str>,
+        out: &mut Outbox,
+    ) -> Result<(), TxReject> {
+        let vsize = tx.vsize() as u64;
+        let now = self.clock.now_secs();
+        self.mempool.settle_min_fee(now, &self.policy);
+        let relay = self.policy.min_relay_fee;
+        let pool = self.mempool.rolling_min_fee(now, &self.policy);
+        let (reason, required) = if !relay.is_met_by(fee, vsize) {
+            ("min relay fee not met", relay.fee_for(vsize))
+        } else if !pool.is_met_by(fee, vsize) {
+            ("mempool min fee not met", pool.fee_for(vsize))
+        } else {
+            return Ok(());
+        };
+        let text = format!("{reason}, {} < {}", fee.to_sat(), required.to_sat());
+        self.refuse(tx, from, NotHeldReason::MinFee, reason, text, out);
+        Err(TxReject::BelowMinFee)
+    }
+
+    /// A transaction the node's policy keeps out: remembered with `why`; from a peer also a
+    /// `tx_rejected` record and the `[mempoolrej]` line (the wallet's caller just gets an
+    /// RPC error, which leaves no trace).
+    fn refuse(
+        &mut self,
+        tx: &Transaction,
+        from: Option<&str>,
+        why: NotHeldReason,
+        reason: &str,
+        reason_text: String,
+        out: &mut Outbox,
+    ) {
+        self.not_held.insert(tx.compute_txid(), why);
+        if let Some(peer) = from {
+            self.reject_tx(tx, peer, reason, &reason_text, out);
+        }
+    }
+
+    /// Publishes what an eviction removed: for each transaction `sequence` `R` and a
+    /// `tx_removed` (`evicted`) record, then `mempool_trimmed`. Returns it for the log.
+    fn evicted(
+        &mut self,
+        evicted: Vec<(MempoolEntry, u64)>,
+        min_fee: Option<SatPerKvb>,
+        out: &mut Outbox,
+    ) -> Option<Trimmed> {
+        let min_fee = min_fee?;
+        let mut gone = Vec::new();
+        for (e, seq) in evicted {
+            out.zmq(ZmqMessage::removed(e.txid, seq));
+            out.truth(TruthEvent::TxRemoved {
+                txid: e.txid,
+                reason: RemovalReason::Evicted,
+                mempool_sequence: seq,
+            });
+            self.not_held.insert(e.txid, NotHeldReason::Evicted);
+            gone.push((e.txid, e.wtxid));
+        }
+        out.truth(TruthEvent::MempoolTrimmed {
+            removed: gone.len(),
+            min_fee_sat_per_kvb: min_fee.to_sat_per_kvb(),
+        });
+        Some(Trimmed {
+            evicted: gone,
+            min_fee,
+        })
+    }
+
+    /// Evicts down to the size limit (after a reorg put transactions back), with the same
+    /// notices as an eviction on acceptance and Core's `TrimToSize` log line.
+    fn trim_mempool(&mut self, out: &mut Outbox) {
+        let (evicted, min_fee) = self.mempool.trim(&self.policy);
+        if let Some(t) = self.evicted(evicted, min_fee, out) {
+            out.log(LogNote::MempoolTrimmed(t));
+        }
     }
 
     fn retry_orphans(&mut self, out: &mut Outbox) {
@@ -714,7 +946,7 @@ impl NodeState {
             let mut kept = Vec::new();
             for (tx, from) in orphans {
                 if let Err(TxReject::MissingInputs) =
-                    self.accept_tx_inner(tx.clone(), from.clone(), out, false)
+                    self.accept_tx_inner(tx.clone(), from.clone(), out, Admit::Orphan)
                 {
                     kept.push((tx, from));
                 }

@@ -8,6 +8,9 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use crate::debug_log::LogFormat;
+use crate::policy::{
+    default_min_relay_fee_sat_per_kvb, MempoolPolicy, SatPerKvb, DEFAULT_MAX_MEMPOOL_VBYTES,
+};
 use crate::Error;
 
 /// A complete simulation: nodes, links, block and transaction rates, run length and events.
@@ -160,6 +163,18 @@ pub struct NodeSpec {
     /// when absent.
     #[serde(default)]
     pub log_format: Option<LogFormat>,
+    /// Core's `-minrelaytxfee` in sat/kvB: transactions paying less never enter this node's
+    /// mempool, and peers do not announce them to it. Core's default for `version` when
+    /// absent (100 from v30 on, 1000 before).
+    #[serde(default)]
+    pub min_relay_fee_sat_per_kvb: Option<u64>,
+    /// Core's `-maxmempool`, in virtual bytes: past it the lowest fee rates are evicted and
+    /// the mempool minimum fee rises.
+    #[serde(default = "default_max_mempool_vbytes")]
+    pub max_mempool_vbytes: u64,
+    /// Core's `-blocksonly`: the node takes no transactions from peers.
+    #[serde(default)]
+    pub blocks_only: bool,
 }
 
 impl NodeSpec {
@@ -168,7 +183,28 @@ impl NodeSpec {
         self.log_format
             .unwrap_or_else(|| LogFormat::for_version(self.version))
     }
+
+    /// The node's mempool policy: Core's defaults for its version with this node's settings.
+    pub fn policy(&self) -> MempoolPolicy {
+        let defaults = MempoolPolicy::defaults_for(self.version);
+        MempoolPolicy {
+            min_relay_fee: SatPerKvb::from_sat_per_kvb(
+                self.min_relay_fee_sat_per_kvb
+                    .unwrap_or_else(|| default_min_relay_fee_sat_per_kvb(self.version)),
+            ),
+            max_mempool_vbytes: self.max_mempool_vbytes,
+            blocks_only: self.blocks_only,
+            ..defaults
+        }
+    }
 }
+
+fn default_max_mempool_vbytes() -> u64 {
+    DEFAULT_MAX_MEMPOOL_VBYTES
+}
+
+/// Core refuses fee rates of 1 BTC/kvB and more on its command line.
+const MAX_FEE_RATE_SAT_PER_KVB: u64 = 100_000_000;
 
 fn default_version() -> u32 {
     309900
@@ -413,6 +449,21 @@ impl Scenario {
             }
             if !names.insert(node.name.as_str()) {
                 problems.push(format!("duplicate node name {:?}", node.name));
+            }
+            if node
+                .min_relay_fee_sat_per_kvb
+                .is_some_and(|f| f >= MAX_FEE_RATE_SAT_PER_KVB)
+            {
+                problems.push(format!(
+                    "node {:?}: min_relay_fee_sat_per_kvb must be below 100000000 (1 BTC/kvB)",
+                    node.name
+                ));
+            }
+            if node.max_mempool_vbytes == 0 {
+                problems.push(format!(
+                    "node {:?}: max_mempool_vbytes must be positive",
+                    node.name
+                ));
             }
             if node.mines && !(node.hashrate > 0.0 && node.hashrate.is_finite()) {
                 problems.push(format!(

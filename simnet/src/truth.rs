@@ -11,12 +11,21 @@
 //! wipes, rejection bursts, slow nodes) are recorded as `kind = "incident"` records
 //! ([`Incident`]) so a test knows which alert to expect, for which node and object, and when.
 //!
+//! Mempool policy (`-minrelaytxfee`, `-maxmempool`, `-blocksonly`, see [`crate::policy`]) shows
+//! as `tx_filtered` (a peer did not send the node a transaction its policy refuses),
+//! `tx_removed` with reason `evicted` and `mempool_trimmed` (a full mempool made room), and,
+//! when a scenario has played out, one `mempool_at_end` record per node ([`MempoolAtEnd`],
+//! read with [`mempools_at_end`]): which transactions it holds and why it lacks each one
+//! another node holds ([`NotHeldReason`]).
+//!
 //! [`SimClock`]: crate::clock::SimClock
 
 use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::path::Path;
 use std::sync::{Arc, Mutex};
+
+use std::collections::BTreeMap;
 
 use bitcoin::{BlockHash, Txid, Wtxid};
 use serde::{Deserialize, Serialize};
@@ -50,6 +59,92 @@ pub struct TruthRecord {
 pub enum RemovalReason {
     /// Confirmed in a connected block (Core publishes no `R` for these).
     Block,
+    /// Evicted from a full mempool (`-maxmempool`; Core's `sizelimit`, ZMQ `sequence` `R`).
+    Evicted,
+}
+
+/// Why a node does not hold a transaction that another node holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum NotHeldReason {
+    /// It pays less than the node's minimum relay fee or its mempool minimum fee: peers did not
+    /// announce it (Core's `feefilter`), or the node refused it.
+    MinFee,
+    /// The node runs `-blocksonly`: peers send it no transactions.
+    BlocksOnly,
+    /// A full mempool evicted it, or refused it as the lowest fee rate (`mempool full`).
+    Evicted,
+    /// It arrived, but a transaction it spends is not in the node's mempool (an orphan).
+    MissingParent,
+    /// A block this node connected confirmed it (the holders are behind).
+    Confirmed,
+    /// A mempool wipe dropped it and no peer sent it again.
+    Wiped,
+    /// It has not reached the node: still on its way, or no peer that holds it reaches it.
+    NotRelayedYet,
+}
+
+/// A transaction a node lacks while another node holds it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MissingTx {
+    /// Transaction id.
+    pub txid: Txid,
+    /// Why the node does not hold it.
+    pub reason: NotHeldReason,
+    /// Its fee, sat (as the holders know it).
+    pub fee_sat: u64,
+    /// Its virtual size, vB.
+    pub vsize: u64,
+}
+
+/// One node's mempool at the end of a run, against the fleet's: what it holds and why it lacks
+/// each transaction another node holds, with the policy that decided.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MempoolAtEnd {
+    /// Transactions in its mempool, sorted.
+    pub held: Vec<Txid>,
+    /// Transactions other nodes hold and it does not, sorted by txid.
+    pub missing: Vec<MissingTx>,
+    /// Its `mempoolminfee` at the end (the higher of the minimum relay fee and the rolling
+    /// minimum fee), sat/kvB.
+    pub min_fee_sat_per_kvb: u64,
+    /// Its `-minrelaytxfee`, sat/kvB.
+    pub min_relay_fee_sat_per_kvb: u64,
+    /// Its `-maxmempool`, vbytes.
+    pub max_mempool_vbytes: u64,
+    /// Whether it runs `-blocksonly`.
+    pub blocks_only: bool,
+}
+
+impl MempoolAtEnd {
+    /// Whether the node holds `txid`.
+    pub fn holds(&self, txid: &Txid) -> bool {
+        self.held.binary_search(txid).is_ok()
+    }
+
+    /// Why the node lacks `txid`; `None` if it holds it or no node does.
+    pub fn why_missing(&self, txid: &Txid) -> Option<NotHeldReason> {
+        self.missing
+            .iter()
+            .find(|m| m.txid == *txid)
+            .map(|m| m.reason)
+    }
+
+    /// The transactions it lacks for `reason`.
+    pub fn missing_for(&self, reason: NotHeldReason) -> impl Iterator<Item = &MissingTx> + '_ {
+        self.missing.iter().filter(move |m| m.reason == reason)
+    }
+}
+
+/// Each node's last `mempool_at_end` record, by node name.
+pub fn mempools_at_end(records: &[TruthRecord]) -> BTreeMap<String, MempoolAtEnd> {
+    records
+        .iter()
+        .filter_map(|r| match &r.event {
+            TruthEvent::MempoolAtEnd(m) => Some((r.node.clone(), m.clone())),
+            _ => None,
+        })
+        .collect()
 }
 
 /// What happened on a node.
@@ -176,6 +271,34 @@ pub enum TruthEvent {
         /// The whole text after `was not accepted: `.
         reason_text: String,
     },
+    /// A peer held a transaction but did not send it to this node, because the node's policy
+    /// refuses it: below its minimum fee (Core's `feefilter`) or `-blocksonly`. No ZMQ, no log
+    /// line (Core never sees it). Recorded once per transaction and reason.
+    TxFiltered {
+        /// Transaction id.
+        txid: Txid,
+        /// The peer that holds it.
+        from: String,
+        /// `min_fee` or `blocks_only`.
+        reason: NotHeldReason,
+        /// Its fee, sat, when the peer still held it.
+        fee_sat: Option<u64>,
+        /// Its virtual size, vB.
+        vsize: u64,
+        /// The node's minimum fee at that moment (`mempoolminfee`), sat/kvB.
+        min_fee_sat_per_kvb: u64,
+    },
+    /// A full mempool evicted `removed` transactions (each a `tx_removed` `evicted` record just
+    /// before) and its rolling minimum fee rose (debug.log: `Removed N txn, rolling minimum fee
+    /// bumped to ..`).
+    MempoolTrimmed {
+        /// Transactions evicted.
+        removed: usize,
+        /// The rolling minimum fee now, sat/kvB.
+        min_fee_sat_per_kvb: u64,
+    },
+    /// The node's mempool when the scenario had played out (one per node, at the end).
+    MempoolAtEnd(MempoolAtEnd),
     /// An incident injected by the scenario.
     Incident(Incident),
 }

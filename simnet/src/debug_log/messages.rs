@@ -10,7 +10,7 @@ use std::fmt::Write as _;
 use bitcoin::BlockHash;
 
 use super::format::{g8, iso_seconds, version_string, LogFormat};
-use super::{Arrival, ArrivalKind, Banner, Connected, LogNote, Rejection, TipInfo};
+use super::{Arrival, ArrivalKind, Banner, Connected, LogNote, Rejection, TipInfo, Trimmed};
 
 /// One line before stamping.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -220,6 +220,12 @@ pub(crate) fn lines(
             };
             l.push(MSGHAND, Some("mempoolrej"), msg);
         }
+        LogNote::MempoolTrimmed(t) => {
+            trim_enqueued(format, t, thread, &mut l);
+            l.key_here();
+            l.push(thread, Some("mempool"), trim_summary(format, t));
+            trim_callbacks(format, t, thread, &mut l);
+        }
         LogNote::TxAccepted {
             txid,
             wtxid,
@@ -227,6 +233,7 @@ pub(crate) fn lines(
             size,
             pool_txs,
             pool_vsize,
+            trimmed,
         } => {
             // Core's DynamicMemoryUsage per entry is several times the tx size.
             let kb = (pool_vsize * 4 + *pool_txs as u64 * 560) / 1000;
@@ -242,6 +249,12 @@ pub(crate) fn lines(
                     Some("net"),
                     format!("received: tx ({size} bytes) peer={p}"),
                 );
+            }
+            // Making room evicts before the addition is announced (Core's `Finalize` trims
+            // the mempool, then `TransactionAddedToMempool` is enqueued).
+            if let Some(t) = trimmed {
+                trim_enqueued(format, t, tx_thread, &mut l);
+                l.push(tx_thread, Some("mempool"), trim_summary(format, t));
             }
             if format != LogFormat::V018 {
                 if peer.is_none() {
@@ -265,6 +278,9 @@ pub(crate) fn lines(
                 };
                 l.push(MSGHAND, Some("mempool"), msg);
             }
+            if let Some(t) = trimmed {
+                trim_callbacks(format, t, tx_thread, &mut l);
+            }
             if format != LogFormat::V018 {
                 l.push(
                     callback_thread(format, tx_thread),
@@ -275,6 +291,54 @@ pub(crate) fn lines(
         }
     }
     l
+}
+
+/// `TransactionRemovedFromMempool: txid=.. wtxid=.. reason=sizelimit` (the v30 and v25
+/// fixtures' wording for other reasons).
+fn removed_from_mempool(txid: &bitcoin::Txid, wtxid: &bitcoin::Wtxid) -> String {
+    format!("TransactionRemovedFromMempool: txid={txid} wtxid={wtxid} reason=sizelimit")
+}
+
+/// The `Enqueuing TransactionRemovedFromMempool` line of each evicted transaction (Core 24 on).
+fn trim_enqueued(format: LogFormat, t: &Trimmed, thread: &'static str, l: &mut Lines) {
+    if format == LogFormat::V018 {
+        return;
+    }
+    for (txid, wtxid) in &t.evicted {
+        l.push(
+            thread,
+            Some("validation"),
+            format!("Enqueuing {}", removed_from_mempool(txid, wtxid)),
+        );
+    }
+}
+
+/// The callbacks of the evicted transactions' removals (Core 24 on).
+fn trim_callbacks(format: LogFormat, t: &Trimmed, thread: &'static str, l: &mut Lines) {
+    if format == LogFormat::V018 {
+        return;
+    }
+    for (txid, wtxid) in &t.evicted {
+        l.push(
+            callback_thread(format, thread),
+            Some("validation"),
+            removed_from_mempool(txid, wtxid),
+        );
+    }
+}
+
+/// Core's `TrimToSize` line: `Removed 2 txn, rolling minimum fee bumped to 0.00002100 BTC/kvB`
+/// (0.18 prints fee rates in `BTC/kB`).
+fn trim_summary(format: LogFormat, t: &Trimmed) -> String {
+    let rate = t.min_fee.to_string();
+    let rate = match format {
+        LogFormat::V018 => rate.replace("BTC/kvB", "BTC/kB"),
+        LogFormat::V25 | LogFormat::V30 => rate,
+    };
+    format!(
+        "Removed {} txn, rolling minimum fee bumped to {rate}",
+        t.evicted.len()
+    )
 }
 
 /// Core 0.18's reject code for a reason (`(code N)` after the text).

@@ -23,6 +23,7 @@ use bitcoin::{BlockHash, Txid, Wtxid};
 pub use format::LogFormat;
 use messages::{BenchTotals, Out};
 
+use crate::policy::SatPerKvb;
 use crate::Error;
 
 /// What Core would tell its debug.log about one thing a node did.
@@ -86,7 +87,22 @@ pub enum LogNote {
         pool_txs: usize,
         /// Their total virtual size, vB.
         pool_vsize: u64,
+        /// What making room for it evicted from a full mempool, if anything.
+        trimmed: Option<Trimmed>,
     },
+    /// A full mempool evicted transactions outside of a transaction's acceptance (after a
+    /// reorg put transactions back).
+    MempoolTrimmed(Trimmed),
+}
+
+/// Transactions a full mempool evicted (Core's `TrimToSize`) and the rolling minimum fee it
+/// raised.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Trimmed {
+    /// The evicted transactions (txid, wtxid), in removal order.
+    pub evicted: Vec<(Txid, Wtxid)>,
+    /// The rolling minimum fee after the eviction.
+    pub min_fee: SatPerKvb,
 }
 
 /// A block the node found invalid.
@@ -448,6 +464,7 @@ mod tests {
                 size: 222,
                 pool_txs: 1,
                 pool_vsize: 141,
+                trimmed: None,
             },
         );
         log.flush();
