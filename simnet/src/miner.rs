@@ -1,7 +1,7 @@
 //! Block and transaction construction: coinbases with a BIP34 height, a printable miner tag and
 //! a witness commitment, regtest proof of work, and anyone-can-spend P2WSH(OP_TRUE) spends.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use bitcoin::absolute::LockTime;
@@ -13,7 +13,7 @@ use bitcoin::script::{Builder, PushBytesBuf};
 use bitcoin::transaction::Version as TxVersion;
 use bitcoin::{
     Amount, Block, CompactTarget, Network, OutPoint, ScriptBuf, Sequence, Target, Transaction,
-    TxIn, TxMerkleNode, TxOut, Witness,
+    TxIn, TxMerkleNode, TxOut, Txid, Witness,
 };
 use schema::subsidy::subsidy;
 use schema::Height;
@@ -160,6 +160,112 @@ pub fn select_txs(chain: &Chain, mempool: &Mempool, max_txs: usize) -> Vec<Selec
         if !progress || remaining.is_empty() || picked.len() >= max_txs {
             break;
         }
+    }
+    picked
+}
+
+/// Picks mempool transactions for a block template the way Core's block assembler does:
+/// highest ancestor-package fee rate first (a transaction with the ancestors not yet picked,
+/// parents before children), skipping packages that no longer fit in `max_weight`. Only
+/// transactions whose inputs are in the chain's UTXO set or made by an earlier pick qualify.
+/// (Core v30's cluster mempool ranks chunks rather than ancestor packages; for simnet's
+/// chains of single-input spends the order is the same.)
+pub fn select_template_txs(chain: &Chain, mempool: &Mempool, max_weight: u64) -> Vec<Selected> {
+    // Arrival order is a topological order: a parent enters before its children.
+    let order: Vec<_> = mempool.entries().collect();
+    let position: HashMap<Txid, usize> =
+        order.iter().enumerate().map(|(i, e)| (e.txid, i)).collect();
+    let ancestors: Vec<Vec<usize>> = order
+        .iter()
+        .map(|e| {
+            let mut a: Vec<usize> = mempool
+                .closure(&e.txid, true)
+                .iter()
+                .filter_map(|t| position.get(t).copied())
+                .collect();
+            a.sort_unstable();
+            a
+        })
+        .collect();
+    let mut picked_at = vec![false; order.len()];
+    let mut failed = vec![false; order.len()];
+    let mut weight = 0u64;
+    let mut picked: Vec<Selected> = Vec::new();
+    let mut picked_ids: HashSet<Txid> = HashSet::new();
+    loop {
+        // The best package: fee and vsize of the transaction with its unpicked ancestors.
+        let mut best: Option<(usize, Amount, u64, u64)> = None;
+        for i in 0..order.len() {
+            if picked_at[i] || failed[i] {
+                continue;
+            }
+            let (fee, vsize, w) = ancestors[i]
+                .iter()
+                .filter(|&&a| !picked_at[a])
+                .fold((Amount::ZERO, 0u64, 0u64), |(f, v, w), &a| {
+                    (f + order[a].fee, v + order[a].vsize, w + order[a].weight)
+                });
+            if weight + w > max_weight {
+                failed[i] = true;
+                continue;
+            }
+            let better = match best {
+                None => true,
+                Some((_, bf, bv, _)) => {
+                    u128::from(fee.to_sat()) * u128::from(bv)
+                        > u128::from(bf.to_sat()) * u128::from(vsize)
+                }
+            };
+            if better {
+                best = Some((i, fee, vsize, w));
+            }
+        }
+        let Some((i, _, _, w)) = best else {
+            break;
+        };
+        let package: Vec<usize> = ancestors[i]
+            .iter()
+            .copied()
+            .filter(|&a| !picked_at[a])
+            .collect();
+        let mut staged = Vec::new();
+        for &a in &package {
+            let e = order[a];
+            let mut spent = Vec::new();
+            for input in &e.tx.input {
+                let op = input.previous_output;
+                if let Some(c) = chain.utxo(&op) {
+                    spent.push(c.txout.clone());
+                } else if picked_ids.contains(&op.txid)
+                    || staged
+                        .iter()
+                        .any(|s: &Selected| s.tx.compute_txid() == op.txid)
+                {
+                    if let Some(o) = mempool.output(&op) {
+                        spent.push(o.clone());
+                    }
+                }
+            }
+            if spent.len() != e.tx.input.len() {
+                staged.clear();
+                break;
+            }
+            staged.push(Selected {
+                tx: e.tx.clone(),
+                fee: e.fee,
+                spent,
+            });
+        }
+        if staged.is_empty() {
+            failed[i] = true;
+            continue;
+        }
+        for &a in &package {
+            picked_at[a] = true;
+            picked_ids.insert(order[a].txid);
+        }
+        weight += w;
+        picked.extend(staged);
     }
     picked
 }

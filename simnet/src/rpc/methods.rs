@@ -12,10 +12,13 @@ use serde_json::{json, Value};
 use super::txjson::{btc, tx_json};
 use crate::chain::{chainwork_hex, BlockEntry, BlockRef};
 use crate::mempool::MempoolEntry;
-use crate::miner::{select_txs, witness_commitment_script, REGTEST_BITS};
+use crate::miner::{select_template_txs, witness_commitment_script, REGTEST_BITS};
 use crate::node::NodeState;
 use crate::zmq::{Topic, ZmqEndpoints};
 
+/// Weight the transactions of a template may use: the block limit less Core v30's default
+/// `-blockreservedweight` (8000 WU kept for the header and the coinbase).
+const TEMPLATE_TX_WEIGHT: u64 = 4_000_000 - 8_000;
 const TARGET_HEX: &str = "7fffff0000000000000000000000000000000000000000000000000000000000";
 const DIFFICULTY: f64 = 4.656542373906925e-10;
 const PRERELEASE_WARNING: &str =
@@ -266,15 +269,15 @@ fn networkinfo(node: &NodeState) -> Value {
         "protocolversion": 70016,
         "localservices": "0000000000000c09",
         "localservicesnames": ["NETWORK", "WITNESS", "NETWORK_LIMITED", "P2P_V2"],
-        "localrelay": true,
+        "localrelay": !node.policy.blocks_only,
         "timeoffset": 0,
         "networkactive": !node.partitioned,
         "connections": peers.len(),
         "connections_in": inbound,
         "connections_out": peers.len() - inbound,
         "networks": [net("ipv4", true), net("ipv6", true), net("onion", false), net("i2p", false), net("cjdns", false)],
-        "relayfee": 0.00001,
-        "incrementalfee": 0.00001,
+        "relayfee": btc(node.policy.min_relay_fee.per_kvb()),
+        "incrementalfee": btc(node.policy.incremental_relay_fee.per_kvb()),
         "localaddresses": [],
         "warnings": warnings(node),
     })
@@ -298,10 +301,10 @@ fn mempoolinfo(node: &NodeState) -> Value {
         "bytes": m.total_vsize(),
         "usage": m.entries().map(|e| e.weight * 2 + 400).sum::<u64>(),
         "total_fee": btc(m.total_fee()),
-        "maxmempool": 300_000_000u64,
-        "mempoolminfee": 0.000001,
-        "minrelaytxfee": 0.000001,
-        "incrementalrelayfee": 0.000001,
+        "maxmempool": node.policy.max_mempool_vbytes,
+        "mempoolminfee": btc(node.min_fee().per_kvb()),
+        "minrelaytxfee": btc(node.policy.min_relay_fee.per_kvb()),
+        "incrementalrelayfee": btc(node.policy.incremental_relay_fee.per_kvb()),
         "unbroadcastcount": 0,
         "fullrbf": true,
         "permitbaremultisig": true,
@@ -642,7 +645,7 @@ fn peerinfo(node: &NodeState) -> Value {
                     "network": "not_publicly_routable",
                     "services": "0000000000000c09",
                     "servicesnames": ["NETWORK", "WITNESS", "NETWORK_LIMITED", "P2P_V2"],
-                    "relaytxes": true,
+                    "relaytxes": p.relays_txs,
                     "last_inv_sequence": node.mempool.sequence(),
                     "inv_to_send": 0,
                     "lastsend": now,
@@ -669,7 +672,7 @@ fn peerinfo(node: &NodeState) -> Value {
                     "addr_processed": 0,
                     "addr_rate_limited": 0,
                     "permissions": [],
-                    "minfeefilter": 0.000001,
+                    "minfeefilter": btc(p.fee_filter.per_kvb()),
                     "bytessent_per_msg": {
                         "feefilter": 58, "getaddr": 33, "getdata": 440, "getheaders": 308, "headers": 22,
                         "ping": 29, "pong": 29, "sendaddrv2": 33, "sendcmpct": 60, "sendheaders": 33,
@@ -702,7 +705,7 @@ fn blocktemplate(node: &NodeState, p: &Params<'_>) -> Result<Value, RpcError> {
         ));
     }
     let tip = node.chain.tip_entry();
-    let picked = select_txs(&node.chain, &node.mempool, 2000);
+    let picked = select_template_txs(&node.chain, &node.mempool, TEMPLATE_TX_WEIGHT);
     let mut index: HashMap<Txid, usize> = HashMap::new();
     let mut txs = Vec::new();
     let mut fees = Amount::ZERO;
