@@ -1,19 +1,24 @@
 //! One emulated node's state and how it reacts to a block or a transaction: block index and
 //! active chain (reorgs included), mempool under the node's relay policy ([`MempoolPolicy`]),
-//! orphans, and the notifications Core would publish, in Core's order.
+//! orphans, and the notifications Core would publish, in Core's order. Blocks are handled
+//! here, transactions in `admission`.
 
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use bitcoin::{Amount, BlockHash, Transaction, Txid};
+use bitcoin::{BlockHash, Transaction, Txid};
 
 use crate::chain::{BlockRef, Chain};
 use crate::clock::SimClock;
-use crate::debug_log::{Arrival, ArrivalKind, Connected, LogNote, Rejection, TipInfo, Trimmed};
-use crate::mempool::{Admission, Mempool, MempoolEntry};
+use crate::debug_log::{Arrival, ArrivalKind, Connected, LogNote, Rejection, TipInfo};
+use crate::mempool::Mempool;
 use crate::policy::{MempoolPolicy, SatPerKvb};
 use crate::truth::{NotHeldReason, RemovalReason, TruthEvent};
 use crate::zmq::ZmqMessage;
+
+mod admission;
+
+use admission::Admit;
 
 /// Blocks a coinbase output must wait before it can be spent.
 pub const COINBASE_MATURITY: u32 = 100;
@@ -82,19 +87,6 @@ pub enum TxReject {
     BlocksOnly,
     /// The mempool is full and it pays the lowest fee rate (`mempool full`).
     MempoolFull,
-}
-
-/// How a transaction reaches the mempool, which decides the checks it gets.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Admit {
-    /// New from a peer or the wallet: fee checks and the size limit apply; kept as an orphan
-    /// when an input is missing.
-    New,
-    /// A retried orphan: like `New`, but never kept again.
-    Orphan,
-    /// Back from a disconnected block: no fee checks and no size limit until the whole reorg
-    /// is done (Core's `bypass_limits`).
-    Reorg,
 }
 
 /// A peer as `getpeerinfo` shows it.
@@ -193,41 +185,6 @@ impl NodeState {
     pub fn with_policy(mut self, policy: MempoolPolicy) -> NodeState {
         self.policy = policy;
         self
-    }
-
-    /// What a transaction must pay to enter now (`getmempoolinfo`'s `mempoolminfee`).
-    pub fn min_fee(&self) -> SatPerKvb {
-        self.mempool.min_fee(self.clock.now_secs(), &self.policy)
-    }
-
-    /// The minimum fee this node announces to its peers (Core's `feefilter`): its
-    /// `mempoolminfee`, or nothing at all under `-blocksonly` (it asks for no transactions).
-    pub fn fee_filter(&self) -> SatPerKvb {
-        if self.policy.blocks_only {
-            SatPerKvb::ZERO
-        } else {
-            self.min_fee()
-        }
-    }
-
-    /// Why this node does not hold `txid` (which another node holds): confirmed in its active
-    /// chain, kept out by its policy (filtered, refused, evicted) or dropped by a wipe, waiting
-    /// in its orphan pool for a parent, or else not relayed to it yet.
-    pub fn why_not_held(&self, txid: &Txid) -> NotHeldReason {
-        if self.chain.tx_block(txid).is_some() {
-            return NotHeldReason::Confirmed;
-        }
-        if let Some(reason) = self.not_held.get(txid) {
-            return *reason;
-        }
-        if self
-            .orphan_txs
-            .iter()
-            .any(|(t, _)| t.compute_txid() == *txid)
-        {
-            return NotHeldReason::MissingParent;
-        }
-        NotHeldReason::NotRelayedYet
     }
 
     /// The peer id this node gave the node called `name`.
@@ -498,52 +455,6 @@ impl NodeState {
         self.activate_best_chain(out);
     }
 
-    /// Empties the mempool and the orphan pool like a restart without mempool.dat: no `R`
-    /// notifications, the mempool sequence starts again at 1, `uptime` restarts. Returns the
-    /// number of transactions dropped and the mempool sequence before.
-    pub fn wipe_mempool(&mut self) -> (usize, u64) {
-        let dropped = self.mempool.len();
-        let before = self.mempool.sequence();
-        for e in self.mempool.entries() {
-            self.not_held.insert(e.txid, NotHeldReason::Wiped);
-        }
-        self.mempool = Mempool::new();
-        self.orphan_txs.clear();
-        self.started_at = self.clock.now_secs();
-        (dropped, before)
-    }
-
-    /// A transaction from peer `from` that this node rejects with `reason` (`reason_text` is
-    /// the whole text Core logs after `was not accepted: `): a `tx_rejected` truth record and
-    /// the `[mempoolrej]` log line, nothing on ZMQ. `None` if `from` is not a peer.
-    pub fn reject_tx(
-        &self,
-        tx: &Transaction,
-        from: &str,
-        reason: &str,
-        reason_text: &str,
-        out: &mut Outbox,
-    ) -> Option<u64> {
-        let peer = self.peer_id(from)?;
-        out.truth(TruthEvent::TxRejected {
-            txid: tx.compute_txid(),
-            wtxid: tx.compute_wtxid(),
-            from: from.to_owned(),
-            peer,
-            reason: reason.to_owned(),
-            reason_text: reason_text.to_owned(),
-        });
-        out.log(LogNote::TxRejected {
-            txid: tx.compute_txid(),
-            wtxid: tx.compute_wtxid(),
-            peer,
-            size: tx.total_size(),
-            reason: reason.to_owned(),
-            reason_text: reason_text.to_owned(),
-        });
-        Some(peer)
-    }
-
     /// Switches to the best known branch if it has more work than the tip.
     fn activate_best_chain(&mut self, out: &mut Outbox) {
         self.reject_invalid_branches(out);
@@ -678,285 +589,6 @@ impl NodeState {
         }
         out.relay_blocks.extend(connected);
         self.retry_orphans(out);
-    }
-
-    /// A peer (`from`) that holds `tx`, paying `fee` (`None` when the peer no longer knows),
-    /// would announce it to this node. Core peers do not announce a transaction to a node
-    /// below whose `feefilter` it pays, nor any transaction to a `-blocksonly` node: such a
-    /// transaction never arrives, and only the truth records it (`tx_filtered`, once per
-    /// transaction and reason). Otherwise it is received as [`NodeState::receive_tx`].
-    pub fn offer_tx(
-        &mut self,
-        tx: Arc<Transaction>,
-        fee: Option<Amount>,
-        from: String,
-        out: &mut Outbox,
-    ) -> Result<(), TxReject> {
-        let txid = tx.compute_txid();
-        if self.mempool.contains(&txid) || self.chain.tx_block(&txid).is_some() {
-            return Err(TxReject::Known);
-        }
-        let vsize = tx.vsize() as u64;
-        let filter = self.fee_filter();
-        let refused = if self.policy.blocks_only {
-            Some((NotHeldReason::BlocksOnly, TxReject::BlocksOnly))
-        } else if fee.is_some_and(|f| !filter.is_met_by(f, vsize)) {
-            Some((NotHeldReason::MinFee, TxReject::BelowMinFee))
-        } else {
-            None
-        };
-        let Some((reason, reject)) = refused else {
-            return self.receive_tx(tx, Some(from), out);
-        };
-        if self.not_held.insert(txid, reason) != Some(reason) {
-            out.truth(TruthEvent::TxFiltered {
-                txid,
-                from,
-                reason,
-                fee_sat: fee.map(Amount::to_sat),
-                vsize,
-                min_fee_sat_per_kvb: filter.to_sat_per_kvb(),
-            });
-        }
-        Err(reject)
-    }
-
-    /// Handles a transaction from a peer (`from`) or the local wallet (`None`).
-    pub fn receive_tx(
-        &mut self,
-        tx: Arc<Transaction>,
-        from: Option<String>,
-        out: &mut Outbox,
-    ) -> Result<(), TxReject> {
-        let r = self.accept_tx_inner(tx, from, out, Admit::New);
-        if r.is_ok() {
-            self.retry_orphans(out);
-        }
-        r
-    }
-
-    /// Total value of the inputs of `tx` as this node sees them, checking maturity and conflicts.
-    fn input_value(&self, tx: &Transaction) -> Result<Amount, TxReject> {
-        let next_height = self.chain.height() + 1;
-        let mut total = Amount::ZERO;
-        for input in &tx.input {
-            let op = input.previous_output;
-            if self.mempool.spender(&op).is_some() {
-                return Err(TxReject::Conflict);
-            }
-            if let Some(coin) = self.chain.utxo(&op) {
-                if coin.coinbase && next_height.saturating_sub(coin.height) < COINBASE_MATURITY {
-                    return Err(TxReject::Immature);
-                }
-                total += coin.txout.value;
-            } else if let Some(o) = self.mempool.output(&op) {
-                total += o.value;
-            } else {
-                return Err(TxReject::MissingInputs);
-            }
-        }
-        Ok(total)
-    }
-
-    /// Whether the wallet may spend `op` through this node.
-    pub fn can_spend(&self, op: &bitcoin::OutPoint) -> bool {
-        if self.mempool.spender(op).is_some() {
-            return false;
-        }
-        match self.chain.utxo(op) {
-            Some(c) => {
-                !c.coinbase
-                    || (self.chain.height() + 1).saturating_sub(c.height) >= COINBASE_MATURITY
-            }
-            None => self.mempool.output(op).is_some(),
-        }
-    }
-
-    fn accept_tx_inner(
-        &mut self,
-        tx: Arc<Transaction>,
-        from: Option<String>,
-        out: &mut Outbox,
-        admit: Admit,
-    ) -> Result<(), TxReject> {
-        let txid = tx.compute_txid();
-        if self.mempool.contains(&txid) || self.chain.tx_block(&txid).is_some() {
-            return Err(TxReject::Known);
-        }
-        let inputs = match self.input_value(&tx) {
-            Ok(v) => v,
-            Err(TxReject::MissingInputs) => {
-                if admit == Admit::New
-                    && self.orphan_txs.len() < MAX_ORPHANS
-                    && !self
-                        .orphan_txs
-                        .iter()
-                        .any(|(t, _)| t.compute_txid() == txid)
-                {
-                    self.orphan_txs.push((tx, from));
-                }
-                return Err(TxReject::MissingInputs);
-            }
-            Err(e) => return Err(e),
-        };
-        let outputs: Amount = tx.output.iter().map(|o| o.value).sum();
-        let fee = inputs.checked_sub(outputs).ok_or(TxReject::NegativeFee)?;
-        let now = self.clock.now_secs();
-        let height = self.chain.height();
-        let (seq, trimmed) = if admit == Admit::Reorg {
-            (self.mempool.add(tx.clone(), fee, now, height), None)
-        } else {
-            self.check_fee(&tx, fee, from.as_deref(), out)?;
-            match self
-                .mempool
-                .admit(tx.clone(), fee, now, height, &self.policy)
-            {
-                Admission::Full => {
-                    self.refuse(
-                        &tx,
-                        from.as_deref(),
-                        NotHeldReason::Evicted,
-                        "mempool full",
-                        "mempool full".to_owned(),
-                        out,
-                    );
-                    return Err(TxReject::MempoolFull);
-                }
-                Admission::Added {
-                    sequence,
-                    evicted,
-                    min_fee,
-                } => (sequence, self.evicted(evicted, min_fee, out)),
-            }
-        };
-        self.not_held.remove(&txid);
-        out.zmq(ZmqMessage::hashtx(txid));
-        out.zmq(ZmqMessage::rawtx(&tx));
-        out.zmq(ZmqMessage::added(txid, seq));
-        let peer = from.as_deref().and_then(|f| self.peer_id(f));
-        out.truth(TruthEvent::TxAccepted {
-            txid,
-            wtxid: tx.compute_wtxid(),
-            mempool_sequence: seq,
-            fee_sat: fee.to_sat(),
-            vsize: tx.vsize() as u64,
-            from,
-        });
-        out.log(LogNote::TxAccepted {
-            txid,
-            wtxid: tx.compute_wtxid(),
-            peer,
-            size: tx.total_size(),
-            pool_txs: self.mempool.len(),
-            pool_vsize: self.mempool.total_vsize(),
-            trimmed,
-        });
-        out.relay_txs.push(tx);
-        Ok(())
-    }
-
-    /// Core's fee checks on a transaction entering the mempool: at least the minimum relay
-    /// fee (`min relay fee not met`) and the rolling minimum fee of a mempool that has been
-    /// full (`mempool min fee not met`).
-    fn check_fee(
-        &mut self,
-        tx: &Transaction,
-        fee: Amount,
-        from: Option<&str>,
-        out: &mut Outbox,
-    ) -> Result<(), TxReject> {
-        let vsize = tx.vsize() as u64;
-        let now = self.clock.now_secs();
-        self.mempool.settle_min_fee(now, &self.policy);
-        let relay = self.policy.min_relay_fee;
-        let pool = self.mempool.rolling_min_fee(now, &self.policy);
-        let (reason, required) = if !relay.is_met_by(fee, vsize) {
-            ("min relay fee not met", relay.fee_for(vsize))
-        } else if !pool.is_met_by(fee, vsize) {
-            ("mempool min fee not met", pool.fee_for(vsize))
-        } else {
-            return Ok(());
-        };
-        let text = format!("{reason}, {} < {}", fee.to_sat(), required.to_sat());
-        self.refuse(tx, from, NotHeldReason::MinFee, reason, text, out);
-        Err(TxReject::BelowMinFee)
-    }
-
-    /// A transaction the node's policy keeps out: remembered with `why`; from a peer also a
-    /// `tx_rejected` record and the `[mempoolrej]` line (the wallet's caller just gets an
-    /// RPC error, which leaves no trace).
-    fn refuse(
-        &mut self,
-        tx: &Transaction,
-        from: Option<&str>,
-        why: NotHeldReason,
-        reason: &str,
-        reason_text: String,
-        out: &mut Outbox,
-    ) {
-        self.not_held.insert(tx.compute_txid(), why);
-        if let Some(peer) = from {
-            self.reject_tx(tx, peer, reason, &reason_text, out);
-        }
-    }
-
-    /// Publishes what an eviction removed: for each transaction `sequence` `R` and a
-    /// `tx_removed` (`evicted`) record, then `mempool_trimmed`. Returns it for the log.
-    fn evicted(
-        &mut self,
-        evicted: Vec<(MempoolEntry, u64)>,
-        min_fee: Option<SatPerKvb>,
-        out: &mut Outbox,
-    ) -> Option<Trimmed> {
-        let min_fee = min_fee?;
-        let mut gone = Vec::new();
-        for (e, seq) in evicted {
-            out.zmq(ZmqMessage::removed(e.txid, seq));
-            out.truth(TruthEvent::TxRemoved {
-                txid: e.txid,
-                reason: RemovalReason::Evicted,
-                mempool_sequence: seq,
-            });
-            self.not_held.insert(e.txid, NotHeldReason::Evicted);
-            gone.push((e.txid, e.wtxid));
-        }
-        out.truth(TruthEvent::MempoolTrimmed {
-            removed: gone.len(),
-            min_fee_sat_per_kvb: min_fee.to_sat_per_kvb(),
-        });
-        Some(Trimmed {
-            evicted: gone,
-            min_fee,
-        })
-    }
-
-    /// Evicts down to the size limit (after a reorg put transactions back), with the same
-    /// notices as an eviction on acceptance and Core's `TrimToSize` log line.
-    fn trim_mempool(&mut self, out: &mut Outbox) {
-        let (evicted, min_fee) = self.mempool.trim(&self.policy);
-        if let Some(t) = self.evicted(evicted, min_fee, out) {
-            out.log(LogNote::MempoolTrimmed(t));
-        }
-    }
-
-    fn retry_orphans(&mut self, out: &mut Outbox) {
-        loop {
-            let orphans = std::mem::take(&mut self.orphan_txs);
-            let before = orphans.len();
-            let mut kept = Vec::new();
-            for (tx, from) in orphans {
-                if let Err(TxReject::MissingInputs) =
-                    self.accept_tx_inner(tx.clone(), from.clone(), out, Admit::Orphan)
-                {
-                    kept.push((tx, from));
-                }
-            }
-            let progress = kept.len() < before;
-            self.orphan_txs = kept;
-            if !progress {
-                break;
-            }
-        }
     }
 }
 
