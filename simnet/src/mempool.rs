@@ -402,3 +402,123 @@ impl Mempool {
 fn lower_rate(a: (Amount, u64), b: (Amount, u64)) -> bool {
     u128::from(a.0.to_sat()) * u128::from(b.1) < u128::from(b.0.to_sat()) * u128::from(a.1)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::miner::spend;
+    use crate::policy::MempoolPolicy;
+    use bitcoin::hashes::{sha256d, Hash};
+
+    /// A spend of a made-up coin `n` paying `feerate` sat/vB, with its fee.
+    fn tx(n: u32, feerate: u64) -> (Arc<Transaction>, Amount) {
+        let prev = Txid::from_raw_hash(sha256d::Hash::hash(&n.to_le_bytes()));
+        let op = OutPoint {
+            txid: prev,
+            vout: 0,
+        };
+        let (tx, fee) = spend(op, Amount::from_sat(1_000_000), feerate, false).unwrap();
+        (Arc::new(tx), fee)
+    }
+
+    /// A spend of output 0 of `parent` paying `feerate` sat/vB.
+    fn child(parent: &Transaction, feerate: u64) -> (Arc<Transaction>, Amount) {
+        let op = OutPoint {
+            txid: parent.compute_txid(),
+            vout: 0,
+        };
+        let (tx, fee) = spend(op, parent.output[0].value, feerate, false).unwrap();
+        (Arc::new(tx), fee)
+    }
+
+    fn policy(max_vbytes: u64) -> MempoolPolicy {
+        MempoolPolicy {
+            max_mempool_vbytes: max_vbytes,
+            ..MempoolPolicy::defaults_for(309900)
+        }
+    }
+
+    #[test]
+    fn a_full_mempool_evicts_the_lowest_fee_rate_and_raises_its_min_fee() {
+        let (a, fa) = tx(1, 5);
+        let (b, fb) = tx(2, 2);
+        let (c, fc) = tx(3, 9);
+        let vsize = a.vsize() as u64;
+        // Room for two.
+        let p = policy(2 * vsize);
+        let mut m = Mempool::new();
+        assert!(matches!(
+            m.admit(a.clone(), fa, 0, 0, &p),
+            Admission::Added { sequence: 1, .. }
+        ));
+        assert!(matches!(
+            m.admit(b.clone(), fb, 0, 0, &p),
+            Admission::Added { sequence: 2, .. }
+        ));
+        assert_eq!(m.min_fee(0, &p), p.min_relay_fee);
+        let Admission::Added {
+            sequence,
+            evicted,
+            min_fee,
+        } = m.admit(c.clone(), fc, 0, 0, &p)
+        else {
+            panic!("c pays more than b and gets in");
+        };
+        // The eviction's `R` takes its sequence number before the addition's `A`.
+        let evicted: Vec<(Txid, u64)> = evicted.iter().map(|(e, s)| (e.txid, *s)).collect();
+        assert_eq!(evicted, vec![(b.compute_txid(), 3)]);
+        assert_eq!(sequence, 4);
+        // 2 sat/vB evicted: the minimum fee is that plus the incremental relay fee.
+        let raised = SatPerKvb::from_sat_per_kvb(2000 + 100);
+        assert_eq!(min_fee, Some(raised));
+        assert_eq!(m.min_fee(0, &p), raised);
+        assert!(m.contains(&a.compute_txid()) && m.contains(&c.compute_txid()));
+    }
+
+    #[test]
+    fn a_transaction_that_would_be_evicted_itself_is_refused_and_changes_nothing() {
+        let (a, fa) = tx(1, 5);
+        let (b, fb) = tx(2, 1);
+        let p = policy(a.vsize() as u64);
+        let mut m = Mempool::new();
+        m.admit(a.clone(), fa, 0, 0, &p);
+        assert!(matches!(m.admit(b.clone(), fb, 0, 0, &p), Admission::Full));
+        assert_eq!(m.len(), 1);
+        assert_eq!(m.sequence(), 2, "no sequence number consumed");
+        assert_eq!(m.min_fee(0, &p), p.min_relay_fee);
+    }
+
+    #[test]
+    fn eviction_takes_descendants_and_a_paying_child_shields_its_parent() {
+        // parent 1 sat/vB with a 30 sat/vB child: descendant score ~15.5 sat/vB; lone 8 sat/vB.
+        let (parent, fp) = tx(1, 1);
+        let (kid, fk) = child(&parent, 30);
+        let (lone, fl) = tx(2, 8);
+        let mut m = Mempool::new();
+        for (t, f) in [(&parent, fp), (&kid, fk), (&lone, fl)] {
+            m.add(t.clone(), f, 0, 0);
+        }
+        let total = m.total_vsize();
+        let plan = m.trim_plan(total - 1);
+        assert_eq!(plan.evict, vec![lone.compute_txid()]);
+        assert_eq!(plan.max_package_rate, SatPerKvb::from_sat_per_kvb(8000));
+        // Without the child's help the parent goes first, and its child with it.
+        let mut m = Mempool::new();
+        let (kid2, fk2) = child(&parent, 2);
+        for (t, f) in [(&parent, fp), (&kid2, fk2), (&lone, fl)] {
+            m.add(t.clone(), f, 0, 0);
+        }
+        let plan = m.trim_plan(m.total_vsize() - 1);
+        assert_eq!(plan.evict, vec![parent.compute_txid(), kid2.compute_txid()]);
+    }
+
+    #[test]
+    fn within_the_limit_nothing_is_evicted() {
+        let (a, fa) = tx(1, 1);
+        let mut m = Mempool::new();
+        m.add(a.clone(), fa, 0, 0);
+        assert_eq!(m.trim_plan(a.vsize() as u64), TrimPlan::default());
+        let (evicted, min_fee) = m.trim(&policy(a.vsize() as u64));
+        assert!(evicted.is_empty() && min_fee.is_none());
+    }
+}

@@ -455,4 +455,64 @@ mod tests {
             Amount::from_sat(5_000_000_000) + fee
         );
     }
+
+    #[test]
+    fn templates_take_the_highest_package_fee_rate_first_within_the_weight() {
+        let g = genesis();
+        let mut chain = Chain::new(g.clone());
+        let mut prev = g;
+        let mut coins = Vec::new();
+        for _ in 0..3 {
+            let b = Arc::new(build_block(
+                "m",
+                prev.hash,
+                prev.height,
+                prev.block.header.time + 1,
+                Vec::new(),
+            ));
+            chain.insert(b.clone());
+            chain.connect(&b.hash).unwrap();
+            coins.push((
+                OutPoint {
+                    txid: b.block.txdata[0].compute_txid(),
+                    vout: 0,
+                },
+                b.block.txdata[0].output[0].value,
+            ));
+            prev = b;
+        }
+        let (low, fl) = spend(coins[0].0, coins[0].1, 2, false).unwrap();
+        let (mid, fm) = spend(coins[1].0, coins[1].1, 10, false).unwrap();
+        // A 1 sat/vB parent with a 40 sat/vB child: a package of ~20.5 sat/vB.
+        let (parent, fp) = spend(coins[2].0, coins[2].1, 1, false).unwrap();
+        let kid_in = OutPoint {
+            txid: parent.compute_txid(),
+            vout: 0,
+        };
+        let (kid, fk) = spend(kid_in, parent.output[0].value, 40, false).unwrap();
+        let mut mempool = Mempool::new();
+        for (t, f) in [(&low, fl), (&mid, fm), (&parent, fp), (&kid, fk)] {
+            mempool.add(Arc::new(t.clone()), f, 0, 0);
+        }
+        let ids = |v: Vec<Selected>| -> Vec<bitcoin::Txid> {
+            v.iter().map(|s| s.tx.compute_txid()).collect()
+        };
+        let all = ids(select_template_txs(&chain, &mempool, 4_000_000));
+        assert_eq!(
+            all,
+            vec![
+                parent.compute_txid(),
+                kid.compute_txid(),
+                mid.compute_txid(),
+                low.compute_txid()
+            ]
+        );
+        // Room for one transaction's weight: the best single one that fits.
+        let one = mid.weight().to_wu();
+        assert_eq!(
+            ids(select_template_txs(&chain, &mempool, one)),
+            vec![mid.compute_txid()]
+        );
+        assert!(select_template_txs(&chain, &Mempool::new(), 4_000_000).is_empty());
+    }
 }

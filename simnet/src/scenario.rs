@@ -646,3 +646,58 @@ impl Scenario {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const BASE: &str = r#"
+duration_ms = 1000
+[blocks]
+interval_ms = 100
+[[nodes]]
+name = "a"
+mines = true
+"#;
+
+    #[test]
+    fn a_node_without_policy_settings_gets_cores_defaults_for_its_version() {
+        let s = Scenario::from_toml(&format!(
+            "{BASE}[[nodes]]\nname = \"old\"\nversion = 250000\n"
+        ))
+        .unwrap();
+        let new = s.nodes[0].policy();
+        assert_eq!(new, MempoolPolicy::defaults_for(309900));
+        assert_eq!(new.min_relay_fee.to_sat_per_kvb(), 100);
+        assert_eq!(s.nodes[1].policy().min_relay_fee.to_sat_per_kvb(), 1000);
+        assert_eq!(new.max_mempool_vbytes, 300_000_000);
+        assert!(!new.blocks_only);
+    }
+
+    #[test]
+    fn policy_settings_are_read_per_node() {
+        let s = Scenario::from_toml(&format!(
+            "{BASE}[[nodes]]\nname = \"b\"\nmin_relay_fee_sat_per_kvb = 5000\nmax_mempool_vbytes = 4000\nblocks_only = true\n"
+        ))
+        .unwrap();
+        let p = s.nodes[1].policy();
+        assert_eq!(p.min_relay_fee.to_sat_per_kvb(), 5000);
+        assert_eq!(p.incremental_relay_fee.to_sat_per_kvb(), 100);
+        assert_eq!(p.max_mempool_vbytes, 4000);
+        assert!(p.blocks_only);
+    }
+
+    #[test]
+    fn impossible_policy_settings_are_reported_together() {
+        let e = Scenario::from_toml(&format!(
+            "{BASE}[[nodes]]\nname = \"b\"\nmin_relay_fee_sat_per_kvb = 100000000\nmax_mempool_vbytes = 0\n"
+        ))
+        .unwrap_err();
+        let Error::ScenarioInvalid(problems) = e else {
+            panic!("not a validation error: {e}");
+        };
+        assert_eq!(problems.len(), 2, "{problems:?}");
+        assert!(problems[0].contains("min_relay_fee_sat_per_kvb"));
+        assert!(problems[1].contains("max_mempool_vbytes"));
+    }
+}

@@ -8,60 +8,13 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+use common::{decode_sequence, subscribe, Captured};
+
 use bitcoin::consensus::deserialize;
 use bitcoin::{Block, Transaction};
 use serde_json::Value;
 use simnet::truth::TruthEvent;
 use test_support::fixture;
-
-/// Decodes a `sequence` body the way a subscriber does: (hash hex in display order, label, mempool seq).
-fn decode_sequence(body: &[u8]) -> Option<(String, char, Option<u64>)> {
-    if body.len() < 33 {
-        return None;
-    }
-    let hash: String = body[..32].iter().map(|b| format!("{b:02x}")).collect();
-    let label = body[32] as char;
-    let seq = match label {
-        'A' | 'R' if body.len() == 41 => Some(u64::from_le_bytes(body[33..41].try_into().ok()?)),
-        'C' | 'D' if body.len() == 33 => None,
-        _ => return None,
-    };
-    Some((hash, label, seq))
-}
-
-struct Captured {
-    frames: Vec<Vec<u8>>,
-}
-
-fn subscribe(
-    endpoints: &[String],
-    stop: Arc<AtomicBool>,
-) -> std::thread::JoinHandle<Vec<Captured>> {
-    let ctx = zmq::Context::new();
-    let sockets: Vec<zmq::Socket> = endpoints
-        .iter()
-        .map(|e| {
-            let s = ctx.socket(zmq::SUB).unwrap();
-            s.set_subscribe(b"").unwrap();
-            s.set_rcvtimeo(50).unwrap();
-            s.connect(e).unwrap();
-            s
-        })
-        .collect();
-    std::thread::spawn(move || {
-        let _ctx = ctx;
-        let mut out = Vec::new();
-        while !stop.load(Ordering::Relaxed) {
-            for s in &sockets {
-                while let Ok(frames) = s.recv_multipart(zmq::DONTWAIT) {
-                    out.push(Captured { frames });
-                }
-            }
-            std::thread::sleep(Duration::from_millis(2));
-        }
-        out
-    })
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn zmq_messages_match_core_captures_and_truth() {

@@ -475,4 +475,70 @@ mod tests {
             "2026-11-25T15:52:39.141167Z [msghand] [mempool] AcceptToMemoryPool: peer=3: accepted 0000000000000000000000000000000000000000000000000000000000000000 (poolsz 1 txn, 1 kB)\n"
         ));
     }
+
+    #[test]
+    fn an_eviction_writes_cores_removal_and_trim_lines_around_the_accept() {
+        let evicted = (
+            Txid::from_byte_array([1; 32]),
+            Wtxid::from_byte_array([2; 32]),
+        );
+        let note = LogNote::TxAccepted {
+            txid: Txid::all_zeros(),
+            wtxid: Wtxid::all_zeros(),
+            peer: Some(0),
+            size: 200,
+            pool_txs: 3,
+            pool_vsize: 400,
+            trimmed: Some(Trimmed {
+                evicted: vec![evicted],
+                min_fee: SatPerKvb::from_sat_per_kvb(2100),
+            }),
+        };
+        let dir = tempfile::tempdir().unwrap();
+        let mut written = Vec::new();
+        for format in [LogFormat::V30, LogFormat::V25, LogFormat::V018] {
+            let path = dir.path().join(format.name()).join("debug.log");
+            let mut log = NodeLog::open(&path, format, "n").unwrap();
+            log.note(1_795_621_959_141_167, &note);
+            log.flush();
+            written.push(read(&path));
+        }
+        let removed = format!(
+            "TransactionRemovedFromMempool: txid={} wtxid={} reason=sizelimit",
+            evicted.0, evicted.1
+        );
+        let v30: Vec<&str> = written[0].iter().map(|l| &l[28..]).collect();
+        assert_eq!(
+            v30,
+            vec![
+                "[net] received: tx (200 bytes) peer=0".to_owned(),
+                format!("[validation] Enqueuing {removed}"),
+                "[mempool] Removed 1 txn, rolling minimum fee bumped to 0.00002100 BTC/kvB"
+                    .to_owned(),
+                format!(
+                    "[validation] Enqueuing TransactionAddedToMempool: txid={} wtxid={}",
+                    Txid::all_zeros(),
+                    Wtxid::all_zeros()
+                ),
+                format!(
+                    "[mempool] AcceptToMemoryPool: peer=0: accepted {} (wtxid={}) (poolsz 3 txn, 3 kB)",
+                    Txid::all_zeros(),
+                    Wtxid::all_zeros()
+                ),
+                format!("[validation] {removed}"),
+                format!(
+                    "[validation] TransactionAddedToMempool: txid={} wtxid={}",
+                    Txid::all_zeros(),
+                    Wtxid::all_zeros()
+                ),
+            ]
+        );
+        assert!(written[1]
+            .iter()
+            .any(|l| l.ends_with(&format!("[scheduler] [validation] {removed}"))));
+        assert!(written[2].iter().any(|l| l.ends_with(
+            "[msghand] Removed 1 txn, rolling minimum fee bumped to 0.00002100 BTC/kB"
+        )));
+        assert!(!written[2].iter().any(|l| l.contains("sizelimit")));
+    }
 }

@@ -1,6 +1,8 @@
 //! Shared helpers for simnet's integration tests.
 #![allow(dead_code)]
 
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::{json, Value};
@@ -82,4 +84,56 @@ pub async fn rpc(node: &NodeEndpoints, method: &str, params: Value) -> Value {
     let v: Value = serde_json::from_str(&body).expect("json body");
     assert_eq!(status, 200, "{method} {params}: {body}");
     v["result"].clone()
+}
+
+/// Decodes a `sequence` body the way a subscriber does: (hash hex in display order, label, mempool seq).
+pub fn decode_sequence(body: &[u8]) -> Option<(String, char, Option<u64>)> {
+    if body.len() < 33 {
+        return None;
+    }
+    let hash: String = body[..32].iter().map(|b| format!("{b:02x}")).collect();
+    let label = body[32] as char;
+    let seq = match label {
+        'A' | 'R' if body.len() == 41 => Some(u64::from_le_bytes(body[33..41].try_into().ok()?)),
+        'C' | 'D' if body.len() == 33 => None,
+        _ => return None,
+    };
+    Some((hash, label, seq))
+}
+
+/// One captured ZMQ message.
+pub struct Captured {
+    /// The multipart message's frames.
+    pub frames: Vec<Vec<u8>>,
+}
+
+/// Subscribes to every topic at `endpoints` on a thread that collects messages until `stop`.
+pub fn subscribe(
+    endpoints: &[String],
+    stop: Arc<AtomicBool>,
+) -> std::thread::JoinHandle<Vec<Captured>> {
+    let ctx = zmq::Context::new();
+    let sockets: Vec<zmq::Socket> = endpoints
+        .iter()
+        .map(|e| {
+            let s = ctx.socket(zmq::SUB).unwrap();
+            s.set_subscribe(b"").unwrap();
+            s.set_rcvtimeo(50).unwrap();
+            s.connect(e).unwrap();
+            s
+        })
+        .collect();
+    std::thread::spawn(move || {
+        let _ctx = ctx;
+        let mut out = Vec::new();
+        while !stop.load(Ordering::Relaxed) {
+            for s in &sockets {
+                while let Ok(frames) = s.recv_multipart(zmq::DONTWAIT) {
+                    out.push(Captured { frames });
+                }
+            }
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        out
+    })
 }
