@@ -700,4 +700,33 @@ mod tests {
             NotHeldReason::NotRelayedYet
         );
     }
+
+    #[test]
+    fn a_wiped_transaction_is_wiped_until_a_block_confirms_it() {
+        let (mut n, coins) = node(policy());
+        let (tx, _) = pay(coins[0], 5);
+        let txid = tx.compute_txid();
+        let mut out = Outbox::default();
+        n.receive_tx(tx.clone(), None, &mut out).unwrap();
+        n.wipe_mempool();
+        assert_eq!(n.why_not_held(&txid), NotHeldReason::Wiped);
+        let tip = n.chain.tip_entry().block.clone();
+        let sel = crate::miner::Selected {
+            tx: tx.clone(),
+            fee: Amount::ZERO,
+            spent: vec![bitcoin::TxOut {
+                value: coins[0].1,
+                script_pubkey: crate::miner::anyone_can_spend(),
+            }],
+        };
+        let block = Arc::new(build_block(
+            "m",
+            tip.hash,
+            tip.height,
+            tip.block.header.time + 1,
+            vec![sel],
+        ));
+        n.receive_block(block, Some("p".into()), &mut out);
+        assert_eq!(n.why_not_held(&txid), NotHeldReason::Confirmed);
+    }
 }
