@@ -130,6 +130,9 @@ pub struct PollSection {
     pub status_secs: u64,
     /// `mempool_snapshot` interval, seconds.
     pub mempool_secs: u64,
+    /// Look up each new mempool transaction's fee (`getmempoolentry`) for `tx_seen`: the
+    /// fleet comparison needs fee rates to tell a node's policy from a relay problem.
+    pub tx_fees: bool,
 }
 
 impl Default for PollSection {
@@ -137,6 +140,7 @@ impl Default for PollSection {
         PollSection {
             status_secs: 10,
             mempool_secs: 30,
+            tx_fees: true,
         }
     }
 }
@@ -469,6 +473,8 @@ pub struct Config {
     pub status_interval: Duration,
     /// `mempool_snapshot` interval.
     pub mempool_interval: Duration,
+    /// Whether `tx_seen` carries the fee (`getmempoolentry`).
+    pub tx_fees: bool,
     /// `/metrics` listen address.
     pub metrics_listen: SocketAddr,
     /// debug.log, when configured.
@@ -773,6 +779,7 @@ impl FileConfig {
                 },
                 status_interval: Duration::from_secs(self.poll.status_secs),
                 mempool_interval: Duration::from_secs(self.poll.mempool_secs),
+                tx_fees: self.poll.tx_fees,
                 metrics_listen,
                 debug_log,
                 clock,

@@ -231,6 +231,7 @@ async fn run_sources(
     let intervals = node::Intervals {
         status: config.status_interval,
         mempool: config.mempool_interval,
+        tx_fees: config.tx_fees,
     };
     let span = tracing::info_span!("node", node = %config.node);
     let res =

@@ -34,6 +34,19 @@ pub struct MempoolTracker {
     mirror: HashSet<Txid>,
     digest: TxSetDigest,
     sequence: Option<u64>,
+    /// The sequence of the last resync's list: notifications at or below it are stale.
+    snapshot_sequence: Option<u64>,
+}
+
+/// The mirror against the node's own list.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MirrorCheck {
+    /// Same transactions.
+    Equal,
+    /// Different transactions at the same sequence: the mirror missed something.
+    Differs,
+    /// The list was taken at another sequence than the mirror's: not comparable.
+    InFlight,
 }
 
 impl Default for MempoolTracker {
@@ -52,6 +65,7 @@ impl MempoolTracker {
             mirror: HashSet::new(),
             digest: TxSetDigest::default(),
             sequence: None,
+            snapshot_sequence: None,
         }
     }
 
@@ -72,38 +86,57 @@ impl MempoolTracker {
         }
     }
 
-    /// `A`: a transaction entered the mempool.
-    pub fn added(&mut self, txid: Txid, mempool_sequence: u64) -> Event {
+    /// Whether a notification numbered `mempool_sequence` is already reflected in the mirror.
+    /// Core numbers each mempool change with the counter's value and then increments it, and
+    /// `getrawmempool` reports the counter: a list taken at S holds every change numbered
+    /// below S.
+    fn already_applied(&self, mempool_sequence: u64) -> bool {
+        self.snapshot_sequence
+            .is_some_and(|snapshot| mempool_sequence < snapshot)
+    }
+
+    /// `A`: a transaction entered the mempool. `None` when the last resync already held it.
+    pub fn added(&mut self, txid: Txid, mempool_sequence: u64) -> Option<Event> {
+        if self.already_applied(mempool_sequence) {
+            return None;
+        }
         if self.mirror.insert(txid) {
             self.digest.toggle(&txid);
         }
-        self.sequence = Some(mempool_sequence);
+        self.sequence = Some(mempool_sequence + 1);
         let d = self.details.get(&txid);
-        Event::TxSeen(TxSeen {
+        Some(Event::TxSeen(TxSeen {
             txid,
             wtxid: d.map(|d| d.wtxid),
             mempool_sequence: Some(mempool_sequence),
             vsize: d.map(|d| d.vsize),
             fee: None,
             source: Source::Zmq,
-        })
+        }))
     }
 
-    /// `R`: a transaction left the mempool for a reason other than block inclusion.
-    pub fn removed(&mut self, txid: Txid, mempool_sequence: u64) -> Event {
+    /// `R`: a transaction left the mempool for a reason other than block inclusion. `None`
+    /// when the last resync already reflected it.
+    pub fn removed(&mut self, txid: Txid, mempool_sequence: u64) -> Option<Event> {
+        if self.already_applied(mempool_sequence) {
+            return None;
+        }
         if self.mirror.remove(&txid) {
             self.digest.toggle(&txid);
         }
-        self.sequence = Some(mempool_sequence);
-        Event::TxRemoved(TxRemoved {
+        self.sequence = Some(mempool_sequence + 1);
+        Some(Event::TxRemoved(TxRemoved {
             txid,
             mempool_sequence: Some(mempool_sequence),
             reason: RemovalReason::Unknown,
             source: Source::Zmq,
-        })
+        }))
     }
 
     /// A block was connected: its transactions that were in the mirror left by inclusion.
+    /// Core counts each such removal in its mempool sequence without a notification, and the
+    /// conflicts it removes with one (sent before the block's), so the sequence the mirror
+    /// reflects is unknown until the next notification.
     pub fn block_connected(&mut self, txids: &[Txid]) -> Vec<Event> {
         let mut out = Vec::new();
         for txid in txids {
@@ -117,14 +150,57 @@ impl MempoolTracker {
                 }));
             }
         }
+        if !out.is_empty() {
+            self.sequence = None;
+        }
         out
     }
 
-    /// Replaces the mirror with the node's own list (`getrawmempool` with `mempool_sequence`).
-    pub fn reset(&mut self, txids: &[Txid], mempool_sequence: Option<u64>) {
-        self.mirror = txids.iter().copied().collect();
-        self.digest = TxSetDigest::of(self.mirror.iter());
+    /// Replaces the mirror with the node's own list (`getrawmempool` with `mempool_sequence`)
+    /// and returns what changed, as `tx_seen` / `tx_removed` from RPC, so consumers that fold
+    /// the events hold the node's mempool too. Notifications numbered below
+    /// `mempool_sequence` are ignored from now on (the list already reflects them).
+    pub fn reset(&mut self, txids: &[Txid], mempool_sequence: Option<u64>) -> Vec<Event> {
+        let fresh: HashSet<Txid> = txids.iter().copied().collect();
+        let mut out = Vec::new();
+        for txid in self.mirror.difference(&fresh) {
+            out.push(Event::TxRemoved(TxRemoved {
+                txid: *txid,
+                mempool_sequence: None,
+                reason: RemovalReason::Unknown,
+                source: Source::Rpc,
+            }));
+        }
+        for txid in fresh.difference(&self.mirror) {
+            let d = self.details.get(txid);
+            out.push(Event::TxSeen(TxSeen {
+                txid: *txid,
+                wtxid: d.map(|d| d.wtxid),
+                mempool_sequence: None,
+                vsize: d.map(|d| d.vsize),
+                fee: None,
+                source: Source::Rpc,
+            }));
+        }
+        self.digest = TxSetDigest::of(fresh.iter());
+        self.mirror = fresh;
         self.sequence = mempool_sequence;
+        self.snapshot_sequence = mempool_sequence;
+        out
+    }
+
+    /// Compares the mirror with the node's own list taken at `mempool_sequence`. Only a list
+    /// taken at the mirror's own sequence can be compared (otherwise notifications are in
+    /// flight one way or the other).
+    pub fn check(&self, digest: &TxSetDigest, count: usize, mempool_sequence: u64) -> MirrorCheck {
+        if self.sequence != Some(mempool_sequence) {
+            return MirrorCheck::InFlight;
+        }
+        if self.digest == *digest && self.mirror.len() == count {
+            MirrorCheck::Equal
+        } else {
+            MirrorCheck::Differs
+        }
     }
 
     /// Number of transactions in the mirror.
@@ -142,7 +218,8 @@ impl MempoolTracker {
         self.digest
     }
 
-    /// The last mempool sequence seen.
+    /// The node's mempool sequence the mirror reflects (one past the last change applied, or
+    /// the last resync's), when known.
     pub fn sequence(&self) -> Option<u64> {
         self.sequence
     }
@@ -190,11 +267,11 @@ mod tests {
                         SequenceEvent::TxAdded {
                             txid,
                             mempool_sequence,
-                        } => out.push(m.added(txid, mempool_sequence)),
+                        } => out.extend(m.added(txid, mempool_sequence)),
                         SequenceEvent::TxRemoved {
                             txid,
                             mempool_sequence,
-                        } => out.push(m.removed(txid, mempool_sequence)),
+                        } => out.extend(m.removed(txid, mempool_sequence)),
                         SequenceEvent::BlockConnected(hash) => {
                             if let Some(b) = blocks.get(&hash) {
                                 let txids: Vec<Txid> =
@@ -261,17 +338,65 @@ mod tests {
     }
 
     #[test]
-    fn reset_replaces_the_mirror() {
+    fn reset_replaces_the_mirror_and_returns_the_difference() {
         let mut m = MempoolTracker::default();
         m.added(t(T[0]), 1);
-        m.reset(&[t(T[1]), t(T[2])], Some(9));
+        m.added(t(T[1]), 2);
+        let diff = m.reset(&[t(T[1]), t(T[2])], Some(9));
         assert!(!m.contains(&t(T[0])));
         assert_eq!(m.digest(), TxSetDigest::of([&t(T[2]), &t(T[1])]));
         assert_eq!(m.sequence(), Some(9));
-        // An `A` for a txid already in the mirror (resync raced the notification) keeps the
-        // digest right.
-        m.added(t(T[1]), 10);
-        assert_eq!(m.digest(), TxSetDigest::of([&t(T[2]), &t(T[1])]));
+        // T0 left and T2 entered while the mirror was blind; T1 is unchanged.
+        let mut changes: Vec<(String, Txid, &str)> = diff
+            .iter()
+            .map(|e| match e {
+                Event::TxSeen(s) => ("seen".into(), s.txid, s.source.as_str()),
+                Event::TxRemoved(r) => ("removed".into(), r.txid, r.source.as_str()),
+                other => panic!("unexpected {other:?}"),
+            })
+            .collect();
+        changes.sort();
+        assert_eq!(
+            changes,
+            vec![
+                ("removed".to_string(), t(T[0]), "rpc"),
+                ("seen".to_string(), t(T[2]), "rpc"),
+            ]
+        );
+    }
+
+    #[test]
+    fn notifications_the_resync_list_already_holds_are_dropped() {
+        let mut m = MempoolTracker::default();
+        // A list at sequence 9 holds the changes numbered 1 to 8.
+        m.reset(&[t(T[1]), t(T[2])], Some(9));
+        assert!(m.added(t(T[2]), 7).is_none());
+        assert!(m.removed(t(T[3]), 8).is_none());
+        assert_eq!(m.len(), 2);
+        // From 9 on: applied.
+        assert!(m.removed(t(T[1]), 9).is_some());
+        assert!(m.added(t(T[3]), 10).is_some());
+        assert_eq!(m.sequence(), Some(11));
+        assert_eq!(m.digest(), TxSetDigest::of([&t(T[2]), &t(T[3])]));
+        // An `A` for a txid already in the mirror keeps the digest right.
+        assert!(m.added(t(T[3]), 11).is_some());
+        assert_eq!(m.digest(), TxSetDigest::of([&t(T[2]), &t(T[3])]));
+    }
+
+    #[test]
+    fn the_mirror_is_checked_only_against_a_list_at_its_own_sequence() {
+        let mut m = MempoolTracker::default();
+        m.reset(&[t(T[1])], Some(3));
+        // Change 3 brings the node to 4.
+        m.added(t(T[2]), 3);
+        let node = TxSetDigest::of([&t(T[1]), &t(T[2])]);
+        assert_eq!(m.check(&node, 2, 4), MirrorCheck::Equal);
+        // The node moved on: a notification is in flight.
+        assert_eq!(m.check(&node, 2, 5), MirrorCheck::InFlight);
+        // Same sequence, other transactions: a notification was lost.
+        let other = TxSetDigest::of([&t(T[1]), &t(T[3])]);
+        assert_eq!(m.check(&other, 2, 4), MirrorCheck::Differs);
+        assert_eq!(m.check(&node, 3, 4), MirrorCheck::Differs);
     }
 
     #[test]

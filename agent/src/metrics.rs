@@ -53,6 +53,7 @@ struct Inner {
     rpc_calls: Family<MethodLabel, Counter>,
     rpc_errors: Family<MethodLabel, Counter>,
     resyncs: Family<ReasonLabel, Counter>,
+    mirror_checks: Family<ReasonLabel, Counter>,
     log: LogMetrics,
 }
 
@@ -172,6 +173,7 @@ impl Metrics {
         let rpc_calls = Family::<MethodLabel, Counter>::default();
         let rpc_errors = Family::<MethodLabel, Counter>::default();
         let resyncs = Family::<ReasonLabel, Counter>::default();
+        let mirror_checks = Family::<ReasonLabel, Counter>::default();
         registry.register(
             "events_published",
             "Events acknowledged by JetStream, by kind",
@@ -228,6 +230,11 @@ impl Metrics {
             "RPC resyncs of chain and mempool, by reason",
             resyncs.clone(),
         );
+        registry.register(
+            "mempool_mirror_checks",
+            "Mempool mirror compared with getrawmempool, by result (equal, differs, in_flight)",
+            mirror_checks.clone(),
+        );
         let log = LogMetrics::default();
         log.register(&mut registry);
         Metrics {
@@ -245,6 +252,7 @@ impl Metrics {
                 rpc_calls,
                 rpc_errors,
                 resyncs,
+                mirror_checks,
                 log,
             }),
         }
@@ -343,6 +351,36 @@ impl Metrics {
                 reason: reason.to_string(),
             })
             .inc();
+    }
+
+    /// The mempool mirror was compared with the node's list (`equal`, `differs`, `in_flight`).
+    pub fn mirror_check(&self, result: &str) {
+        self.inner
+            .mirror_checks
+            .get_or_create(&ReasonLabel {
+                reason: result.to_string(),
+            })
+            .inc();
+    }
+
+    /// Mirror checks so far with `result` (tests, status).
+    pub fn mirror_check_count(&self, result: &str) -> u64 {
+        self.inner
+            .mirror_checks
+            .get_or_create(&ReasonLabel {
+                reason: result.to_string(),
+            })
+            .get()
+    }
+
+    /// Resyncs so far for `reason` (tests, status).
+    pub fn resync_count(&self, reason: &str) -> u64 {
+        self.inner
+            .resyncs
+            .get_or_create(&ReasonLabel {
+                reason: reason.to_string(),
+            })
+            .get()
     }
 
     /// debug.log lines read.

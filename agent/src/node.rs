@@ -14,7 +14,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bitcoin::{Block, BlockHash, Network};
-use schema::event::{ChainTips, Source};
+use schema::event::{ChainTips, MirrorFigures, Source, TxSeen};
 use schema::{Envelope, Event, Height, NodeId, UnixMicros};
 use tokio::sync::mpsc;
 use tokio::time::Instant;
@@ -22,9 +22,10 @@ use tokio_util::sync::CancellationToken;
 
 use crate::chain::{bip34_height, block_facts, ChainTracker};
 use crate::clock::Clock;
-use crate::mempool::MempoolTracker;
+use crate::mempool::{MempoolTracker, MirrorCheck};
 use crate::metrics::Metrics;
 use crate::publish::Item;
+use crate::sources::answers::RawMempoolWithSequence;
 use crate::sources::rpc::RpcClient;
 use crate::sources::zmq::{Received, SeqCheck, SequenceEvent, SequenceTracker, ZmqMessage};
 use crate::status;
@@ -68,6 +69,10 @@ impl CoinStats {
     }
 }
 
+/// Most fee lookups (`getmempoolentry`) after one resync; a larger difference is published
+/// without fees.
+const MAX_RESYNC_FEE_LOOKUPS: usize = 1_000;
+
 /// The publisher's inbox is gone (the agent is stopping).
 #[derive(Debug)]
 pub struct PublisherGone;
@@ -79,6 +84,8 @@ pub struct Intervals {
     pub status: Duration,
     /// `mempool_snapshot`.
     pub mempool: Duration,
+    /// Look up each new transaction's fee for `tx_seen`.
+    pub tx_fees: bool,
 }
 
 /// Drives one node's sources.
@@ -99,6 +106,8 @@ pub struct NodeDriver {
     coinstats: CoinStats,
     /// Shutdown has started: RPC calls are not retried.
     stopping: bool,
+    /// Look up each new transaction's fee (`getmempoolentry`).
+    tx_fees: bool,
 }
 
 /// A block notification not yet turned into events.
@@ -134,6 +143,7 @@ impl NodeDriver {
             last_tips: None,
             coinstats: CoinStats::Unknown,
             stopping: false,
+            tx_fees: false,
         }
     }
 
@@ -146,6 +156,7 @@ impl NodeDriver {
         intervals: Intervals,
         shutdown: CancellationToken,
     ) -> Result<(), PublisherGone> {
+        self.tx_fees = intervals.tx_fees;
         self.resync("startup").await?;
         let mut status_tick = tokio::time::interval(intervals.status);
         let mut mempool_tick = tokio::time::interval(intervals.mempool);
@@ -356,16 +367,21 @@ impl NodeDriver {
                     txid,
                     mempool_sequence,
                 } => {
-                    let ev = self.mempool.added(txid, mempool_sequence);
-                    self.emit(ev, at).await?;
+                    if let Some(mut ev) = self.mempool.added(txid, mempool_sequence) {
+                        if let Event::TxSeen(seen) = &mut ev {
+                            self.add_fee(seen).await;
+                        }
+                        self.emit(ev, at).await?;
+                    }
                     Ok(false)
                 }
                 SequenceEvent::TxRemoved {
                     txid,
                     mempool_sequence,
                 } => {
-                    let ev = self.mempool.removed(txid, mempool_sequence);
-                    self.emit(ev, at).await?;
+                    if let Some(ev) = self.mempool.removed(txid, mempool_sequence) {
+                        self.emit(ev, at).await?;
+                    }
                     Ok(false)
                 }
             },
@@ -524,10 +540,52 @@ impl NodeDriver {
         }
         self.poll_tips().await?;
         match self.rpc.get_raw_mempool_sequence().await {
-            Ok(raw) => self.mempool.reset(&raw.txids, Some(raw.mempool_sequence)),
+            Ok(raw) => self.reset_mempool(&raw).await?,
             Err(e) => tracing::warn!(error = %e, "resync: getrawmempool failed"),
         }
         Ok(())
+    }
+
+    /// Replaces the mirror with the node's list and emits what changed while the agent was
+    /// blind (`tx_seen` / `tx_removed` from RPC), so every consumer's view of this mempool
+    /// matches the node again.
+    async fn reset_mempool(&mut self, raw: &RawMempoolWithSequence) -> Result<(), PublisherGone> {
+        let at = self.clock.now();
+        let changes = self.mempool.reset(&raw.txids, Some(raw.mempool_sequence));
+        if !changes.is_empty() {
+            tracing::info!(
+                changes = changes.len(),
+                "mempool mirror resynced from getrawmempool"
+            );
+        }
+        // A first start sees the whole mempool as new: looking up 300,000 fees would hold the
+        // ZMQ notifications back for minutes, so large differences go without.
+        let priced = changes.len() <= MAX_RESYNC_FEE_LOOKUPS;
+        for mut ev in changes {
+            if let Event::TxSeen(seen) = &mut ev {
+                if priced {
+                    self.add_fee(seen).await;
+                }
+            }
+            self.emit(ev, at).await?;
+        }
+        Ok(())
+    }
+
+    /// Fills a new transaction's fee (and size, if `rawtx` was missed) from `getmempoolentry`.
+    /// The transaction may have left the mempool already: then the fee stays unknown.
+    async fn add_fee(&mut self, seen: &mut TxSeen) {
+        if !self.tx_fees || self.stopping {
+            return;
+        }
+        match self.rpc.get_mempool_entry(&seen.txid).await {
+            Ok(entry) => {
+                seen.fee = Some(entry.fees.base);
+                seen.vsize.get_or_insert(entry.vsize);
+                seen.wtxid.get_or_insert(entry.wtxid);
+            }
+            Err(e) => tracing::debug!(txid = %seen.txid, error = %e, "getmempoolentry failed"),
+        }
     }
 
     /// Emits `block_connected` (source RPC) for blocks the node connected while the agent did
@@ -611,8 +669,34 @@ impl NodeDriver {
         );
         match (info, raw) {
             (Ok(info), Ok(raw)) => {
-                let snap = status::mempool_snapshot(&info, &raw);
-                self.emit(Event::MempoolSnapshot(snap), at).await
+                let digest = status::digest(&raw.txids);
+                let check = self
+                    .mempool
+                    .check(&digest, raw.txids.len(), raw.mempool_sequence);
+                let mirror = MirrorFigures {
+                    count: self.mempool.len() as u64,
+                    txid_digest: self.mempool.digest(),
+                    mempool_sequence: self.mempool.sequence(),
+                };
+                let snap = status::mempool_snapshot(&info, &raw, Some(mirror));
+                self.emit(Event::MempoolSnapshot(snap), at).await?;
+                match check {
+                    MirrorCheck::Equal => self.metrics.mirror_check("equal"),
+                    MirrorCheck::InFlight => self.metrics.mirror_check("in_flight"),
+                    MirrorCheck::Differs => {
+                        self.metrics.mirror_check("differs");
+                        self.metrics.resync("mirror_differs");
+                        tracing::warn!(
+                            mirror = self.mempool.len(),
+                            node = raw.txids.len(),
+                            mempool_sequence = raw.mempool_sequence,
+                            "mempool mirror differs from getrawmempool at the same sequence; \
+                             resyncing it"
+                        );
+                        self.reset_mempool(&raw).await?;
+                    }
+                }
+                Ok(())
             }
             (i, r) => {
                 let err = [
@@ -700,6 +784,7 @@ mod tests {
         let intervals = Intervals {
             status: Duration::from_secs(3_600),
             mempool: Duration::from_secs(3_600),
+            tx_fees: false,
         };
         tokio::time::timeout(
             Duration::from_secs(10),

@@ -2,7 +2,9 @@
 //! Pure conversions from typed RPC answers; the node driver does the polling.
 
 use bitcoin::Txid;
-use schema::event::{ChainTip, ChainTips, MempoolSnapshot, NodeStatus, TxSetDigest};
+use schema::event::{
+    ChainTip, ChainTips, MempoolSnapshot, MirrorFigures, NodeStatus, RelayPolicy, TxSetDigest,
+};
 use schema::Height;
 
 use crate::sources::answers::{
@@ -47,6 +49,11 @@ pub fn node_status(
         uptime_secs,
         clock_offset_secs: net.timeoffset,
         warnings,
+        policy: RelayPolicy {
+            min_relay_fee_sat_per_kvb: Some(mempool.minrelaytxfee.to_sat()),
+            relays_transactions: net.localrelay,
+            max_mempool_bytes: Some(mempool.maxmempool),
+        },
     }
 }
 
@@ -65,8 +72,13 @@ pub fn chain_tips(tips: &[ChainTipAnswer]) -> ChainTips {
     }
 }
 
-/// Builds `mempool_snapshot` from `getmempoolinfo` and `getrawmempool false true`.
-pub fn mempool_snapshot(info: &MempoolInfo, raw: &RawMempoolWithSequence) -> MempoolSnapshot {
+/// Builds `mempool_snapshot` from `getmempoolinfo` and `getrawmempool false true`, with the
+/// agent's mirror beside them when it has one.
+pub fn mempool_snapshot(
+    info: &MempoolInfo,
+    raw: &RawMempoolWithSequence,
+    mirror: Option<MirrorFigures>,
+) -> MempoolSnapshot {
     MempoolSnapshot {
         count: raw.txids.len() as u64,
         vsize: info.bytes,
@@ -74,6 +86,7 @@ pub fn mempool_snapshot(info: &MempoolInfo, raw: &RawMempoolWithSequence) -> Mem
         min_fee_sat_per_kvb: info.mempoolminfee.to_sat(),
         txid_digest: TxSetDigest::of(raw.txids.iter()),
         mempool_sequence: Some(raw.mempool_sequence),
+        mirror,
     }
 }
 
@@ -108,6 +121,14 @@ mod tests {
         assert_eq!(s.mempool_min_fee_sat_per_kvb, 100);
         assert_eq!(s.uptime_secs, 54);
         assert_eq!(s.clock_offset_secs, Some(0));
+        assert_eq!(
+            s.policy,
+            RelayPolicy {
+                min_relay_fee_sat_per_kvb: Some(100),
+                relays_transactions: Some(true),
+                max_mempool_bytes: Some(300_000_000),
+            }
+        );
         // The same warning from both answers is reported once.
         assert_eq!(s.warnings.len(), 1);
     }
@@ -125,7 +146,7 @@ mod tests {
     #[test]
     fn mempool_snapshot_digests_the_txid_set() {
         let raw: RawMempoolWithSequence = parse("getrawmempool-mempool_sequence.json");
-        let snap = mempool_snapshot(&parse("getmempoolinfo.json"), &raw);
+        let snap = mempool_snapshot(&parse("getmempoolinfo.json"), &raw, None);
         assert_eq!(snap.count, 6);
         assert_eq!(snap.vsize, 988);
         assert_eq!(snap.total_fee, Some(Amount::from_sat(20_585)));

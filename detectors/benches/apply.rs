@@ -147,6 +147,7 @@ fn stream() -> Vec<Envelope> {
                         uptime_secs: 10_000,
                         clock_offset_secs: Some(0),
                         warnings: vec![],
+                        policy: Default::default(),
                     },
                 ));
                 if s % 30 == 0 {
@@ -160,6 +161,7 @@ fn stream() -> Vec<Envelope> {
                             min_fee_sat_per_kvb: 1000,
                             txid_digest: TxSetDigest::default(),
                             mempool_sequence: None,
+                            mirror: None,
                         },
                     ));
                 }

@@ -751,6 +751,7 @@ mod tests {
                     min_fee_sat_per_kvb: 1000,
                     txid_digest: Default::default(),
                     mempool_sequence: None,
+                    mirror: None,
                 },
             )
         };

@@ -173,6 +173,7 @@ pub fn status(height: u32, tip_time: UnixMicros) -> NodeStatus {
         uptime_secs: 864_000,
         clock_offset_secs: Some(0),
         warnings: vec![],
+        policy: Default::default(),
     }
 }
 

@@ -13,6 +13,7 @@ pub mod bitcoind;
 mod clickhouse;
 mod nats;
 mod process;
+pub mod zmq_tap;
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -22,6 +23,7 @@ pub use bitcoind::{core_binaries, CoreBinaries, CoreFleet, CoreNode, LogFormat, 
 pub use clickhouse::ClickHouse;
 pub use nats::NatsServer;
 pub use process::free_port;
+pub use zmq_tap::{Loss, ZmqTap};
 
 /// Path of a file under the shared fixtures directory (`../shared/fixtures` beside the
 /// workspace, or `$BMON_FIXTURES`).

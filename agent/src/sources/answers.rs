@@ -87,6 +87,9 @@ pub struct NetworkInfo {
     /// Minimum relay fee, BTC/kvB.
     #[serde(with = "as_btc")]
     pub relayfee: Amount,
+    /// Whether the node relays transactions (false under `-blocksonly`).
+    #[serde(default)]
+    pub localrelay: Option<bool>,
     /// Warnings.
     #[serde(default)]
     pub warnings: Warnings,

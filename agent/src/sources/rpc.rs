@@ -343,6 +343,12 @@ impl RpcClient {
         self.call("getrawmempool", json!([false, true])).await
     }
 
+    /// `getmempoolentry <txid>`.
+    pub async fn get_mempool_entry(&self, txid: &Txid) -> Result<MempoolEntry, RpcError> {
+        self.call("getmempoolentry", json!([txid.to_string()]))
+            .await
+    }
+
     /// `getblockstats <hash>`.
     pub async fn get_block_stats(&self, hash: &BlockHash) -> Result<BlockStats, RpcError> {
         self.call("getblockstats", json!([hash.to_string()])).await

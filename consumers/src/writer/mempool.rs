@@ -20,6 +20,12 @@ event_row! {
         txid_digest: String,
         /// Node mempool sequence.
         mempool_sequence: Option<u64>,
+        /// Transactions in the agent's mirror.
+        mirror_count: Option<u64>,
+        /// The mirror's txid set digest, hex.
+        mirror_digest: Option<String>,
+        /// The node mempool sequence the mirror reflects.
+        mirror_sequence: Option<u64>,
     }
 }
 
@@ -42,6 +48,9 @@ impl MempoolSnapshotRow {
             min_fee_sat_per_kvb: p.min_fee_sat_per_kvb,
             txid_digest: p.txid_digest.to_hex(),
             mempool_sequence: p.mempool_sequence,
+            mirror_count: p.mirror.map(|m| m.count),
+            mirror_digest: p.mirror.map(|m| m.txid_digest.to_hex()),
+            mirror_sequence: p.mirror.and_then(|m| m.mempool_sequence),
         }
     }
 }

@@ -43,6 +43,12 @@ event_row! {
         clock_offset_secs: Option<i64>,
         /// Node warnings.
         warnings: Vec<String>,
+        /// `-minrelaytxfee`, sat/kvB.
+        min_relay_fee_sat_per_kvb: Option<u64>,
+        /// Whether the node relays transactions (false under `-blocksonly`).
+        relays_transactions: Option<u8>,
+        /// `-maxmempool`, bytes.
+        max_mempool_bytes: Option<u64>,
     }
 }
 
@@ -77,6 +83,9 @@ impl NodeStatusRow {
             uptime_secs: p.uptime_secs,
             clock_offset_secs: p.clock_offset_secs,
             warnings: p.warnings.clone(),
+            min_relay_fee_sat_per_kvb: p.policy.min_relay_fee_sat_per_kvb,
+            relays_transactions: p.policy.relays_transactions.map(u8::from),
+            max_mempool_bytes: p.policy.max_mempool_bytes,
         }
     }
 }

@@ -62,6 +62,7 @@ pub fn every_kind() -> Vec<Envelope> {
                 uptime_secs: 3600,
                 clock_offset_secs: Some(-2),
                 warnings: vec!["unknown new rules activated".into(), "second".into()],
+                policy: Default::default(),
             },
         ),
         Envelope::new(
@@ -86,6 +87,7 @@ pub fn every_kind() -> Vec<Envelope> {
                 uptime_secs: 5,
                 clock_offset_secs: None,
                 warnings: vec![],
+                policy: Default::default(),
             },
         ),
         Envelope::new(
@@ -323,6 +325,11 @@ pub fn every_kind() -> Vec<Envelope> {
                 min_fee_sat_per_kvb: 1000,
                 txid_digest: TxSetDigest::of([&txid(1), &txid(4)]),
                 mempool_sequence: Some(1003),
+                mirror: Some(MirrorFigures {
+                    count: 2,
+                    txid_digest: TxSetDigest::of([&txid(1), &txid(4)]),
+                    mempool_sequence: Some(1003),
+                }),
             },
         ),
         Envelope::new(
@@ -501,6 +508,7 @@ pub fn mixed(count: u64, offset: u64) -> Vec<Envelope> {
                         uptime_secs: i,
                         clock_offset_secs: Some(0),
                         warnings: vec![],
+                        policy: Default::default(),
                     },
                 ),
                 25 => Envelope::new(

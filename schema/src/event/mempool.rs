@@ -64,6 +64,21 @@ pub struct MempoolSnapshot {
     /// The node's mempool sequence when the snapshot was taken.
     #[serde(default)]
     pub mempool_sequence: Option<u64>,
+    /// The agent's own mirror of the mempool (ZMQ `sequence` plus resyncs) at that moment.
+    #[serde(default)]
+    pub mirror: Option<MirrorFigures>,
+}
+
+/// The agent's mirror beside the node's own figures: equal when no notification was lost.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MirrorFigures {
+    /// Transactions in the mirror.
+    pub count: u64,
+    /// Digest of the mirror's txid set.
+    pub txid_digest: TxSetDigest,
+    /// The node mempool sequence the mirror reflects (comparable with `mempool_sequence`).
+    #[serde(default)]
+    pub mempool_sequence: Option<u64>,
 }
 
 impl NaturalKey for MempoolSnapshot {

@@ -32,8 +32,8 @@ pub use logged::{
     BlockDownloadTimeout, BlockSeen, BlockStage, BlockTiming, CompactReconstruction, InvalidBlock,
     LogBatch, LogLine, TimingStage, TxRejected, TxReplaced, Warning,
 };
-pub use mempool::{MempoolSnapshot, TemplateSnapshot, TxSetDigest};
-pub use node::NodeStatus;
+pub use mempool::{MempoolSnapshot, MirrorFigures, TemplateSnapshot, TxSetDigest};
+pub use node::{NodeStatus, RelayPolicy};
 pub use tx::{RemovalReason, TxRemoved, TxSeen};
 
 /// Where a node-side fact was learned.

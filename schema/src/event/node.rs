@@ -50,6 +50,24 @@ pub struct NodeStatus {
     /// Warnings the node reports (`getnetworkinfo.warnings`).
     #[serde(default)]
     pub warnings: Vec<String>,
+    /// The node's transaction relay policy, as far as RPC tells it.
+    #[serde(default)]
+    pub policy: RelayPolicy,
+}
+
+/// What a node accepts into its mempool (`getmempoolinfo`, `getnetworkinfo`): the reasons a
+/// node may rightly hold fewer transactions than the fleet. `None`: not reported.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RelayPolicy {
+    /// `-minrelaytxfee`, satoshis per 1000 vbytes.
+    #[serde(default)]
+    pub min_relay_fee_sat_per_kvb: Option<u64>,
+    /// Whether the node relays transactions at all (`localrelay`; false under `-blocksonly`).
+    #[serde(default)]
+    pub relays_transactions: Option<bool>,
+    /// `-maxmempool` in bytes of memory.
+    #[serde(default)]
+    pub max_mempool_bytes: Option<u64>,
 }
 
 impl NaturalKey for NodeStatus {
