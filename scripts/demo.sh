@@ -3,7 +3,7 @@
 #   bmon-simnet (4 emulated Core nodes: 0.18, 25, 28.1, 30.99; blocks every ~5 s, transactions,
 #   one reorg, a partition, an RPC outage; each writes a debug.log in its version's format)
 #   -> 4 bmon-agents (ZMQ, RPC, debug.log) -> NATS JetStream -> ch-writer -> ClickHouse, and the
-#   detectors (det-chain, det-inflation, det-health, det-propagation) -> alerts -> Alertmanager;
+#   detectors (det-chain, det-inflation, det-health, det-propagation, det-compare) -> alerts -> Alertmanager;
 #   after about a minute it prints `bmon status`, per block when each node connected it and the
 #   spread, the reorgs and the alerts (the reorg at 40 s raises one), read back from ClickHouse.
 #   It keeps refreshing until Ctrl-C, which stops everything it started.
@@ -115,7 +115,7 @@ am_bin=$(command -v prometheus-alertmanager || command -v alertmanager)
 pids+=($!)
 
 # Thresholds for a regtest fleet with a block every ~5 s (the defaults are sized for mainnet).
-for name in ch-writer det-chain det-inflation det-health det-propagation alertmanager; do
+for name in ch-writer det-chain det-inflation det-health det-propagation det-compare alertmanager; do
   cat > "$dir/consumer-$name.toml" <<TOML
 [nats]
 url = "$nats_url"
@@ -148,8 +148,8 @@ tx_settle_secs = 20
 tx_alerts = false
 TOML
 done
-echo "==> starting bmon-consumer ch-writer, det-chain, det-inflation, det-health, det-propagation, alertmanager"
-for name in ch-writer det-chain det-inflation det-health det-propagation alertmanager; do
+echo "==> starting bmon-consumer ch-writer, det-chain, det-inflation, det-health, det-propagation, det-compare, alertmanager"
+for name in ch-writer det-chain det-inflation det-health det-propagation det-compare alertmanager; do
   "$bin/bmon-consumer" "$name" --config "$dir/consumer-$name.toml" > "$dir/logs/consumer-$name.log" 2>&1 &
   pids+=($!)
 done

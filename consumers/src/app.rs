@@ -26,6 +26,7 @@ use crate::Error;
 pub const IMPLEMENTED: &[&str] = &[
     "ch-writer",
     "det-chain",
+    "det-compare",
     "det-health",
     "det-inflation",
     "det-propagation",
@@ -168,8 +169,8 @@ pub async fn run_with_metrics(
         }
         det if det.starts_with("det-") => {
             let detector_name = &det["det-".len()..];
-            let ch =
-                (detector_name == "propagation").then(|| clickhouse_client(&config.clickhouse));
+            let ch = matches!(detector_name, "propagation" | "compare")
+                .then(|| clickhouse_client(&config.clickhouse));
             let mut handlers = Vec::new();
             for stream in &def.streams {
                 let detector = detectors::build(detector_name, &config.detectors).map_err(|e| {

@@ -339,6 +339,9 @@ pub fn default_warmup(name: &str) -> Warmup {
         // Baselines over the last 144 blocks fill after ~36 (min_samples 20); transactions
         // are the bulk of the stream, so the horizon stays short.
         "det-propagation" => Warmup::Since(Duration::from_secs(6 * HOUR)),
+        // Mempool holders and version medians: transactions older than this are simply not
+        // compared after a restart (never reported missing).
+        "det-compare" => Warmup::Since(Duration::from_secs(6 * HOUR)),
         // Active alerts can be old: the alert stream is small, read all of it.
         "alertmanager" => Warmup::All,
         _ => Warmup::Off,

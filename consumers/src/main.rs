@@ -14,7 +14,7 @@ use tracing_subscriber::EnvFilter;
 #[command(name = "bmon-consumer", version)]
 struct Args {
     /// The consumer to run, as named in nats/streams.toml: `ch-writer`, `det-chain`,
-    /// `det-health`, `det-inflation`, `det-propagation` or `alertmanager`.
+    /// `det-compare`, `det-health`, `det-inflation`, `det-propagation` or `alertmanager`.
     name: String,
     /// Configuration file (see consumers/config.example.toml).
     #[arg(long, short)]

@@ -48,7 +48,7 @@ fn expected_alerts(events: &[Envelope], config: &detectors::ChainConfig) -> Vec<
         .flat_map(|e| det.apply(Input::Event(e)))
         .filter_map(|o| match o {
             Output::Alert(a) => Some(alert_to_envelope("chain", a)),
-            Output::Propagation(_) => None,
+            Output::Propagation(_) | Output::Divergence(_) | Output::Validation(_) => None,
         })
         .collect()
 }

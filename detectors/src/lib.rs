@@ -16,11 +16,14 @@
 //!   disagree on the UTXO set.
 //! - [`health`]: stale tips, silent nodes, empty mempools, rejection bursts, IBD, peer drops.
 //! - [`propagation`]: first-seen per node, spread and lag of blocks and transactions.
+//! - [`compare`]: where nodes differ: mempools against the fleet's (with the reason for each
+//!   missing transaction), validation time by the version that connected each block.
 //!
 //! Shared pieces: [`incident`] (alert construction, open incidents, one-shot incidents) and
 //! [`seen`] (the bounded duplicate filter).
 
 pub mod chain;
+pub mod compare;
 pub mod health;
 pub mod incident;
 pub mod inflation;
@@ -35,6 +38,7 @@ use schema::{Envelope, EventId, NodeId, UnixMicros};
 use serde::{Deserialize, Serialize};
 
 pub use chain::{ChainConfig, ChainDetector};
+pub use compare::{BlockValidation, CompareConfig, CompareDetector, MempoolDivergence};
 pub use health::{HealthConfig, HealthDetector};
 pub use inflation::{InflationConfig, InflationDetector};
 pub use propagation::{PropagationConfig, PropagationDetector, PropagationSummary};
@@ -80,6 +84,10 @@ pub enum Output {
     Alert(Alert),
     /// A settled block or transaction's propagation summary (derived record, not an alert).
     Propagation(PropagationSummary),
+    /// One node's mempool against the fleet's in one comparison round (derived record).
+    Divergence(MempoolDivergence),
+    /// One block's validation time, credited to the node's version then (derived record).
+    Validation(BlockValidation),
 }
 
 impl Output {
@@ -87,7 +95,7 @@ impl Output {
     pub fn as_alert(&self) -> Option<&Alert> {
         match self {
             Output::Alert(a) => Some(a),
-            Output::Propagation(_) => None,
+            Output::Propagation(_) | Output::Divergence(_) | Output::Validation(_) => None,
         }
     }
 }
@@ -139,13 +147,15 @@ pub struct Config {
     pub health: HealthConfig,
     /// The propagation detector.
     pub propagation: PropagationConfig,
+    /// The fleet comparison.
+    pub compare: CompareConfig,
 }
 
 /// Failures of this crate.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// No detector has this name. The caller reports the configuration mistake and exits.
-    #[error("unknown detector {name:?} (known: chain, health, inflation, propagation)")]
+    #[error("unknown detector {name:?} (known: chain, compare, health, inflation, propagation)")]
     UnknownDetector {
         /// The name asked for.
         name: String,
@@ -153,12 +163,13 @@ pub enum Error {
 }
 
 /// Names of every detector, for `bmon-consumer <name>` and config checks.
-pub const NAMES: &[&str] = &["chain", "health", "inflation", "propagation"];
+pub const NAMES: &[&str] = &["chain", "compare", "health", "inflation", "propagation"];
 
 /// Builds the detector called `name` with its part of `config`.
 pub fn build(name: &str, config: &Config) -> Result<Box<dyn Detector + Send>, Error> {
     Ok(match name {
         "chain" => Box::new(ChainDetector::new(config.chain.clone())),
+        "compare" => Box::new(CompareDetector::new(config.compare.clone())),
         "health" => Box::new(HealthDetector::new(config.health.clone())),
         "inflation" => Box::new(InflationDetector::new(config.inflation.clone())),
         "propagation" => Box::new(PropagationDetector::new(config.propagation.clone())),

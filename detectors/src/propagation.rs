@@ -869,7 +869,9 @@ impl Detector for PropagationDetector {
                     Event::BlockConnected(b) => {
                         self.sighting(PropagatedObject::Block(b.hash), Some(b.height), node, at, 4)
                     }
-                    Event::TxSeen(t) => {
+                    // A resync (RPC) learns of transactions late by construction: not a
+                    // sighting.
+                    Event::TxSeen(t) if t.source != schema::event::Source::Rpc => {
                         self.sighting(PropagatedObject::Tx(t.txid), None, node, at, 5)
                     }
                     Event::InvalidBlock(i) => self.rejection(i.hash, node, at),

@@ -39,6 +39,10 @@ use crate::{AgentTarget, Options, Pipeline};
 /// Time between blocks mined "in the open" (each relayed before the next is mined).
 pub const OPEN_SPACING: Duration = Duration::from_millis(1500);
 
+/// How long the low-fee payments stay unconfirmed for the mempool comparison to judge them:
+/// its settle time (5 s: Core delays each relay by a random few seconds) and a few rounds.
+pub const COMPARE_SPACING: Duration = Duration::from_secs(8);
+
 /// Detector thresholds for a regtest fleet: blocks arrive when the script mines them, so the
 /// selfish-mining burst and the settle times are seconds, not mainnet minutes. Blocks settle
 /// 15 s after their first sighting: withheld blocks reach the fleet about 4 s after they were
@@ -58,6 +62,10 @@ mempool_empty_min_secs = 5
 block_settle_secs = 15
 tx_settle_secs = 5
 tx_alerts = false
+[detectors.compare]
+round_secs = 1
+settle_secs = 5
+node_silence_secs = 30
 "#;
 
 /// What the script did, for the assertions.
@@ -340,6 +348,9 @@ fn drive(fleet: &CoreFleet) -> Script {
     for t in &s.low_fee {
         fleet.wait_for_mempool_tx(&[0, 1, 3], t, wait);
     }
+    // Let the comparison see the low-fee payments settled in every mempool but n2's (its
+    // settle time is 5 s, one round a second).
+    std::thread::sleep(COMPARE_SPACING);
     let bumped = n[0].call_named(
         "bumpfee",
         &[("txid", &s.high_fee[0]), ("options", r#"{"fee_rate":50}"#)],

@@ -23,7 +23,7 @@ use tokio_util::sync::CancellationToken;
 pub struct Options {
     /// Every emulated node writes a debug.log and its agent follows it.
     pub debug_logs: bool,
-    /// Start the four detector consumers and the Alertmanager router, with a real Alertmanager.
+    /// Start the five detector consumers and the Alertmanager router, with a real Alertmanager.
     pub detectors: bool,
     /// Extra TOML for every consumer's config (`[detectors.*]` thresholds).
     pub consumer_toml: String,
@@ -210,6 +210,7 @@ impl Pipeline {
                 "det-inflation",
                 "det-health",
                 "det-propagation",
+                "det-compare",
                 "alertmanager",
             ] {
                 p.start_consumer(name, &am_url);

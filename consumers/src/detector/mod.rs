@@ -30,6 +30,7 @@
 //! `consumer.warmup_secs` into [`DetectorHandler::warm`] (outputs dropped: they were
 //! published by the previous process) before the durable consumer resumes.
 
+pub mod compare;
 pub mod propagation;
 
 use std::sync::Arc;
@@ -43,6 +44,7 @@ use tracing::{debug, info};
 
 use crate::metrics::Metrics;
 use crate::runtime::{HandleError, Handler, Publisher};
+use compare::{DivergenceRow, ValidationRow};
 use propagation::PropagationRow;
 
 /// Event time for ticks: the latest event time plus the wall time since that event arrived,
@@ -104,6 +106,8 @@ pub struct DetectorHandler {
     clock: EventClock,
     pending_alerts: Vec<Envelope>,
     pending_rows: Vec<PropagationRow>,
+    pending_divergence: Vec<DivergenceRow>,
+    pending_validation: Vec<ValidationRow>,
     metrics: Arc<Metrics>,
 }
 
@@ -125,6 +129,8 @@ impl DetectorHandler {
             clock: EventClock::new(tick_after),
             pending_alerts: Vec::new(),
             pending_rows: Vec::new(),
+            pending_divergence: Vec::new(),
+            pending_validation: Vec::new(),
             metrics,
         }
     }
@@ -159,6 +165,16 @@ impl DetectorHandler {
                 Output::Propagation(summary) => {
                     if self.clickhouse.is_some() {
                         self.pending_rows.push(PropagationRow::new(&summary));
+                    }
+                }
+                Output::Divergence(d) => {
+                    if self.clickhouse.is_some() {
+                        self.pending_divergence.push(DivergenceRow::new(&d));
+                    }
+                }
+                Output::Validation(v) => {
+                    if self.clickhouse.is_some() {
+                        self.pending_validation.push(ValidationRow::new(&v));
                     }
                 }
             }
@@ -200,6 +216,36 @@ impl DetectorHandler {
                     started.elapsed().as_secs_f64(),
                 );
                 self.pending_rows.clear();
+            }
+            if !self.pending_divergence.is_empty() {
+                let started = Instant::now();
+                let table = compare::DIVERGENCE_TABLE;
+                propagation::insert_rows(
+                    client,
+                    table,
+                    compare::MIGRATION,
+                    &self.pending_divergence,
+                )
+                .await?;
+                let n = self.pending_divergence.len() as u64;
+                self.metrics
+                    .inserted(table, n, started.elapsed().as_secs_f64());
+                self.pending_divergence.clear();
+            }
+            if !self.pending_validation.is_empty() {
+                let started = Instant::now();
+                let table = compare::VALIDATION_TABLE;
+                propagation::insert_rows(
+                    client,
+                    table,
+                    compare::MIGRATION,
+                    &self.pending_validation,
+                )
+                .await?;
+                let n = self.pending_validation.len() as u64;
+                self.metrics
+                    .inserted(table, n, started.elapsed().as_secs_f64());
+                self.pending_validation.clear();
             }
         }
         Ok(())

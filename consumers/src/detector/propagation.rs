@@ -82,11 +82,24 @@ impl PropagationRow {
 /// summaries always fit the table, so a refusal means the table does not match this build
 /// (fatal), not a bad row.
 pub async fn insert(client: &Client, rows: &[PropagationRow]) -> Result<(), HandleError> {
+    insert_rows(client, TABLE, "0002", rows).await
+}
+
+/// Inserts a detector's derived rows into `table` (created by migration `migration`).
+pub async fn insert_rows<R>(
+    client: &Client,
+    table: &str,
+    migration: &str,
+    rows: &[R],
+) -> Result<(), HandleError>
+where
+    R: clickhouse::RowOwned + clickhouse::RowWrite,
+{
     if rows.is_empty() {
         return Ok(());
     }
     let result = async {
-        let mut insert = client.insert::<PropagationRow>(TABLE).await?;
+        let mut insert = client.insert::<R>(table).await?;
         for row in rows {
             insert.write(row).await?;
         }
@@ -97,11 +110,11 @@ pub async fn insert(client: &Client, rows: &[PropagationRow]) -> Result<(), Hand
         Ok(()) => Ok(()),
         Err(e) => match classify(&e) {
             FailureClass::Transient => Err(HandleError::Transient {
-                reason: format!("insert into {TABLE}: {e}"),
+                reason: format!("insert into {table}: {e}"),
             }),
             FailureClass::Poison | FailureClass::Fatal => Err(HandleError::Fatal {
                 reason: format!(
-                    "insert into {TABLE}: {e} (run `bmon setup`: migration 0002 creates it)"
+                    "insert into {table}: {e} (run `bmon setup`: migration {migration} creates it)"
                 ),
             }),
         },

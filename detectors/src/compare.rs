@@ -1,0 +1,744 @@
+//! The fleet comparison: where nodes *differ*.
+//!
+//! - **Mempools.** Every node's mempool is folded from `tx_seen` / `tx_removed` (the agents'
+//!   exact mirrors, resyncs included). Each round (`round_secs` of event time) the detector
+//!   takes the transactions older than `settle_secs` (younger ones may simply not have been
+//!   relayed yet) and calls *fleet transactions* those held by a strict majority of the
+//!   compared nodes whose policy admits them (a blocks-only node, or one whose minimum fee is
+//!   above the transaction's known fee rate, does not count against it). For each node it reports the fleet transactions it misses and the
+//!   transactions only it (or a minority) holds, and gives each missing one a reason:
+//!   - `rejected` — the node rejected it (`tx_rejected`, with Core's reason);
+//!   - `blocks_only` — the node relays no transactions (`-blocksonly`);
+//!   - `min_fee` — its fee rate is below the node's own minimum (`-minrelaytxfee`, or the
+//!     mempool minimum of a full mempool); Core's peers do not even announce it (feefilter);
+//!   - `removed` — the node had it and dropped it (eviction, expiry, conflict);
+//!   - `fee_unknown` — the node's minimum is above the fleet's lowest and the fee is not
+//!     known, so policy cannot be ruled out;
+//!   - `unexplained` — none of the above: a relay or mempool problem.
+//!
+//!   One [`MempoolDivergence`] per node and round goes to ClickHouse (`mempool_divergence`); a
+//!   `mempool_divergence` alert fires when a node misses at least `divergence_min_txs`
+//!   unexplained fleet transactions for `divergence_rounds` rounds in a row, and resolves at
+//!   the first round below.
+//! - **Validation time by version.** Each `block_timing` is credited to the version the node
+//!   ran *when it connected the block* (its latest `node_status` before), giving one
+//!   [`BlockValidation`] row (ClickHouse `block_validation`). A `slow_validation` alert fires
+//!   when one version's median connect time over the last `validation_window` blocks is at
+//!   least `validation_slow_factor` times the median of the other versions (and at least
+//!   `validation_floor_ms`), for `validation_min_blocks` of its blocks. Blocks timed before a
+//!   node's first status are credited to `unknown` and never compared.
+//!
+//! Fleets of up to [`MAX_NODES`] nodes are compared; later nodes are ignored (and named in the
+//! log by the shell through [`CompareDetector::ignored_nodes`]).
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+
+use bitcoin::Txid;
+use schema::event::{RemovalReason, Severity};
+use schema::{Envelope, Event, EventId, Height, Kind, NodeId, UnixMicros};
+use serde::{Deserialize, Serialize};
+
+use crate::incident::{evidence, firing, join, Incidents};
+use crate::seen::SeenSet;
+use crate::{consumer_name, Detector, Input, Output};
+
+/// The version a block timed before its node's first `node_status` is credited to.
+pub const UNKNOWN_VERSION: &str = "unknown";
+
+/// Most nodes compared (the holder set of a transaction is a 128-bit set).
+pub const MAX_NODES: usize = 128;
+
+/// The comparison's thresholds.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CompareConfig {
+    /// Event ids remembered to drop duplicates.
+    pub seen_capacity: usize,
+    /// One mempool comparison round per this many seconds of event time.
+    pub round_secs: u64,
+    /// Transactions younger than this (first seen in the fleet) are not compared yet: they
+    /// may still be on their way, seconds.
+    pub settle_secs: u64,
+    /// A node without `node_status` for this long is left out of the comparison, seconds.
+    pub node_silence_secs: u64,
+    /// Transactions listed per row (missing and only-here each); counts are always complete.
+    pub max_listed: usize,
+    /// Unexplained missing fleet transactions that count as divergence.
+    pub divergence_min_txs: u64,
+    /// Rounds in a row of divergence before the alert fires.
+    pub divergence_rounds: u32,
+    /// Blocks per version kept for the validation medians.
+    pub validation_window: usize,
+    /// A version's median connect time this many times the others' median is slow.
+    pub validation_slow_factor: f64,
+    /// Blocks of the version (within the window) needed before it is judged.
+    pub validation_min_blocks: usize,
+    /// A version whose median connect time is below this is never slow, whatever the ratio
+    /// (sub-millisecond differences are noise), ms.
+    pub validation_floor_ms: f64,
+}
+
+impl Default for CompareConfig {
+    fn default() -> Self {
+        CompareConfig {
+            seen_capacity: 200_000,
+            round_secs: 60,
+            settle_secs: 60,
+            node_silence_secs: 120,
+            max_listed: 100,
+            divergence_min_txs: 5,
+            divergence_rounds: 2,
+            validation_window: 50,
+            validation_slow_factor: 2.0,
+            validation_min_blocks: 3,
+            validation_floor_ms: 20.0,
+        }
+    }
+}
+
+/// Why a node misses a fleet transaction.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MissingReason {
+    /// The node rejected it.
+    Rejected,
+    /// The node relays no transactions.
+    BlocksOnly,
+    /// Below the node's minimum fee rate.
+    MinFee,
+    /// The node had it and dropped it.
+    Removed,
+    /// The node's minimum is above the fleet's lowest and the fee is not known.
+    FeeUnknown,
+    /// No policy explains it.
+    Unexplained,
+}
+
+impl MissingReason {
+    /// The name used in ClickHouse and alerts.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MissingReason::Rejected => "rejected",
+            MissingReason::BlocksOnly => "blocks_only",
+            MissingReason::MinFee => "min_fee",
+            MissingReason::Removed => "removed",
+            MissingReason::FeeUnknown => "fee_unknown",
+            MissingReason::Unexplained => "unexplained",
+        }
+    }
+
+    /// Whether the node's own policy (or its own choice) explains the absence.
+    pub fn is_policy(self) -> bool {
+        !matches!(self, MissingReason::Unexplained)
+    }
+}
+
+/// One node's mempool against the fleet's in one round.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MempoolDivergence {
+    /// The round's time (event time).
+    pub at: UnixMicros,
+    /// The node.
+    pub node: NodeId,
+    /// Nodes compared this round.
+    pub fleet_nodes: u32,
+    /// Settled transactions held by a majority of them.
+    pub fleet_txs: u64,
+    /// Settled transactions this node holds.
+    pub held: u64,
+    /// Transactions younger than the settle time this node holds (not compared).
+    pub young: u64,
+    /// Fleet transactions this node misses, by reason.
+    pub missing_by_reason: BTreeMap<MissingReason, u64>,
+    /// Up to `max_listed` of them, with their reason (and Core's reject reason, if any).
+    pub missing: Vec<(Txid, MissingReason, String)>,
+    /// Settled transactions this node holds that the majority does not.
+    pub only_here_count: u64,
+    /// Up to `max_listed` of them.
+    pub only_here: Vec<Txid>,
+}
+
+impl MempoolDivergence {
+    /// All missing fleet transactions.
+    pub fn missing_count(&self) -> u64 {
+        self.missing_by_reason.values().sum()
+    }
+
+    /// Missing fleet transactions no policy explains.
+    pub fn unexplained(&self) -> u64 {
+        self.missing_by_reason
+            .get(&MissingReason::Unexplained)
+            .copied()
+            .unwrap_or(0)
+    }
+
+    /// The row's deterministic id (detector, node, round).
+    pub fn id(&self) -> EventId {
+        EventId::derive(
+            &consumer_name("compare"),
+            "mempool_divergence",
+            &[self.node.as_str().as_bytes(), &self.at.0.to_le_bytes()],
+        )
+    }
+}
+
+/// One block's validation, credited to the version the node ran when it connected it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BlockValidation {
+    /// When the node connected it (the `block_timing` event's time).
+    pub at: UnixMicros,
+    /// The node.
+    pub node: NodeId,
+    /// The node's version then (`/Satoshi:30.0.0/`), or `unknown` before any `node_status`.
+    pub version: String,
+    /// Block hash (hex), when logged.
+    pub hash: Option<String>,
+    /// Height, when logged.
+    pub height: Option<Height>,
+    /// `Connect total`, ms.
+    pub connect_ms: f64,
+    /// Every stage as logged: (name, ms).
+    pub stages: Vec<(String, f64)>,
+    /// The `block_timing` event it came from.
+    pub source_event: EventId,
+}
+
+impl BlockValidation {
+    /// The row's deterministic id: that of its source event, seen by this detector.
+    pub fn id(&self) -> EventId {
+        EventId::derive(
+            &consumer_name("compare"),
+            "block_validation",
+            &[&self.source_event.0],
+        )
+    }
+}
+
+/// A transaction as the fleet holds it.
+#[derive(Debug, Clone)]
+struct TxEntry {
+    first_seen: UnixMicros,
+    /// Satoshis per 1000 vbytes, when a node told the fee.
+    fee_rate: Option<u64>,
+    holders: u128,
+    /// Nodes that had it and dropped it (not for a block).
+    removed: u128,
+    /// Nodes that rejected it, with Core's reason.
+    rejected: Vec<(u8, String)>,
+    /// Last change, for forgetting entries nobody holds.
+    touched: UnixMicros,
+}
+
+impl TxEntry {
+    fn new(at: UnixMicros) -> TxEntry {
+        TxEntry {
+            first_seen: at,
+            fee_rate: None,
+            holders: 0,
+            removed: 0,
+            rejected: Vec::new(),
+            touched: at,
+        }
+    }
+}
+
+/// What the detector knows of one node.
+#[derive(Debug, Clone, Default)]
+struct NodeState {
+    name: Option<NodeId>,
+    last_status: Option<UnixMicros>,
+    version: Option<String>,
+    /// Max of `-minrelaytxfee` and the mempool minimum, sat/kvB.
+    min_fee: Option<u64>,
+    blocks_only: bool,
+    divergent_rounds: u32,
+}
+
+/// Per-version recent connect times.
+#[derive(Debug, Clone, Default)]
+struct VersionTimes {
+    recent: VecDeque<f64>,
+    slow_blocks: usize,
+}
+
+/// The comparison detector (`det-compare`).
+#[derive(Debug)]
+pub struct CompareDetector {
+    config: CompareConfig,
+    seen: SeenSet,
+    index: HashMap<NodeId, u8>,
+    nodes: Vec<NodeState>,
+    ignored: Vec<NodeId>,
+    txs: HashMap<Txid, TxEntry>,
+    next_round: Option<UnixMicros>,
+    incidents: Incidents,
+    versions: BTreeMap<String, VersionTimes>,
+}
+
+/// What a node's `tx_seen` carried that the comparison keeps.
+struct Sighting {
+    fee_rate: Option<u64>,
+}
+
+impl CompareDetector {
+    /// A detector with `config`.
+    pub fn new(config: CompareConfig) -> CompareDetector {
+        CompareDetector {
+            seen: SeenSet::new(config.seen_capacity),
+            config,
+            index: HashMap::new(),
+            nodes: Vec::new(),
+            ignored: Vec::new(),
+            txs: HashMap::new(),
+            next_round: None,
+            incidents: Incidents::new(),
+            versions: BTreeMap::new(),
+        }
+    }
+
+    /// Nodes beyond [`MAX_NODES`], not compared.
+    pub fn ignored_nodes(&self) -> &[NodeId] {
+        &self.ignored
+    }
+
+    /// Transactions currently tracked.
+    pub fn tracked_txs(&self) -> usize {
+        self.txs.len()
+    }
+
+    fn node(&mut self, node: &NodeId) -> Option<u8> {
+        if let Some(i) = self.index.get(node) {
+            return Some(*i);
+        }
+        if self.nodes.len() >= MAX_NODES {
+            if !self.ignored.contains(node) {
+                self.ignored.push(node.clone());
+            }
+            return None;
+        }
+        let i = self.nodes.len() as u8;
+        self.index.insert(node.clone(), i);
+        self.nodes.push(NodeState {
+            name: Some(node.clone()),
+            ..NodeState::default()
+        });
+        Some(i)
+    }
+
+    fn tx_seen(&mut self, node: u8, txid: Txid, at: UnixMicros, s: Sighting) {
+        let e = self.txs.entry(txid).or_insert_with(|| TxEntry::new(at));
+        if at < e.first_seen {
+            e.first_seen = at;
+        }
+        e.holders |= 1u128 << node;
+        e.removed &= !(1u128 << node);
+        e.touched = e.touched.max(at);
+        if e.fee_rate.is_none() {
+            e.fee_rate = s.fee_rate;
+        }
+    }
+
+    fn tx_removed(&mut self, node: u8, txid: Txid, reason: RemovalReason, at: UnixMicros) {
+        let Some(e) = self.txs.get_mut(&txid) else {
+            return;
+        };
+        let bit = 1u128 << node;
+        if e.holders & bit != 0 && reason != RemovalReason::Block {
+            e.removed |= bit;
+        }
+        e.holders &= !bit;
+        e.touched = e.touched.max(at);
+    }
+
+    fn tx_rejected(&mut self, node: u8, txid: Txid, reason: &str, at: UnixMicros) {
+        let e = self.txs.entry(txid).or_insert_with(|| TxEntry::new(at));
+        e.touched = e.touched.max(at);
+        if !e.rejected.iter().any(|(n, _)| *n == node) {
+            e.rejected.push((node, reason.to_string()));
+        }
+    }
+
+    /// The comparison of every active node's mempool at `at`.
+    pub fn round(&mut self, at: UnixMicros) -> Vec<MempoolDivergence> {
+        let silence = (self.config.node_silence_secs as i64).saturating_mul(1_000_000);
+        let active: Vec<u8> = (0..self.nodes.len() as u8)
+            .filter(|i| {
+                self.nodes[*i as usize]
+                    .last_status
+                    .is_some_and(|t| at.0 - t.0 <= silence)
+            })
+            .collect();
+        let active_mask: u128 = active.iter().fold(0, |m, i| m | (1u128 << i));
+        let fleet_min_fee = active
+            .iter()
+            .filter_map(|i| self.nodes[*i as usize].min_fee)
+            .min();
+        let settle_before = at.0 - (self.config.settle_secs as i64).saturating_mul(1_000_000);
+        let n = active.len() as u32;
+        let mut rows: Vec<MempoolDivergence> = active
+            .iter()
+            .map(|i| MempoolDivergence {
+                at,
+                node: self.nodes[*i as usize].name.clone().unwrap_or_else(unknown),
+                fleet_nodes: n,
+                fleet_txs: 0,
+                held: 0,
+                young: 0,
+                missing_by_reason: BTreeMap::new(),
+                missing: Vec::new(),
+                only_here_count: 0,
+                only_here: Vec::new(),
+            })
+            .collect();
+        let slot: HashMap<u8, usize> = active.iter().enumerate().map(|(k, i)| (*i, k)).collect();
+        let max_listed = self.config.max_listed;
+        for (txid, e) in &self.txs {
+            let holders = e.holders & active_mask;
+            if e.first_seen.0 > settle_before {
+                let mut h = holders;
+                while h != 0 {
+                    let i = h.trailing_zeros() as u8;
+                    rows[slot[&i]].young += 1;
+                    h &= h - 1;
+                }
+                continue;
+            }
+            if holders == 0 {
+                continue;
+            }
+            // The majority is taken among the nodes whose policy admits the transaction: a
+            // fleet with a strict node still has a mempool the others agree on.
+            let eligible = active_mask & !self.barred(e, &active);
+            let count = (holders & eligible).count_ones();
+            let fleet = count * 2 > eligible.count_ones();
+            if fleet {
+                for (k, i) in active.iter().enumerate() {
+                    let row = &mut rows[k];
+                    row.fleet_txs += 1;
+                    if holders & (1u128 << i) != 0 {
+                        row.held += 1;
+                        continue;
+                    }
+                    let (reason, text) = self.reason(*i, e, fleet_min_fee);
+                    *row.missing_by_reason.entry(reason).or_insert(0) += 1;
+                    if row.missing.len() < max_listed {
+                        row.missing.push((*txid, reason, text));
+                    }
+                }
+            } else {
+                let mut h = holders;
+                while h != 0 {
+                    let i = h.trailing_zeros() as u8;
+                    let row = &mut rows[slot[&i]];
+                    row.held += 1;
+                    row.only_here_count += 1;
+                    if row.only_here.len() < max_listed {
+                        row.only_here.push(*txid);
+                    }
+                    h &= h - 1;
+                }
+            }
+        }
+        for row in &mut rows {
+            row.missing.sort();
+            row.only_here.sort();
+        }
+        // Forget what nobody holds any more (mined, or dropped everywhere) once it is older
+        // than the settle time: nothing can be missing it.
+        self.txs
+            .retain(|_, e| e.holders != 0 || e.touched.0 > settle_before);
+        rows
+    }
+
+    /// Nodes among `active` whose own policy keeps `e` out (blocks-only, or a minimum fee
+    /// above its known fee rate).
+    fn barred(&self, e: &TxEntry, active: &[u8]) -> u128 {
+        active
+            .iter()
+            .filter(|i| {
+                let s = &self.nodes[**i as usize];
+                s.blocks_only
+                    || matches!((e.fee_rate, s.min_fee), (Some(rate), Some(min)) if rate < min)
+            })
+            .fold(0, |m, i| m | (1u128 << i))
+    }
+
+    fn reason(&self, node: u8, e: &TxEntry, fleet_min_fee: Option<u64>) -> (MissingReason, String) {
+        if let Some((_, why)) = e.rejected.iter().find(|(n, _)| *n == node) {
+            return (MissingReason::Rejected, why.clone());
+        }
+        let state = &self.nodes[node as usize];
+        if state.blocks_only {
+            return (MissingReason::BlocksOnly, String::new());
+        }
+        if e.removed & (1u128 << node) != 0 {
+            return (MissingReason::Removed, String::new());
+        }
+        match (e.fee_rate, state.min_fee) {
+            (Some(rate), Some(min)) if rate < min => (MissingReason::MinFee, String::new()),
+            (None, Some(min)) if fleet_min_fee.is_some_and(|f| min > f) => {
+                (MissingReason::FeeUnknown, String::new())
+            }
+            _ => (MissingReason::Unexplained, String::new()),
+        }
+    }
+
+    /// Judges a round's rows: fires or resolves `mempool_divergence`.
+    fn judge(&mut self, rows: &[MempoolDivergence], cause: EventId, out: &mut Vec<Output>) {
+        for row in rows {
+            let Some(i) = self.index.get(&row.node).copied() else {
+                continue;
+            };
+            let fingerprint = format!("mempool_divergence:{}", row.node);
+            let diverges = row.unexplained() >= self.config.divergence_min_txs;
+            let state = &mut self.nodes[i as usize];
+            if !diverges {
+                state.divergent_rounds = 0;
+                if let Some(a) = self.incidents.resolve(&fingerprint, row.at, cause) {
+                    out.push(Output::Alert(a));
+                }
+                continue;
+            }
+            state.divergent_rounds += 1;
+            if state.divergent_rounds < self.config.divergence_rounds
+                || self.incidents.is_open(&fingerprint)
+            {
+                continue;
+            }
+            let mut alert = firing(
+                "mempool_divergence",
+                Severity::Warning,
+                fingerprint,
+                row.at,
+                cause,
+            );
+            alert.node = Some(row.node.clone());
+            alert.summary = format!(
+                "{} misses {} of the fleet's {} settled mempool transactions that no policy of \
+                 its own explains, for {} rounds",
+                row.node,
+                row.unexplained(),
+                row.fleet_txs,
+                state.divergent_rounds
+            );
+            let examples: Vec<String> = row
+                .missing
+                .iter()
+                .filter(|(_, r, _)| *r == MissingReason::Unexplained)
+                .take(10)
+                .map(|(t, _, _)| t.to_string())
+                .collect();
+            alert.evidence = vec![
+                evidence("unexplained", row.unexplained()),
+                evidence("missing", row.missing_count()),
+                evidence("fleet_txs", row.fleet_txs),
+                evidence("fleet_nodes", row.fleet_nodes),
+                evidence("held", row.held),
+                evidence(
+                    "missing_by_reason",
+                    join(
+                        row.missing_by_reason
+                            .iter()
+                            .map(|(r, c)| format!("{}={c}", r.as_str())),
+                    ),
+                ),
+                evidence("examples", join(examples)),
+            ];
+            if let Some(a) = self.incidents.fire(alert) {
+                out.push(Output::Alert(a));
+            }
+        }
+    }
+
+    fn block_timing(
+        &mut self,
+        env: &Envelope,
+        node: u8,
+        t: &schema::event::BlockTiming,
+        out: &mut Vec<Output>,
+    ) {
+        let Some(connect_ms) = t.connect_total_ms else {
+            return;
+        };
+        let state = &self.nodes[node as usize];
+        let version = state
+            .version
+            .clone()
+            .unwrap_or_else(|| UNKNOWN_VERSION.to_string());
+        let row = BlockValidation {
+            at: env.observed_at,
+            node: env.node.clone(),
+            version: version.clone(),
+            hash: t.hash.map(|h| h.to_string()),
+            height: t.height,
+            connect_ms,
+            stages: t.stages.iter().map(|s| (s.name.clone(), s.ms)).collect(),
+            source_event: env.id,
+        };
+        out.push(Output::Validation(row));
+        let window = self.config.validation_window.max(1);
+        let times = self.versions.entry(version.clone()).or_default();
+        times.recent.push_back(connect_ms);
+        while times.recent.len() > window {
+            times.recent.pop_front();
+        }
+        self.judge_version(&version, env.observed_at, env.id, out);
+    }
+
+    fn judge_version(
+        &mut self,
+        version: &str,
+        at: UnixMicros,
+        cause: EventId,
+        out: &mut Vec<Output>,
+    ) {
+        // Blocks timed before the node's first status have no version to compare.
+        if version == UNKNOWN_VERSION {
+            return;
+        }
+        let others: Vec<f64> = self
+            .versions
+            .iter()
+            .filter(|(v, _)| v.as_str() != version && v.as_str() != UNKNOWN_VERSION)
+            .flat_map(|(_, t)| t.recent.iter().copied())
+            .collect();
+        let Some(times) = self.versions.get_mut(version) else {
+            return;
+        };
+        let (Some(own), Some(fleet)) = (median(times.recent.iter().copied()), median(others))
+        else {
+            return;
+        };
+        let fingerprint = format!("slow_validation:{version}");
+        let slow = fleet > 0.0
+            && own >= self.config.validation_floor_ms
+            && own >= self.config.validation_slow_factor * fleet;
+        if !slow {
+            times.slow_blocks = 0;
+            if let Some(a) = self.incidents.resolve(&fingerprint, at, cause) {
+                out.push(Output::Alert(a));
+            }
+            return;
+        }
+        times.slow_blocks += 1;
+        if times.slow_blocks < self.config.validation_min_blocks
+            || self.incidents.is_open(&fingerprint)
+        {
+            return;
+        }
+        let mut alert = firing("slow_validation", Severity::Warning, fingerprint, at, cause);
+        alert.subject = Some(version.to_string());
+        alert.summary = format!(
+            "{version} validates blocks in {own:.1} ms (median), {:.1}x the rest of the \
+             fleet's {fleet:.1} ms",
+            own / fleet
+        );
+        alert.evidence = vec![
+            evidence("version", version),
+            evidence("median_connect_ms", format!("{own:.1}")),
+            evidence("fleet_median_connect_ms", format!("{fleet:.1}")),
+            evidence("blocks", times.recent.len()),
+        ];
+        if let Some(a) = self.incidents.fire(alert) {
+            out.push(Output::Alert(a));
+        }
+    }
+
+    fn rounds_due(&mut self, now: UnixMicros, cause: EventId, out: &mut Vec<Output>) {
+        let step = (self.config.round_secs.max(1) as i64).saturating_mul(1_000_000);
+        let next = *self
+            .next_round
+            .get_or_insert(UnixMicros((now.0 / step + 1) * step));
+        if now < next {
+            return;
+        }
+        // One round at the latest boundary passed: after a long quiet period, earlier
+        // boundaries would only repeat the same picture.
+        let at = UnixMicros(now.0 / step * step);
+        self.next_round = Some(UnixMicros(at.0 + step));
+        let rows = self.round(at);
+        self.judge(&rows, cause, out);
+        out.extend(rows.into_iter().map(Output::Divergence));
+    }
+}
+
+fn unknown() -> NodeId {
+    NodeId::new("unknown").expect("a constant node name is valid")
+}
+
+/// The median of `values` (mean of the middle two for an even count).
+fn median(values: impl IntoIterator<Item = f64>) -> Option<f64> {
+    let mut v: Vec<f64> = values.into_iter().filter(|x| x.is_finite()).collect();
+    if v.is_empty() {
+        return None;
+    }
+    v.sort_by(f64::total_cmp);
+    let m = v.len() / 2;
+    Some(if v.len() % 2 == 1 {
+        v[m]
+    } else {
+        (v[m - 1] + v[m]) / 2.0
+    })
+}
+
+/// Satoshis per 1000 vbytes.
+fn fee_rate(fee_sat: u64, vsize: u64) -> Option<u64> {
+    (vsize > 0).then(|| fee_sat.saturating_mul(1000) / vsize)
+}
+
+impl Detector for CompareDetector {
+    fn name(&self) -> &'static str {
+        "compare"
+    }
+
+    fn inputs(&self) -> &'static [Kind] {
+        &[
+            Kind::TxSeen,
+            Kind::TxRemoved,
+            Kind::TxRejected,
+            Kind::NodeStatus,
+            Kind::BlockTiming,
+        ]
+    }
+
+    fn apply(&mut self, input: Input<'_>) -> Vec<Output> {
+        let mut out = Vec::new();
+        if let Input::Event(env) = input {
+            if !self.seen.insert(env.id) {
+                return out;
+            }
+            // A round boundary passed before this event: compare first, without it.
+            self.rounds_due(env.observed_at, env.id, &mut out);
+            let at = env.observed_at;
+            if let Some(node) = self.node(&env.node) {
+                match &env.event {
+                    Event::TxSeen(t) => {
+                        let rate = t
+                            .fee
+                            .zip(t.vsize)
+                            .and_then(|(f, v)| fee_rate(f.to_sat(), v));
+                        self.tx_seen(node, t.txid, at, Sighting { fee_rate: rate });
+                    }
+                    Event::TxRemoved(t) => self.tx_removed(node, t.txid, t.reason, at),
+                    Event::TxRejected(t) => self.tx_rejected(node, t.txid, &t.reason, at),
+                    Event::NodeStatus(s) => {
+                        let state = &mut self.nodes[node as usize];
+                        state.last_status = Some(at);
+                        state.version = Some(s.subversion.clone());
+                        let relay = s.policy.min_relay_fee_sat_per_kvb.unwrap_or(0);
+                        state.min_fee = Some(relay.max(s.mempool_min_fee_sat_per_kvb));
+                        state.blocks_only = s.policy.relays_transactions == Some(false);
+                    }
+                    Event::BlockTiming(t) => self.block_timing(env, node, t, &mut out),
+                    _ => {}
+                }
+            }
+        } else {
+            self.rounds_due(input.time(), input.cause(), &mut out);
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,399 @@
+use std::collections::BTreeSet;
+
+use bitcoin::Amount;
+use schema::event::{
+    Alert, AlertState, BlockTiming, RelayPolicy, Source, TimingStage, TxRejected, TxRemoved, TxSeen,
+};
+
+use super::*;
+use crate::testkit::{self, env, status, t, txid};
+
+fn cfg() -> CompareConfig {
+    CompareConfig {
+        round_secs: 10,
+        settle_secs: 20,
+        node_silence_secs: 60,
+        max_listed: 1000,
+        divergence_min_txs: 3,
+        divergence_rounds: 2,
+        validation_window: 10,
+        validation_slow_factor: 2.0,
+        validation_min_blocks: 3,
+        validation_floor_ms: 20.0,
+        ..CompareConfig::default()
+    }
+}
+
+/// A node status with a relay policy.
+fn policy_status(
+    at: f64,
+    node: &str,
+    min_relay: u64,
+    blocks_only: bool,
+    version: &str,
+) -> Envelope {
+    let mut s = status(100, t(at));
+    s.mempool_min_fee_sat_per_kvb = min_relay;
+    s.subversion = version.to_string();
+    s.policy = RelayPolicy {
+        min_relay_fee_sat_per_kvb: Some(min_relay),
+        relays_transactions: Some(!blocks_only),
+        max_mempool_bytes: Some(300_000_000),
+    };
+    env(node, t(at), s)
+}
+
+/// `tx_seen` of tx `i` paying `sat_per_vb` on 200 vbytes.
+fn seen(node: &str, at: f64, i: u32, sat_per_vb: u64) -> Envelope {
+    env(
+        node,
+        t(at),
+        TxSeen {
+            txid: txid(i),
+            wtxid: None,
+            mempool_sequence: Some(u64::from(i)),
+            vsize: Some(200),
+            fee: Some(Amount::from_sat(sat_per_vb * 200)),
+            source: Source::Zmq,
+        },
+    )
+}
+
+fn removed(node: &str, at: f64, i: u32, reason: RemovalReason) -> Envelope {
+    env(
+        node,
+        t(at),
+        TxRemoved {
+            txid: txid(i),
+            mempool_sequence: None,
+            reason,
+            source: Source::Zmq,
+        },
+    )
+}
+
+fn rejected(node: &str, at: f64, i: u32, reason: &str) -> Envelope {
+    env(
+        node,
+        t(at),
+        TxRejected {
+            txid: txid(i),
+            wtxid: None,
+            peer: Some(3),
+            reason: reason.to_string(),
+            reason_text: format!("{reason}, details"),
+        },
+    )
+}
+
+fn divergences(outs: &[Output]) -> Vec<&MempoolDivergence> {
+    outs.iter()
+        .filter_map(|o| match o {
+            Output::Divergence(d) => Some(d),
+            _ => None,
+        })
+        .collect()
+}
+
+/// The latest round's row for `node`.
+fn last_row<'a>(outs: &'a [Output], node: &str) -> &'a MempoolDivergence {
+    divergences(outs)
+        .into_iter()
+        .rev()
+        .find(|d| d.node.as_str() == node)
+        .unwrap_or_else(|| panic!("no row for {node}"))
+}
+
+fn statuses(at: f64) -> Vec<Envelope> {
+    vec![
+        policy_status(at, "a", 1000, false, "/Satoshi:30.0.0/"),
+        policy_status(at, "b", 1000, false, "/Satoshi:29.0.0/"),
+        policy_status(at, "c", 5000, false, "/Satoshi:30.0.0/"),
+        policy_status(at, "d", 1000, true, "/Satoshi:28.0.0/"),
+    ]
+}
+
+/// a and b relay everything; c has `-minrelaytxfee` 5 sat/vB; d is blocks-only.
+/// Txs 1–10 pay 25 sat/vB, 11–15 pay 2 sat/vB.
+fn policy_fleet() -> Vec<Envelope> {
+    let mut evs = statuses(1.0);
+    for i in 1..=10 {
+        for node in ["a", "b", "c"] {
+            evs.push(seen(node, 2.0 + f64::from(i) * 0.1, i, 25));
+        }
+    }
+    for i in 11..=15 {
+        for node in ["a", "b"] {
+            evs.push(seen(node, 3.0 + f64::from(i) * 0.1, i, 2));
+        }
+    }
+    evs.extend(statuses(30.0));
+    evs.extend(statuses(45.0));
+    evs
+}
+
+#[test]
+fn each_missing_transaction_is_attributed_to_the_node_policy_that_keeps_it_out() {
+    let mut det = CompareDetector::new(cfg());
+    let outs = testkit::run(&mut det, &policy_fleet());
+    // Rounds at 10, 20, 30, 40 s: the last one compares everything (all older than 20 s).
+    let c = last_row(&outs, "c");
+    assert_eq!(c.at, t(40.0));
+    assert_eq!(c.fleet_nodes, 4);
+    assert_eq!(c.fleet_txs, 15);
+    assert_eq!(c.held, 10);
+    let want: BTreeSet<(Txid, MissingReason)> = (11..=15)
+        .map(|i| (txid(i), MissingReason::MinFee))
+        .collect();
+    let got: BTreeSet<(Txid, MissingReason)> = c.missing.iter().map(|(t, r, _)| (*t, *r)).collect();
+    assert_eq!(
+        got, want,
+        "c misses exactly the low-fee transactions, for its min fee"
+    );
+    let d = last_row(&outs, "d");
+    assert_eq!(d.held, 0);
+    assert_eq!(
+        d.missing_by_reason,
+        BTreeMap::from([(MissingReason::BlocksOnly, 15)])
+    );
+    for node in ["a", "b"] {
+        let r = last_row(&outs, node);
+        assert_eq!((r.held, r.missing_count(), r.only_here_count), (15, 0, 0));
+    }
+    assert!(
+        outs.iter().all(|o| o.as_alert().is_none()),
+        "policy is no divergence: {outs:?}"
+    );
+}
+
+#[test]
+fn transactions_younger_than_the_settle_time_are_not_compared() {
+    let mut evs = statuses(1.0);
+    evs.push(seen("a", 25.0, 1, 25));
+    evs.push(seen("b", 25.0, 1, 25));
+    evs.extend(statuses(31.0));
+    let outs = testkit::run(&mut CompareDetector::new(cfg()), &evs);
+    // Round at 30 s: tx 1 is 5 s old.
+    let c = last_row(&outs, "c");
+    assert_eq!(c.at, t(30.0));
+    assert_eq!((c.fleet_txs, c.missing_count()), (0, 0));
+    assert_eq!(last_row(&outs, "a").young, 1);
+}
+
+#[test]
+fn unexplained_missing_transactions_alert_after_the_rounds_and_resolve_when_they_arrive() {
+    let mut evs = vec![
+        policy_status(1.0, "a", 1000, false, "v"),
+        policy_status(1.0, "b", 1000, false, "v"),
+        policy_status(1.0, "e", 1000, false, "v"),
+    ];
+    for i in 1..=4 {
+        evs.push(seen("a", 2.0, i, 10));
+        evs.push(seen("b", 2.0, i, 10));
+    }
+    // e rejected tx 4 (its own reason), and has none of 1–3.
+    evs.push(rejected("e", 2.5, 4, "too-long-mempool-chain"));
+    evs.extend([
+        policy_status(25.0, "a", 1000, false, "v"),
+        policy_status(25.0, "b", 1000, false, "v"),
+        policy_status(25.0, "e", 1000, false, "v"),
+    ]);
+    // Round at 30 s: 3 unexplained (first round of divergence): no alert yet.
+    evs.push(policy_status(31.0, "a", 1000, false, "v"));
+    let mut det = CompareDetector::new(cfg());
+    let outs = testkit::run(&mut det, &evs);
+    let e = last_row(&outs, "e");
+    assert_eq!(e.unexplained(), 3);
+    assert_eq!(
+        e.missing
+            .iter()
+            .find(|(t, _, _)| *t == txid(4))
+            .map(|(_, r, w)| (*r, w.as_str())),
+        Some((MissingReason::Rejected, "too-long-mempool-chain"))
+    );
+    assert!(outs.iter().all(|o| o.as_alert().is_none()));
+    // Round at 40 s: the second in a row: fires, for e only.
+    let outs = testkit::run(
+        &mut det,
+        &[
+            policy_status(41.0, "a", 1000, false, "v"),
+            policy_status(41.0, "b", 1000, false, "v"),
+            policy_status(41.0, "e", 1000, false, "v"),
+        ],
+    );
+    let alerts: Vec<&Alert> = outs.iter().filter_map(Output::as_alert).collect();
+    assert_eq!(alerts.len(), 1, "{alerts:?}");
+    assert_eq!(alerts[0].alert_kind, "mempool_divergence");
+    assert_eq!(alerts[0].node.as_ref().map(NodeId::as_str), Some("e"));
+    assert_eq!(testkit::ev_value(alerts[0], "unexplained"), "3");
+    // e gets them (a resync): resolved at the next round.
+    let mut late: Vec<Envelope> = (1..=3).map(|i| seen("e", 45.0, i, 10)).collect();
+    late.push(policy_status(51.0, "a", 1000, false, "v"));
+    let outs = testkit::run(&mut det, &late);
+    let alerts: Vec<&Alert> = outs.iter().filter_map(Output::as_alert).collect();
+    assert_eq!(alerts.len(), 1);
+    assert_eq!(alerts[0].state, AlertState::Resolved);
+}
+
+#[test]
+fn removals_are_reasons_and_mined_transactions_are_forgotten() {
+    let mut evs = vec![
+        policy_status(1.0, "a", 1000, false, "v"),
+        policy_status(1.0, "b", 1000, false, "v"),
+        policy_status(1.0, "e", 1000, false, "v"),
+    ];
+    for node in ["a", "b", "e"] {
+        evs.push(seen(node, 2.0, 1, 10));
+        evs.push(seen(node, 2.0, 2, 10));
+    }
+    // e evicted tx 1; everyone mined tx 2.
+    evs.push(removed("e", 3.0, 1, RemovalReason::Unknown));
+    for node in ["a", "b", "e"] {
+        evs.push(removed(node, 4.0, 2, RemovalReason::Block));
+    }
+    evs.extend([
+        policy_status(31.0, "a", 1000, false, "v"),
+        policy_status(31.0, "b", 1000, false, "v"),
+        policy_status(31.0, "e", 1000, false, "v"),
+    ]);
+    let mut det = CompareDetector::new(cfg());
+    let outs = testkit::run(&mut det, &evs);
+    let e = last_row(&outs, "e");
+    assert_eq!(
+        e.missing_by_reason,
+        BTreeMap::from([(MissingReason::Removed, 1)])
+    );
+    assert_eq!(det.tracked_txs(), 1, "tx 2 was mined everywhere: forgotten");
+}
+
+fn timing(node: &str, at: f64, height: u32, ms: f64) -> Envelope {
+    env(
+        node,
+        t(at),
+        BlockTiming {
+            hash: Some(testkit::bh(height)),
+            height: Some(Height(height)),
+            stages: vec![
+                TimingStage {
+                    name: "Connect block".into(),
+                    ms: ms * 0.8,
+                },
+                TimingStage {
+                    name: "Connect total".into(),
+                    ms,
+                },
+            ],
+            connect_total_ms: Some(ms),
+            header_to_tip_ms: None,
+            compact: None,
+        },
+    )
+}
+
+fn validations(outs: &[Output]) -> Vec<(String, u32, String)> {
+    outs.iter()
+        .filter_map(|o| match o {
+            Output::Validation(v) => Some((
+                v.node.to_string(),
+                v.height.map(|h| h.0).unwrap_or(0),
+                v.version.clone(),
+            )),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn a_node_upgraded_mid_run_keeps_its_earlier_blocks_under_the_old_version() {
+    let evs = vec![
+        policy_status(1.0, "a", 1000, false, "/Satoshi:29.0.0/"),
+        timing("a", 2.0, 101, 50.0),
+        timing("a", 3.0, 102, 52.0),
+        // Restarted on the new version.
+        policy_status(4.0, "a", 1000, false, "/Satoshi:30.0.0/"),
+        timing("a", 5.0, 103, 51.0),
+    ];
+    let outs = testkit::run(&mut CompareDetector::new(cfg()), &evs);
+    assert_eq!(
+        validations(&outs),
+        vec![
+            ("a".into(), 101, "/Satoshi:29.0.0/".into()),
+            ("a".into(), 102, "/Satoshi:29.0.0/".into()),
+            ("a".into(), 103, "/Satoshi:30.0.0/".into()),
+        ]
+    );
+}
+
+#[test]
+fn a_version_twice_as_slow_as_the_fleet_alerts_after_enough_blocks() {
+    let mut evs = vec![
+        policy_status(1.0, "a", 1000, false, "/Satoshi:29.0.0/"),
+        policy_status(1.0, "b", 1000, false, "/Satoshi:30.0.0/"),
+    ];
+    for h in 0..5u32 {
+        let at = 2.0 + f64::from(h);
+        evs.push(timing("a", at, 101 + h, 50.0));
+        evs.push(timing("b", at + 0.1, 101 + h, 130.0));
+    }
+    let outs = testkit::run(&mut CompareDetector::new(cfg()), &evs);
+    let alerts: Vec<&Alert> = outs.iter().filter_map(Output::as_alert).collect();
+    assert_eq!(alerts.len(), 1, "{alerts:?}");
+    assert_eq!(alerts[0].alert_kind, "slow_validation");
+    assert_eq!(alerts[0].subject.as_deref(), Some("/Satoshi:30.0.0/"));
+    // Fired at b's third slow block, not before.
+    assert_eq!(alerts[0].starts_at, t(4.1));
+    // A version only 1.5x slower never alerts.
+    let mut evs = vec![
+        policy_status(1.0, "a", 1000, false, "/Satoshi:29.0.0/"),
+        policy_status(1.0, "b", 1000, false, "/Satoshi:30.0.0/"),
+    ];
+    for h in 0..10u32 {
+        let at = 2.0 + f64::from(h);
+        evs.push(timing("a", at, 101 + h, 50.0));
+        evs.push(timing("b", at + 0.1, 101 + h, 75.0));
+    }
+    let outs = testkit::run(&mut CompareDetector::new(cfg()), &evs);
+    assert!(outs.iter().all(|o| o.as_alert().is_none()));
+}
+
+#[test]
+fn one_version_is_never_compared_with_blocks_of_no_known_version_nor_below_the_floor() {
+    // Blocks before the first status (version unknown) were faster: no comparison.
+    let mut evs = vec![];
+    for h in 0..5u32 {
+        evs.push(timing("a", 1.0 + f64::from(h), 101 + h, 10.0));
+    }
+    evs.push(policy_status(7.0, "a", 1000, false, "/Satoshi:30.0.0/"));
+    for h in 5..10u32 {
+        evs.push(timing("a", 8.0 + f64::from(h), 101 + h, 40.0));
+    }
+    // Two versions at regtest speed: three times slower, but well under the floor.
+    evs.push(policy_status(20.0, "b", 1000, false, "/Satoshi:29.0.0/"));
+    for h in 0..5u32 {
+        evs.push(timing("b", 21.0 + f64::from(h), 201 + h, 0.1));
+        evs.push(timing("a", 21.5 + f64::from(h), 201 + h, 0.3));
+    }
+    let mut det = CompareDetector::new(CompareConfig {
+        validation_window: 5,
+        ..cfg()
+    });
+    let outs = testkit::run(&mut det, &evs);
+    assert!(
+        outs.iter().all(|o| o.as_alert().is_none()),
+        "{:?}",
+        outs.iter().filter_map(Output::as_alert).collect::<Vec<_>>()
+    );
+    assert_eq!(
+        validations(&outs)
+            .iter()
+            .filter(|v| v.2 == UNKNOWN_VERSION)
+            .count(),
+        5
+    );
+}
+
+#[test]
+fn replay_and_duplicates_give_the_same_outputs() {
+    let evs = policy_fleet();
+    testkit::assert_replay_and_duplicates_agree(|| CompareDetector::new(cfg()), &evs);
+}
