@@ -5,13 +5,15 @@
 #   consumers/benches/pipeline.rs  JetStream -> ch-writer -> ClickHouse events/s, beside raw NATS
 #                                  and raw ClickHouse rates measured in the same run
 #   detectors/benches/apply.rs     detector apply() throughput, events/s per detector
+#   detectors/benches/compare.rs   one mempool comparison round, 10 nodes x 300,000 transactions
+#   agent/benches/mirror.rs        the agent's mempool mirror: notifications applied per second
 #   consumers/benches/alert_latency.rs  event -> alert latency p50/p99 through NATS and det-chain,
 #                                  and events/s through a detector consumer
 # The services the benches need are started by the benches themselves on free loopback ports.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 status=0
-for b in "bmon-debuglog parse" "bmon-consumers pipeline" "bmon-detectors apply" "bmon-consumers alert_latency"; do
+for b in "bmon-debuglog parse" "bmon-consumers pipeline" "bmon-detectors apply" "bmon-detectors compare" "bmon-agent mirror" "bmon-consumers alert_latency"; do
   set -- $b
   echo "==> cargo bench -p $1 --bench $2"
   cargo bench --quiet -p "$1" --bench "$2" 2>&1 | grep -v '^\s*\(Compiling\|Finished\|Running\)' || status=1
