@@ -10,6 +10,51 @@ ALTER TABLE node_status ADD COLUMN max_mempool_bytes Nullable(UInt64);
 ALTER TABLE mempool_snapshot ADD COLUMN mirror_count Nullable(UInt64);
 ALTER TABLE mempool_snapshot ADD COLUMN mirror_digest Nullable(String);
 ALTER TABLE mempool_snapshot ADD COLUMN mirror_sequence Nullable(UInt64);
+-- template_snapshot gains its transactions (txid[i] pays tx_fee_sat[i], weighs tx_weight[i]).
+ALTER TABLE template_snapshot ADD COLUMN txid Array(String);
+ALTER TABLE template_snapshot ADD COLUMN tx_fee_sat Array(UInt64);
+ALTER TABLE template_snapshot ADD COLUMN tx_weight Array(UInt64);
+
+-- Each node's peers at each poll (getpeerinfo): parallel arrays, peer_id[i] at peer_addr[i],
+-- ...; joined/left are the peer ids that came and went since the previous poll.
+CREATE TABLE IF NOT EXISTS peer_snapshot
+(
+    event_id String,
+    node String,
+    observed_at_us Int64,
+    observed_at DateTime,
+    peers UInt32,
+    peer_id Array(UInt64),
+    peer_addr Array(String),
+    peer_network Array(String),
+    peer_connection_type Array(String),
+    peer_inbound Array(UInt8),
+    peer_version Array(UInt32),
+    peer_subversion Array(String),
+    peer_ping_ms Array(Float64),
+    peer_bytes_sent Array(UInt64),
+    peer_bytes_recv Array(UInt64),
+    peer_conn_time Array(Int64),
+    joined Array(UInt64),
+    left Array(UInt64)
+)
+ENGINE = ReplacingMergeTree()
+PARTITION BY toYYYYMM(observed_at)
+ORDER BY (node, observed_at_us, event_id);
+
+-- Which peer delivered each block first to each node (the first block_seen naming a peer),
+-- counted per node and peer id. Peer ids are the node's own connection numbers: join
+-- peer_snapshot (ARRAY JOIN peer_id, peer_addr) for the address.
+CREATE VIEW IF NOT EXISTS block_first_peer AS
+SELECT node, first_peer AS peer, count() AS blocks_first
+FROM
+(
+    SELECT node, hash, argMin(assumeNotNull(peer), observed_at_us) AS first_peer
+    FROM block_seen FINAL
+    WHERE isNotNull(peer)
+    GROUP BY node, hash
+)
+GROUP BY node, first_peer;
 
 -- One row per node and comparison round: the node's settled mempool against the fleet's
 -- (transactions a majority holds). `node` is the detector (`det-compare`), `mempool_node` the
@@ -63,6 +108,36 @@ CREATE TABLE IF NOT EXISTS block_validation
 ENGINE = ReplacingMergeTree()
 PARTITION BY toYYYYMM(observed_at)
 ORDER BY (version, observed_at_us, event_id);
+
+-- One row per node and comparison round: the node's latest block template against the
+-- fleet's templates on the same parent. `template_node` is the node compared; the fleet's set
+-- is what a majority of the templates include; left_out_* list the highest-fee transactions of
+-- that set this template leaves out, with why (not_selected when the node holds it, else the
+-- mempool comparison's reason, or not_in_mempool).
+CREATE TABLE IF NOT EXISTS template_comparison
+(
+    event_id String,
+    node String,
+    observed_at_us Int64,
+    observed_at DateTime,
+    template_node String,
+    prev String,
+    height UInt32,
+    fleet_templates UInt32,
+    jaccard Float64,
+    fees_sat UInt64,
+    fleet_median_fees_sat UInt64,
+    weight UInt64,
+    fleet_median_weight UInt64,
+    left_out UInt64,
+    explained_fees_sat UInt64,
+    left_out_txid Array(String),
+    left_out_fee_sat Array(UInt64),
+    left_out_reason Array(String)
+)
+ENGINE = ReplacingMergeTree()
+PARTITION BY toYYYYMM(observed_at)
+ORDER BY (template_node, observed_at_us, event_id);
 
 -- Median and p90 connect time per version, for Grafana and the CLI (which add a time filter
 -- for "the last N blocks" as they need).

@@ -133,6 +133,11 @@ pub struct PollSection {
     /// Look up each new mempool transaction's fee (`getmempoolentry`) for `tx_seen`: the
     /// fleet comparison needs fee rates to tell a node's policy from a relay problem.
     pub tx_fees: bool,
+    /// `template_snapshot` (`getblocktemplate`) interval, seconds, besides one at each new
+    /// tip; 0 turns templates off.
+    pub template_secs: u64,
+    /// `peer_snapshot` (`getpeerinfo`) interval, seconds; 0 turns it off.
+    pub peers_secs: u64,
 }
 
 impl Default for PollSection {
@@ -141,6 +146,8 @@ impl Default for PollSection {
             status_secs: 10,
             mempool_secs: 30,
             tx_fees: true,
+            template_secs: 30,
+            peers_secs: 60,
         }
     }
 }
@@ -475,6 +482,10 @@ pub struct Config {
     pub mempool_interval: Duration,
     /// Whether `tx_seen` carries the fee (`getmempoolentry`).
     pub tx_fees: bool,
+    /// `template_snapshot` interval (and one at each new tip); `None`: no templates.
+    pub template_interval: Option<Duration>,
+    /// `peer_snapshot` interval; `None`: no peer snapshots.
+    pub peers_interval: Option<Duration>,
     /// `/metrics` listen address.
     pub metrics_listen: SocketAddr,
     /// debug.log, when configured.
@@ -780,6 +791,10 @@ impl FileConfig {
                 status_interval: Duration::from_secs(self.poll.status_secs),
                 mempool_interval: Duration::from_secs(self.poll.mempool_secs),
                 tx_fees: self.poll.tx_fees,
+                template_interval: (self.poll.template_secs > 0)
+                    .then(|| Duration::from_secs(self.poll.template_secs)),
+                peers_interval: (self.poll.peers_secs > 0)
+                    .then(|| Duration::from_secs(self.poll.peers_secs)),
                 metrics_listen,
                 debug_log,
                 clock,

@@ -232,6 +232,8 @@ async fn run_sources(
         status: config.status_interval,
         mempool: config.mempool_interval,
         tx_fees: config.tx_fees,
+        template: config.template_interval,
+        peers: config.peers_interval,
     };
     let span = tracing::info_span!("node", node = %config.node);
     let res =

@@ -86,6 +86,10 @@ pub struct Intervals {
     pub mempool: Duration,
     /// Look up each new transaction's fee for `tx_seen`.
     pub tx_fees: bool,
+    /// `template_snapshot`, besides one at each new tip; `None`: no templates.
+    pub template: Option<Duration>,
+    /// `peer_snapshot`; `None`: none.
+    pub peers: Option<Duration>,
 }
 
 /// Drives one node's sources.
@@ -108,6 +112,10 @@ pub struct NodeDriver {
     stopping: bool,
     /// Look up each new transaction's fee (`getmempoolentry`).
     tx_fees: bool,
+    /// The tip of the last template asked for, when templates are on.
+    template_tip: Option<Option<BlockHash>>,
+    /// Peer ids of the last `getpeerinfo`.
+    last_peers: Option<Vec<u64>>,
 }
 
 /// A block notification not yet turned into events.
@@ -144,6 +152,8 @@ impl NodeDriver {
             coinstats: CoinStats::Unknown,
             stopping: false,
             tx_fees: false,
+            template_tip: None,
+            last_peers: None,
         }
     }
 
@@ -162,6 +172,17 @@ impl NodeDriver {
         let mut mempool_tick = tokio::time::interval(intervals.mempool);
         status_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         mempool_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let templates = intervals.template.is_some();
+        if templates {
+            self.template_tip = Some(None);
+        }
+        let mut template_tick =
+            tokio::time::interval(intervals.template.unwrap_or(Duration::from_secs(3_600)));
+        template_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let peers = intervals.peers.is_some();
+        let mut peers_tick =
+            tokio::time::interval(intervals.peers.unwrap_or(Duration::from_secs(3_600)));
+        peers_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut settle_at: Option<Instant> = None;
         loop {
             let settle = async {
@@ -178,6 +199,9 @@ impl NodeDriver {
                     if block_msg && (self.chain.has_pending() || !self.pending.is_empty()) {
                         settle_at = Some(Instant::now() + REORG_SETTLE);
                     }
+                    if block_msg {
+                        self.template_on_new_tip().await?;
+                    }
                 }
                 _ = settle => {
                     settle_at = None;
@@ -188,6 +212,8 @@ impl NodeDriver {
                 }
                 _ = status_tick.tick() => self.poll_status().await?,
                 _ = mempool_tick.tick() => self.poll_mempool().await?,
+                _ = template_tick.tick(), if templates => self.poll_template().await?,
+                _ = peers_tick.tick(), if peers => self.poll_peers().await?,
             }
         }
         self.stopping = true;
@@ -661,6 +687,53 @@ impl NodeDriver {
         self.poll_tips().await
     }
 
+    /// `peer_snapshot` from `getpeerinfo`.
+    async fn poll_peers(&mut self) -> Result<(), PublisherGone> {
+        let at = self.clock.now();
+        match self.rpc.get_peer_info().await {
+            Ok(peers) => {
+                let snap = status::peer_snapshot(&peers, self.last_peers.as_deref());
+                self.last_peers = Some(peers.iter().map(|p| p.id).collect());
+                self.emit(Event::PeerSnapshot(snap), at).await
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "getpeerinfo failed");
+                Ok(())
+            }
+        }
+    }
+
+    /// A template for a new tip, once per tip (templates on).
+    async fn template_on_new_tip(&mut self) -> Result<(), PublisherGone> {
+        let Some(asked) = self.template_tip else {
+            return Ok(());
+        };
+        let tip = self.chain.tip().map(|t| t.0);
+        if tip.is_some() && tip != asked {
+            // Asked once per tip, answered or not: a node in initial block download refuses
+            // every template and must not be asked at every block.
+            self.template_tip = Some(tip);
+            self.poll_template().await?;
+        }
+        Ok(())
+    }
+
+    /// `template_snapshot` from `getblocktemplate`. A node that cannot give one (in initial
+    /// block download, or without peers on mainnet) is skipped quietly.
+    async fn poll_template(&mut self) -> Result<(), PublisherGone> {
+        let at = self.clock.now();
+        match self.rpc.get_block_template().await {
+            Ok(t) => {
+                let snap = status::template_snapshot(&t);
+                self.emit(Event::TemplateSnapshot(snap), at).await
+            }
+            Err(e) => {
+                tracing::debug!(error = %e, "getblocktemplate failed");
+                Ok(())
+            }
+        }
+    }
+
     async fn poll_mempool(&mut self) -> Result<(), PublisherGone> {
         let at = self.clock.now();
         let (info, raw) = tokio::join!(
@@ -785,6 +858,8 @@ mod tests {
             status: Duration::from_secs(3_600),
             mempool: Duration::from_secs(3_600),
             tx_fees: false,
+            template: None,
+            peers: None,
         };
         tokio::time::timeout(
             Duration::from_secs(10),

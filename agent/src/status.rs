@@ -1,14 +1,18 @@
-//! Periodic RPC summaries as events: `node_status`, `chain_tips` and `mempool_snapshot`.
+//! Periodic RPC summaries as events: `node_status`, `chain_tips`, `mempool_snapshot`,
+//! `template_snapshot` and `peer_snapshot`.
 //! Pure conversions from typed RPC answers; the node driver does the polling.
 
+use bitcoin::Amount;
 use bitcoin::Txid;
 use schema::event::{
-    ChainTip, ChainTips, MempoolSnapshot, MirrorFigures, NodeStatus, RelayPolicy, TxSetDigest,
+    ChainTip, ChainTips, MempoolSnapshot, MirrorFigures, NodeStatus, Peer, PeerSnapshot,
+    RelayPolicy, TemplateSnapshot, TemplateTx, TxSetDigest,
 };
 use schema::Height;
 
 use crate::sources::answers::{
-    BlockchainInfo, ChainTipAnswer, MempoolInfo, NetworkInfo, RawMempoolWithSequence,
+    BlockTemplateAnswer, BlockchainInfo, ChainTipAnswer, MempoolInfo, NetworkInfo, PeerInfoAnswer,
+    RawMempoolWithSequence,
 };
 
 /// Builds `node_status` from one round of polls.
@@ -90,6 +94,69 @@ pub fn mempool_snapshot(
     }
 }
 
+/// Builds `peer_snapshot` from `getpeerinfo`, with who joined and left since `previous` (the
+/// ids of the last poll; `None` at the first, when nobody is said to have joined).
+pub fn peer_snapshot(peers: &[PeerInfoAnswer], previous: Option<&[u64]>) -> PeerSnapshot {
+    let now: Vec<u64> = peers.iter().map(|p| p.id).collect();
+    let (joined, left) = match previous {
+        Some(before) => (
+            now.iter()
+                .copied()
+                .filter(|id| !before.contains(id))
+                .collect(),
+            before
+                .iter()
+                .copied()
+                .filter(|id| !now.contains(id))
+                .collect(),
+        ),
+        None => (Vec::new(), Vec::new()),
+    };
+    PeerSnapshot {
+        peers: peers
+            .iter()
+            .map(|p| Peer {
+                id: p.id,
+                addr: p.addr.clone(),
+                network: p.network.clone(),
+                connection_type: p.connection_type.clone(),
+                inbound: p.inbound,
+                version: p.version,
+                subversion: p.subver.clone(),
+                ping_ms: p.pingtime.map(|s| s * 1000.0),
+                bytes_sent: p.bytessent,
+                bytes_recv: p.bytesrecv,
+                conn_time: p.conntime,
+                synced_blocks: p.synced_blocks,
+            })
+            .collect(),
+        joined,
+        left,
+    }
+}
+
+/// Builds `template_snapshot` from `getblocktemplate`.
+pub fn template_snapshot(t: &BlockTemplateAnswer) -> TemplateSnapshot {
+    let txs: Vec<TemplateTx> = t
+        .transactions
+        .iter()
+        .map(|x| TemplateTx {
+            txid: x.txid,
+            fee: Amount::from_sat(x.fee),
+            weight: x.weight,
+        })
+        .collect();
+    TemplateSnapshot {
+        height: Height(t.height),
+        prev: t.previousblockhash,
+        tx_count: txs.len() as u64,
+        fees: Amount::from_sat(txs.iter().map(|x| x.fee.to_sat()).sum()),
+        weight: txs.iter().map(|x| x.weight).sum(),
+        txid_digest: TxSetDigest::of(txs.iter().map(|x| &x.txid)),
+        txs,
+    }
+}
+
 /// Digest of a txid list (for callers holding a plain `getrawmempool` answer).
 pub fn digest(txids: &[Txid]) -> TxSetDigest {
     TxSetDigest::of(txids.iter())
@@ -141,6 +208,46 @@ mod tests {
         assert_eq!(t.tips.len(), 4);
         assert_eq!(t.tips[0].status, TipStatus::Active);
         assert_eq!(t.tips[2].branch_len, 3);
+    }
+
+    #[test]
+    fn peer_snapshot_reads_real_peers_and_who_came_and_went() {
+        let peers: Vec<PeerInfoAnswer> = parse("getpeerinfo-node1.json");
+        let first = peer_snapshot(&peers, None);
+        assert_eq!(first.peers.len(), 2);
+        let p = &first.peers[0];
+        assert_eq!((p.id, p.addr.as_str()), (0, "127.0.0.1:28000"));
+        assert_eq!(p.connection_type.as_deref(), Some("manual"));
+        assert_eq!(p.subversion, "/Satoshi:30.99.0/");
+        assert!((p.ping_ms.unwrap_or(0.0) - 0.094).abs() < 1e-9);
+        assert_eq!((p.bytes_sent, p.bytes_recv), (2357, 37417));
+        assert!(first.joined.is_empty() && first.left.is_empty());
+        let ids: Vec<u64> = peers.iter().map(|p| p.id).collect();
+        let later = peer_snapshot(&peers[1..], Some(&ids));
+        assert_eq!(later.left, vec![ids[0]]);
+        assert!(later.joined.is_empty());
+        let again = peer_snapshot(&peers, Some(&ids[1..]));
+        assert_eq!(again.joined, vec![ids[0]]);
+    }
+
+    #[test]
+    fn template_snapshot_sums_the_real_template() {
+        let t = template_snapshot(&parse("getblocktemplate.json"));
+        assert_eq!(t.height, Height(111));
+        assert_eq!(t.tx_count, 6);
+        assert_eq!(t.txs.len(), 6);
+        let first = t.txs[0];
+        assert_eq!(
+            first.txid.to_string(),
+            "fdb5aa0dcc4e1d46e1914e81199e9c5b921bb1bb2654b94eacd130d8f0ad7848"
+        );
+        assert_eq!((first.fee.to_sat(), first.weight), (4125, 657));
+        // The coinbase pays the subsidy plus exactly the template's fees.
+        assert_eq!(t.fees.to_sat(), 5_000_020_585 - 5_000_000_000);
+        assert_eq!(
+            t.txid_digest,
+            TxSetDigest::of(t.txs.iter().map(|x| &x.txid))
+        );
     }
 
     #[test]

@@ -235,13 +235,19 @@ mod tests {
     }
 
     #[test]
-    fn the_first_migration_creates_a_table_for_every_kind() {
-        let sql = MIGRATIONS[0].sql;
+    fn the_migrations_create_a_table_for_every_kind() {
         for kind in Kind::ALL {
             let table = crate::writer::table_for(*kind);
-            assert!(
-                sql.contains(&format!("CREATE TABLE IF NOT EXISTS {table}\n")),
-                "no table {table} for kind {kind}"
+            let created = MIGRATIONS
+                .iter()
+                .filter(|m| {
+                    m.sql
+                        .contains(&format!("CREATE TABLE IF NOT EXISTS {table}\n"))
+                })
+                .count();
+            assert_eq!(
+                created, 1,
+                "table {table} for kind {kind}: created {created} times"
             );
         }
     }

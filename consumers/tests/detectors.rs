@@ -48,7 +48,10 @@ fn expected_alerts(events: &[Envelope], config: &detectors::ChainConfig) -> Vec<
         .flat_map(|e| det.apply(Input::Event(e)))
         .filter_map(|o| match o {
             Output::Alert(a) => Some(alert_to_envelope("chain", a)),
-            Output::Propagation(_) | Output::Divergence(_) | Output::Validation(_) => None,
+            Output::Propagation(_)
+            | Output::Divergence(_)
+            | Output::Validation(_)
+            | Output::Template(_) => None,
         })
         .collect()
 }

@@ -283,3 +283,43 @@ async fn a_missing_table_stops_the_writer_with_a_fatal_error_and_keeps_the_messa
     // Nothing was acked: the message is still there for the next run.
     assert_eq!(s.backlog("ch-writer").await, 1);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_peer_that_delivered_each_block_first_is_counted_per_node() {
+    use schema::event::{BlockSeen, BlockStage, Source};
+    let s = Services::start(None).await;
+    let writer = start_writer(&s);
+    let seen = |node: u32, us: i64, block: u64, stage: BlockStage, peer: Option<u64>| {
+        Envelope::new(
+            samples::node(node),
+            samples::at(us),
+            BlockSeen {
+                hash: samples::block_hash(block),
+                height: None,
+                stage,
+                peer,
+                source: Source::Log,
+            },
+        )
+    };
+    let envelopes = vec![
+        // node0: block 1 from peer 5 first (its header), then peer 3's compact block.
+        seen(0, 10, 1, BlockStage::Header, Some(5)),
+        seen(0, 20, 1, BlockStage::Cmpctblock, Some(3)),
+        // node0: block 2 from peer 3; a sighting without a peer does not count.
+        seen(0, 30, 2, BlockStage::Header, None),
+        seen(0, 40, 2, BlockStage::Cmpctblock, Some(3)),
+        // node1: block 1 from peer 9.
+        seen(1, 15, 1, BlockStage::Header, Some(9)),
+    ];
+    common::publish(&s.js, &envelopes, true).await;
+    test_support::wait_until(PIPELINE_TIMEOUT, "every sighting written", || async {
+        s.sql("SELECT count() FROM {db}.block_seen").trim() == "5"
+    })
+    .await;
+    assert_eq!(
+        s.sql("SELECT node, peer, blocks_first FROM {db}.block_first_peer ORDER BY node, peer"),
+        "node0\t3\t1\nnode0\t5\t1\nnode1\t9\t1\n"
+    );
+    writer.stop().await;
+}

@@ -28,6 +28,17 @@
 //!   `validation_floor_ms`), for `validation_min_blocks` of its blocks. Blocks timed before a
 //!   node's first status are credited to `unknown` and never compared.
 //!
+//! - **Block templates.** Each node's latest `template_snapshot` (at most
+//!   `template_max_age_secs` old) on the fleet's most common parent, once at least
+//!   `template_min_nodes` are there: the Jaccard similarity of its transactions with the
+//!   fleet's set (what a majority of templates include), its fees and weight beside the
+//!   median, and the fleet's transactions it leaves out, highest fee first, with why
+//!   (`not_selected` when the node holds it, else the mempool reason). One
+//!   [`TemplateComparison`] per node and round (ClickHouse `template_comparison`); a
+//!   `template_fees_low` alert when a template pays `template_fee_shortfall` less than the
+//!   median (itself at least `template_min_fees_sat`) for `template_rounds` rounds in a row,
+//!   counting as paid the fees of what its own policy keeps out (that is its policy's price).
+//!
 //! Fleets of up to [`MAX_NODES`] nodes are compared; later nodes are ignored (and named in the
 //! log by the shell through [`CompareDetector::ignored_nodes`]).
 
@@ -76,6 +87,16 @@ pub struct CompareConfig {
     /// A version whose median connect time is below this is never slow, whatever the ratio
     /// (sub-millisecond differences are noise), ms.
     pub validation_floor_ms: f64,
+    /// Templates older than this are left out of the comparison, seconds.
+    pub template_max_age_secs: u64,
+    /// Templates (on the same parent) needed for a comparison.
+    pub template_min_nodes: usize,
+    /// A template paying this fraction less than the fleet's median is low.
+    pub template_fee_shortfall: f64,
+    /// ...when the fleet's median pays at least this, satoshis (empty mempools are no signal).
+    pub template_min_fees_sat: u64,
+    /// Rounds in a row of low fees before `template_fees_low` fires.
+    pub template_rounds: u32,
 }
 
 impl Default for CompareConfig {
@@ -92,6 +113,11 @@ impl Default for CompareConfig {
             validation_slow_factor: 2.0,
             validation_min_blocks: 3,
             validation_floor_ms: 20.0,
+            template_max_age_secs: 120,
+            template_min_nodes: 3,
+            template_fee_shortfall: 0.1,
+            template_min_fees_sat: 10_000,
+            template_rounds: 3,
         }
     }
 }
@@ -252,6 +278,7 @@ struct NodeState {
     min_fee: Option<u64>,
     blocks_only: bool,
     divergent_rounds: u32,
+    low_template_rounds: u32,
 }
 
 /// Per-version recent connect times.
@@ -273,6 +300,65 @@ pub struct CompareDetector {
     next_round: Option<UnixMicros>,
     incidents: Incidents,
     versions: BTreeMap<String, VersionTimes>,
+    templates: BTreeMap<u8, NodeTemplate>,
+}
+
+/// One node's template against the fleet's, in one round.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TemplateComparison {
+    /// The round's time.
+    pub at: UnixMicros,
+    /// The node.
+    pub node: NodeId,
+    /// The parent every compared template builds on.
+    pub prev: bitcoin::BlockHash,
+    /// The height they are for.
+    pub height: Height,
+    /// Templates compared.
+    pub fleet_templates: u32,
+    /// |this ∩ fleet| / |this ∪ fleet|, where the fleet's set is what a majority of the
+    /// templates include.
+    pub jaccard: f64,
+    /// This template's fees, satoshis.
+    pub fees_sat: u64,
+    /// The median template's fees.
+    pub fleet_median_fees_sat: u64,
+    /// This template's weight.
+    pub weight: u64,
+    /// The median template's weight.
+    pub fleet_median_weight: u64,
+    /// Transactions of the fleet's set this template leaves out.
+    pub left_out_count: u64,
+    /// The fees of those the node's own policy keeps out of its mempool (rejected,
+    /// blocks-only, below its minimum fee, dropped by it): a shortfall they explain is its
+    /// policy's price, not a fault.
+    pub explained_fees_sat: u64,
+    /// The highest-fee of them (up to `max_listed`): txid, fee, why (`not_selected` when the
+    /// node holds it, else the mempool comparison's reason, or `not_in_mempool`).
+    pub left_out: Vec<(Txid, u64, String)>,
+}
+
+impl TemplateComparison {
+    /// The row's deterministic id (detector, node, round).
+    pub fn id(&self) -> EventId {
+        EventId::derive(
+            &consumer_name("compare"),
+            "template_comparison",
+            &[self.node.as_str().as_bytes(), &self.at.0.to_le_bytes()],
+        )
+    }
+}
+
+/// A node's latest template.
+#[derive(Debug, Clone)]
+struct NodeTemplate {
+    at: UnixMicros,
+    prev: bitcoin::BlockHash,
+    height: Height,
+    fees_sat: u64,
+    weight: u64,
+    /// txid → fee, satoshis.
+    txs: HashMap<Txid, u64>,
 }
 
 /// What a node's `tx_seen` carried that the comparison keeps.
@@ -293,6 +379,7 @@ impl CompareDetector {
             next_round: None,
             incidents: Incidents::new(),
             versions: BTreeMap::new(),
+            templates: BTreeMap::new(),
         }
     }
 
@@ -659,6 +746,176 @@ impl CompareDetector {
         let rows = self.round(at);
         self.judge(&rows, cause, out);
         out.extend(rows.into_iter().map(Output::Divergence));
+        let templates = self.template_round(at);
+        self.judge_templates(&templates, cause, out);
+        out.extend(templates.into_iter().map(Output::Template));
+    }
+
+    /// Every fresh template on the fleet's most common parent against the others.
+    pub fn template_round(&mut self, at: UnixMicros) -> Vec<TemplateComparison> {
+        let max_age = (self.config.template_max_age_secs as i64).saturating_mul(1_000_000);
+        let fresh: Vec<(u8, &NodeTemplate)> = self
+            .templates
+            .iter()
+            .filter(|(_, t)| at.0 - t.at.0 <= max_age)
+            .map(|(i, t)| (*i, t))
+            .collect();
+        let mut parents: BTreeMap<bitcoin::BlockHash, usize> = BTreeMap::new();
+        for (_, t) in &fresh {
+            *parents.entry(t.prev).or_insert(0) += 1;
+        }
+        let Some((prev, _)) = parents
+            .iter()
+            .max_by_key(|(p, n)| (**n, std::cmp::Reverse(**p)))
+        else {
+            return Vec::new();
+        };
+        let prev = *prev;
+        let same: Vec<(u8, &NodeTemplate)> =
+            fresh.into_iter().filter(|(_, t)| t.prev == prev).collect();
+        if same.len() < self.config.template_min_nodes.max(1) {
+            return Vec::new();
+        }
+        let n = same.len();
+        let mut included: HashMap<Txid, (usize, u64)> = HashMap::new();
+        for (_, t) in &same {
+            for (txid, fee) in &t.txs {
+                let e = included.entry(*txid).or_insert((0, *fee));
+                e.0 += 1;
+            }
+        }
+        let fleet: HashMap<Txid, u64> = included
+            .into_iter()
+            .filter(|(_, (k, _))| k * 2 > n)
+            .map(|(t, (_, fee))| (t, fee))
+            .collect();
+        let median_fees = median_u64(same.iter().map(|(_, t)| t.fees_sat));
+        let median_weight = median_u64(same.iter().map(|(_, t)| t.weight));
+        let fleet_min_fee = self.nodes.iter().filter_map(|s| s.min_fee).min();
+        let mut rows = Vec::new();
+        for (i, t) in &same {
+            let common = t.txs.keys().filter(|x| fleet.contains_key(*x)).count();
+            let union = t.txs.len() + fleet.len() - common;
+            let jaccard = if union == 0 {
+                1.0
+            } else {
+                common as f64 / union as f64
+            };
+            let mut left: Vec<(Txid, u64)> = fleet
+                .iter()
+                .filter(|(x, _)| !t.txs.contains_key(*x))
+                .map(|(x, fee)| (*x, *fee))
+                .collect();
+            left.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+            let left_out_count = left.len() as u64;
+            let mut explained_fees_sat = 0u64;
+            let mut left_out = Vec::new();
+            for (x, fee) in left {
+                let why = match self.txs.get(&x) {
+                    Some(e) if e.holders & (1u128 << i) != 0 => "not_selected".to_string(),
+                    Some(e) => {
+                        let reason = self.reason(*i, e, fleet_min_fee).0;
+                        if reason.is_policy() {
+                            explained_fees_sat += fee;
+                        }
+                        reason.as_str().to_string()
+                    }
+                    None => "not_in_mempool".to_string(),
+                };
+                if left_out.len() < self.config.max_listed {
+                    left_out.push((x, fee, why));
+                }
+            }
+            rows.push(TemplateComparison {
+                at,
+                node: self.nodes[*i as usize].name.clone().unwrap_or_else(unknown),
+                prev,
+                height: t.height,
+                fleet_templates: n as u32,
+                jaccard,
+                fees_sat: t.fees_sat,
+                fleet_median_fees_sat: median_fees,
+                weight: t.weight,
+                fleet_median_weight: median_weight,
+                left_out_count,
+                explained_fees_sat,
+                left_out,
+            });
+        }
+        rows
+    }
+
+    /// Fires or resolves `template_fees_low` per node.
+    fn judge_templates(
+        &mut self,
+        rows: &[TemplateComparison],
+        cause: EventId,
+        out: &mut Vec<Output>,
+    ) {
+        for row in rows {
+            let Some(i) = self.index.get(&row.node).copied() else {
+                continue;
+            };
+            let fingerprint = format!("template_fees_low:{}", row.node);
+            let floor =
+                row.fleet_median_fees_sat as f64 * (1.0 - self.config.template_fee_shortfall);
+            // What the node's own policy keeps out is its price, not a fault.
+            let unexplained_fees = row.fees_sat.saturating_add(row.explained_fees_sat);
+            let low = row.fleet_median_fees_sat >= self.config.template_min_fees_sat
+                && (unexplained_fees as f64) < floor;
+            let state = &mut self.nodes[i as usize];
+            if !low {
+                state.low_template_rounds = 0;
+                if let Some(a) = self.incidents.resolve(&fingerprint, row.at, cause) {
+                    out.push(Output::Alert(a));
+                }
+                continue;
+            }
+            state.low_template_rounds += 1;
+            if state.low_template_rounds < self.config.template_rounds
+                || self.incidents.is_open(&fingerprint)
+            {
+                continue;
+            }
+            let mut alert = firing(
+                "template_fees_low",
+                Severity::Warning,
+                fingerprint,
+                row.at,
+                cause,
+            );
+            alert.node = Some(row.node.clone());
+            alert.summary = format!(
+                "{}'s block template pays {} sat in fees, {:.0}% below the fleet's median {} sat, \
+                 for {} rounds",
+                row.node,
+                row.fees_sat,
+                100.0 * (1.0 - row.fees_sat as f64 / row.fleet_median_fees_sat.max(1) as f64),
+                row.fleet_median_fees_sat,
+                state.low_template_rounds
+            );
+            alert.evidence = vec![
+                evidence("fees_sat", row.fees_sat),
+                evidence("fleet_median_fees_sat", row.fleet_median_fees_sat),
+                evidence("jaccard", format!("{:.3}", row.jaccard)),
+                evidence("left_out", row.left_out_count),
+                evidence("explained_fees_sat", row.explained_fees_sat),
+                evidence("height", row.height.0),
+                evidence("prev", row.prev),
+                evidence(
+                    "top_left_out",
+                    join(
+                        row.left_out
+                            .iter()
+                            .take(5)
+                            .map(|(t, fee, why)| format!("{t}:{fee}:{why}")),
+                    ),
+                ),
+            ];
+            if let Some(a) = self.incidents.fire(alert) {
+                out.push(Output::Alert(a));
+            }
+        }
     }
 }
 
@@ -681,6 +938,13 @@ fn median(values: impl IntoIterator<Item = f64>) -> Option<f64> {
     })
 }
 
+/// The median of integer figures (lower middle for an even count).
+fn median_u64(values: impl IntoIterator<Item = u64>) -> u64 {
+    let mut v: Vec<u64> = values.into_iter().collect();
+    v.sort_unstable();
+    v.get(v.len().saturating_sub(1) / 2).copied().unwrap_or(0)
+}
+
 /// Satoshis per 1000 vbytes.
 fn fee_rate(fee_sat: u64, vsize: u64) -> Option<u64> {
     (vsize > 0).then(|| fee_sat.saturating_mul(1000) / vsize)
@@ -698,6 +962,7 @@ impl Detector for CompareDetector {
             Kind::TxRejected,
             Kind::NodeStatus,
             Kind::BlockTiming,
+            Kind::TemplateSnapshot,
         ]
     }
 
@@ -730,6 +995,19 @@ impl Detector for CompareDetector {
                         state.blocks_only = s.policy.relays_transactions == Some(false);
                     }
                     Event::BlockTiming(t) => self.block_timing(env, node, t, &mut out),
+                    Event::TemplateSnapshot(t) => {
+                        self.templates.insert(
+                            node,
+                            NodeTemplate {
+                                at,
+                                prev: t.prev,
+                                height: t.height,
+                                fees_sat: t.fees.to_sat(),
+                                weight: t.weight,
+                                txs: t.txs.iter().map(|x| (x.txid, x.fee.to_sat())).collect(),
+                            },
+                        );
+                    }
                     _ => {}
                 }
             }

@@ -38,7 +38,9 @@ use schema::{Envelope, EventId, NodeId, UnixMicros};
 use serde::{Deserialize, Serialize};
 
 pub use chain::{ChainConfig, ChainDetector};
-pub use compare::{BlockValidation, CompareConfig, CompareDetector, MempoolDivergence};
+pub use compare::{
+    BlockValidation, CompareConfig, CompareDetector, MempoolDivergence, TemplateComparison,
+};
 pub use health::{HealthConfig, HealthDetector};
 pub use inflation::{InflationConfig, InflationDetector};
 pub use propagation::{PropagationConfig, PropagationDetector, PropagationSummary};
@@ -88,6 +90,8 @@ pub enum Output {
     Divergence(MempoolDivergence),
     /// One block's validation time, credited to the node's version then (derived record).
     Validation(BlockValidation),
+    /// One node's block template against the fleet's in one round (derived record).
+    Template(TemplateComparison),
 }
 
 impl Output {
@@ -95,7 +99,10 @@ impl Output {
     pub fn as_alert(&self) -> Option<&Alert> {
         match self {
             Output::Alert(a) => Some(a),
-            Output::Propagation(_) | Output::Divergence(_) | Output::Validation(_) => None,
+            Output::Propagation(_)
+            | Output::Divergence(_)
+            | Output::Validation(_)
+            | Output::Template(_) => None,
         }
     }
 }

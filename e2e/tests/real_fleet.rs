@@ -55,6 +55,7 @@ async fn run(format: LogFormat) {
     check_utxo_set(&run);
     check_transactions(&run);
     check_mempool_divergence(&run);
+    check_templates_and_peers(&run);
     check_alerts(&run);
     check_logs(&run, format);
     println!("log format {name}: every table and alert matches the script");
@@ -395,6 +396,35 @@ fn check_mempool_divergence(run: &CoreRun) {
                 "{other} admits low-fee {t}, yet: {why:?}"
             );
         }
+    }
+}
+
+/// Every node's templates were compared on a common parent, its peers polled, and the blocks
+/// n0 mined reached the others through a peer the log names.
+fn check_templates_and_peers(run: &CoreRun) {
+    let p = &run.pipeline;
+    for node in ["n0", "n1", "n2", "n3"] {
+        let templates = p.count(&format!(
+            "SELECT count() FROM template_comparison FINAL WHERE template_node = '{node}' \
+             AND fleet_templates >= 3"
+        ));
+        assert!(
+            templates > 0,
+            "{node}: no template compared with the fleet's"
+        );
+        let peers = p.count(&format!(
+            "SELECT count() FROM peer_snapshot FINAL WHERE node = '{node}' AND peers >= 1"
+        ));
+        assert!(peers > 0, "{node}: no peer_snapshot with its peers");
+    }
+    for node in ["n1", "n2", "n3"] {
+        let first = p.count(&format!(
+            "SELECT sum(blocks_first) FROM block_first_peer WHERE node = '{node}'"
+        ));
+        assert!(
+            first > 0,
+            "{node}: no block credited to the peer that delivered it"
+        );
     }
 }
 

@@ -153,6 +153,66 @@ pub struct MempoolEntryFees {
     pub modified: Amount,
 }
 
+/// One entry of `getpeerinfo` (the parts bmon reads).
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct PeerInfoAnswer {
+    /// Connection id.
+    pub id: u64,
+    /// `host:port`.
+    pub addr: String,
+    /// Network (Core 21+).
+    #[serde(default)]
+    pub network: Option<String>,
+    /// Connection type (Core 21+).
+    #[serde(default)]
+    pub connection_type: Option<String>,
+    /// Inbound.
+    pub inbound: bool,
+    /// P2P version.
+    #[serde(default)]
+    pub version: u32,
+    /// User agent.
+    #[serde(default)]
+    pub subver: String,
+    /// Last ping, seconds.
+    #[serde(default)]
+    pub pingtime: Option<f64>,
+    /// Bytes sent.
+    #[serde(default)]
+    pub bytessent: u64,
+    /// Bytes received.
+    #[serde(default)]
+    pub bytesrecv: u64,
+    /// Connected since.
+    #[serde(default)]
+    pub conntime: i64,
+    /// Last block in common.
+    #[serde(default)]
+    pub synced_blocks: Option<i64>,
+}
+
+/// `getblocktemplate {"rules": ["segwit"]}` (the parts bmon reads).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct BlockTemplateAnswer {
+    /// Height of the block the template is for.
+    pub height: u32,
+    /// Its parent.
+    pub previousblockhash: BlockHash,
+    /// The transactions, coinbase excluded.
+    pub transactions: Vec<TemplateTxAnswer>,
+}
+
+/// One transaction of a block template.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct TemplateTxAnswer {
+    /// The txid.
+    pub txid: Txid,
+    /// Fee, satoshis.
+    pub fee: u64,
+    /// Weight.
+    pub weight: u64,
+}
+
 /// One entry of `getrawmempool true`.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 pub struct MempoolEntry {

@@ -343,6 +343,17 @@ impl RpcClient {
         self.call("getrawmempool", json!([false, true])).await
     }
 
+    /// `getpeerinfo`.
+    pub async fn get_peer_info(&self) -> Result<Vec<PeerInfoAnswer>, RpcError> {
+        self.call("getpeerinfo", json!([])).await
+    }
+
+    /// `getblocktemplate {"rules": ["segwit"]}`.
+    pub async fn get_block_template(&self) -> Result<BlockTemplateAnswer, RpcError> {
+        self.call("getblocktemplate", json!([{"rules": ["segwit"]}]))
+            .await
+    }
+
     /// `getmempoolentry <txid>`.
     pub async fn get_mempool_entry(&self, txid: &Txid) -> Result<MempoolEntry, RpcError> {
         self.call("getmempoolentry", json!([txid.to_string()]))

@@ -1,10 +1,11 @@
-//! Rows of `mempool_divergence` and `block_validation` (migration `0003_compare.sql`): the
+//! Rows of `mempool_divergence`, `block_validation` and `template_comparison` (migration
+//! `0003_compare.sql`): the
 //! comparison's derived records, written by `det-compare` itself.
 //!
 //! Like `propagation`, they are not published on NATS: a replay of `det-compare` rewrites the
 //! same rows (same ids and values), which collapse with FINAL.
 
-use detectors::{consumer_name, BlockValidation, MempoolDivergence};
+use detectors::{consumer_name, BlockValidation, MempoolDivergence, TemplateComparison};
 
 use crate::writer::{event_row, secs};
 
@@ -12,6 +13,8 @@ use crate::writer::{event_row, secs};
 pub const DIVERGENCE_TABLE: &str = "mempool_divergence";
 /// The validation-by-version table.
 pub const VALIDATION_TABLE: &str = "block_validation";
+/// The template comparison's table.
+pub const TEMPLATE_TABLE: &str = "template_comparison";
 /// The migration that creates both.
 pub const MIGRATION: &str = "0003";
 
@@ -118,6 +121,67 @@ impl ValidationRow {
             connect_ms: v.connect_ms,
             stage: v.stages.iter().map(|(n, _)| n.clone()).collect(),
             stage_ms: v.stages.iter().map(|(_, ms)| *ms).collect(),
+        }
+    }
+}
+
+event_row! {
+    /// One `template_comparison` row: one node's block template against the fleet's.
+    TemplateRow {
+        /// The node compared.
+        template_node: String,
+        /// The parent the compared templates build on.
+        prev: String,
+        /// The height they are for.
+        height: u32,
+        /// Templates compared.
+        fleet_templates: u32,
+        /// Jaccard similarity with the fleet's set.
+        jaccard: f64,
+        /// This template's fees, sat.
+        fees_sat: u64,
+        /// The median template's fees, sat.
+        fleet_median_fees_sat: u64,
+        /// This template's weight.
+        weight: u64,
+        /// The median template's weight.
+        fleet_median_weight: u64,
+        /// Fleet transactions this template leaves out.
+        left_out: u64,
+        /// The fees of those the node's own policy keeps out, sat.
+        explained_fees_sat: u64,
+        /// The highest-fee of them; `left_out_fee_sat[i]`, `left_out_reason[i]` are
+        /// `left_out_txid[i]`'s.
+        left_out_txid: Vec<String>,
+        /// See `left_out_txid`.
+        left_out_fee_sat: Vec<u64>,
+        /// See `left_out_txid`.
+        left_out_reason: Vec<String>,
+    }
+}
+
+impl TemplateRow {
+    /// The row of one node's round.
+    pub fn new(t: &TemplateComparison) -> TemplateRow {
+        TemplateRow {
+            event_id: t.id().to_hex(),
+            node: consumer_name("compare").to_string(),
+            observed_at_us: t.at.0,
+            observed_at: secs(t.at.0),
+            template_node: t.node.to_string(),
+            prev: t.prev.to_string(),
+            height: t.height.0,
+            fleet_templates: t.fleet_templates,
+            jaccard: t.jaccard,
+            fees_sat: t.fees_sat,
+            fleet_median_fees_sat: t.fleet_median_fees_sat,
+            weight: t.weight,
+            fleet_median_weight: t.fleet_median_weight,
+            left_out: t.left_out_count,
+            explained_fees_sat: t.explained_fees_sat,
+            left_out_txid: t.left_out.iter().map(|(x, _, _)| x.to_string()).collect(),
+            left_out_fee_sat: t.left_out.iter().map(|(_, f, _)| *f).collect(),
+            left_out_reason: t.left_out.iter().map(|(_, _, w)| w.clone()).collect(),
         }
     }
 }

@@ -44,7 +44,7 @@ use tracing::{debug, info};
 
 use crate::metrics::Metrics;
 use crate::runtime::{HandleError, Handler, Publisher};
-use compare::{DivergenceRow, ValidationRow};
+use compare::{DivergenceRow, TemplateRow, ValidationRow};
 use propagation::PropagationRow;
 
 /// Event time for ticks: the latest event time plus the wall time since that event arrived,
@@ -108,6 +108,7 @@ pub struct DetectorHandler {
     pending_rows: Vec<PropagationRow>,
     pending_divergence: Vec<DivergenceRow>,
     pending_validation: Vec<ValidationRow>,
+    pending_templates: Vec<TemplateRow>,
     metrics: Arc<Metrics>,
 }
 
@@ -131,6 +132,7 @@ impl DetectorHandler {
             pending_rows: Vec::new(),
             pending_divergence: Vec::new(),
             pending_validation: Vec::new(),
+            pending_templates: Vec::new(),
             metrics,
         }
     }
@@ -175,6 +177,11 @@ impl DetectorHandler {
                 Output::Validation(v) => {
                     if self.clickhouse.is_some() {
                         self.pending_validation.push(ValidationRow::new(&v));
+                    }
+                }
+                Output::Template(t) => {
+                    if self.clickhouse.is_some() {
+                        self.pending_templates.push(TemplateRow::new(&t));
                     }
                 }
             }
@@ -246,6 +253,21 @@ impl DetectorHandler {
                 self.metrics
                     .inserted(table, n, started.elapsed().as_secs_f64());
                 self.pending_validation.clear();
+            }
+            if !self.pending_templates.is_empty() {
+                let started = Instant::now();
+                let table = compare::TEMPLATE_TABLE;
+                propagation::insert_rows(
+                    client,
+                    table,
+                    compare::MIGRATION,
+                    &self.pending_templates,
+                )
+                .await?;
+                let n = self.pending_templates.len() as u64;
+                self.metrics
+                    .inserted(table, n, started.elapsed().as_secs_f64());
+                self.pending_templates.clear();
             }
         }
         Ok(())

@@ -70,6 +70,12 @@ event_row! {
         weight: u64,
         /// Txid set digest, hex.
         txid_digest: String,
+        /// The transactions in template order; `tx_fee_sat[i]`, `tx_weight[i]` are `txid[i]`'s.
+        txid: Vec<String>,
+        /// See `txid`.
+        tx_fee_sat: Vec<u64>,
+        /// See `txid`.
+        tx_weight: Vec<u64>,
     }
 }
 
@@ -92,6 +98,9 @@ impl TemplateSnapshotRow {
             fees_sat: p.fees.to_sat(),
             weight: p.weight,
             txid_digest: p.txid_digest.to_hex(),
+            txid: p.txs.iter().map(|t| t.txid.to_string()).collect(),
+            tx_fee_sat: p.txs.iter().map(|t| t.fee.to_sat()).collect(),
+            tx_weight: p.txs.iter().map(|t| t.weight).collect(),
         }
     }
 }

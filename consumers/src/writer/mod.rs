@@ -205,6 +205,7 @@ tables! {
     tx_replaced: logged::TxReplacedRow => "tx_replaced",
     mempool_snapshot: mempool::MempoolSnapshotRow => "mempool_snapshot",
     template_snapshot: mempool::TemplateSnapshotRow => "template_snapshot",
+    peer_snapshot: node::PeerSnapshotRow => "peer_snapshot",
     utxo_stats: block::UtxoStatsRow => "utxo_stats",
     warning: logged::WarningRow => "warning",
     logs: logs::LogRow => "logs",
@@ -255,6 +256,9 @@ impl Rows {
             Event::TemplateSnapshot(p) => self
                 .template_snapshot
                 .push(i, mempool::TemplateSnapshotRow::new(&h, p)),
+            Event::PeerSnapshot(p) => self
+                .peer_snapshot
+                .push(i, node::PeerSnapshotRow::new(&h, p)),
             Event::UtxoStats(p) => self.utxo_stats.push(i, block::UtxoStatsRow::new(&h, p)),
             Event::Warning(p) => self.warning.push(i, logged::WarningRow::new(&h, p)),
             Event::LogBatch(p) => {

@@ -1,6 +1,7 @@
-//! Rows of `node_status` and `gap`: what a node says about itself, and what its agent lost.
+//! Rows of `node_status`, `peer_snapshot` and `gap`: what a node says about itself and its
+//! peers, and what its agent lost.
 
-use schema::event::{Gap, NodeStatus};
+use schema::event::{Gap, NodeStatus, PeerSnapshot};
 
 use super::{event_row, Head};
 
@@ -121,6 +122,80 @@ impl GapRow {
             from_us: p.from.0,
             to_us: p.to.0,
             reason: p.reason.clone(),
+        }
+    }
+}
+
+event_row! {
+    /// One `peer_snapshot` row: every peer of the node at one poll, as parallel arrays
+    /// (`peer_id[i]` is at `peer_addr[i]`, ...).
+    PeerSnapshotRow {
+        /// Peers connected.
+        peers: u32,
+        /// The node's connection ids (`peer=N` in its log).
+        peer_id: Vec<u64>,
+        /// `host:port`.
+        peer_addr: Vec<String>,
+        /// Network (`ipv4`, `onion`, ...; '' when not reported).
+        peer_network: Vec<String>,
+        /// Connection type ('' when not reported).
+        peer_connection_type: Vec<String>,
+        /// 1 when the peer connected to the node.
+        peer_inbound: Vec<u8>,
+        /// P2P protocol version.
+        peer_version: Vec<u32>,
+        /// User agent.
+        peer_subversion: Vec<String>,
+        /// Last ping, ms (-1 when unknown).
+        peer_ping_ms: Vec<f64>,
+        /// Bytes sent.
+        peer_bytes_sent: Vec<u64>,
+        /// Bytes received.
+        peer_bytes_recv: Vec<u64>,
+        /// Connected since, seconds since the epoch.
+        peer_conn_time: Vec<i64>,
+        /// Peer ids that joined since the previous poll.
+        joined: Vec<u64>,
+        /// Peer ids that left since the previous poll.
+        left: Vec<u64>,
+    }
+}
+
+impl PeerSnapshotRow {
+    pub(crate) fn new(h: &Head, p: &PeerSnapshot) -> Self {
+        let Head {
+            event_id,
+            node,
+            observed_at_us,
+            observed_at,
+        } = h.clone();
+        PeerSnapshotRow {
+            event_id,
+            node,
+            observed_at_us,
+            observed_at,
+            peers: u32::try_from(p.peers.len()).unwrap_or(u32::MAX),
+            peer_id: p.peers.iter().map(|x| x.id).collect(),
+            peer_addr: p.peers.iter().map(|x| x.addr.clone()).collect(),
+            peer_network: p
+                .peers
+                .iter()
+                .map(|x| x.network.clone().unwrap_or_default())
+                .collect(),
+            peer_connection_type: p
+                .peers
+                .iter()
+                .map(|x| x.connection_type.clone().unwrap_or_default())
+                .collect(),
+            peer_inbound: p.peers.iter().map(|x| u8::from(x.inbound)).collect(),
+            peer_version: p.peers.iter().map(|x| x.version).collect(),
+            peer_subversion: p.peers.iter().map(|x| x.subversion.clone()).collect(),
+            peer_ping_ms: p.peers.iter().map(|x| x.ping_ms.unwrap_or(-1.0)).collect(),
+            peer_bytes_sent: p.peers.iter().map(|x| x.bytes_sent).collect(),
+            peer_bytes_recv: p.peers.iter().map(|x| x.bytes_recv).collect(),
+            peer_conn_time: p.peers.iter().map(|x| x.conn_time).collect(),
+            joined: p.joined.clone(),
+            left: p.left.clone(),
         }
     }
 }

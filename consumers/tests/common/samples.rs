@@ -342,6 +342,40 @@ pub fn every_kind() -> Vec<Envelope> {
                 fees: Amount::from_sat(7000),
                 weight: 1200,
                 txid_digest: TxSetDigest::of([&txid(1), &txid(4)]),
+                txs: vec![
+                    TemplateTx {
+                        txid: txid(1),
+                        fee: Amount::from_sat(4000),
+                        weight: 600,
+                    },
+                    TemplateTx {
+                        txid: txid(4),
+                        fee: Amount::from_sat(3000),
+                        weight: 600,
+                    },
+                ],
+            },
+        ),
+        Envelope::new(
+            n.clone(),
+            at(20),
+            PeerSnapshot {
+                peers: vec![Peer {
+                    id: 7,
+                    addr: "127.0.0.1:18444".into(),
+                    network: Some("not_publicly_routable".into()),
+                    connection_type: Some("manual".into()),
+                    inbound: false,
+                    version: 70016,
+                    subversion: "/Satoshi:30.99.0/".into(),
+                    ping_ms: Some(0.094),
+                    bytes_sent: 2357,
+                    bytes_recv: 37417,
+                    conn_time: 1_795_621_960,
+                    synced_blocks: Some(110),
+                }],
+                joined: vec![7],
+                left: vec![3],
             },
         ),
         Envelope::new(

@@ -397,3 +397,179 @@ fn replay_and_duplicates_give_the_same_outputs() {
     let evs = policy_fleet();
     testkit::assert_replay_and_duplicates_agree(|| CompareDetector::new(cfg()), &evs);
 }
+
+fn template(node: &str, at: f64, prev: u32, txs: &[(u32, u64)]) -> Envelope {
+    use schema::event::{TemplateSnapshot, TemplateTx, TxSetDigest};
+    let txs: Vec<TemplateTx> = txs
+        .iter()
+        .map(|(i, fee)| TemplateTx {
+            txid: txid(*i),
+            fee: Amount::from_sat(*fee),
+            weight: 800,
+        })
+        .collect();
+    env(
+        node,
+        t(at),
+        TemplateSnapshot {
+            height: Height(prev + 1),
+            prev: testkit::bh(prev),
+            tx_count: txs.len() as u64,
+            fees: Amount::from_sat(txs.iter().map(|x| x.fee.to_sat()).sum()),
+            weight: 800 * txs.len() as u64,
+            txid_digest: TxSetDigest::of(txs.iter().map(|x| &x.txid)),
+            txs,
+        },
+    )
+}
+
+fn templates(outs: &[Output]) -> Vec<&TemplateComparison> {
+    outs.iter()
+        .filter_map(|o| match o {
+            Output::Template(t) => Some(t),
+            _ => None,
+        })
+        .collect()
+}
+
+/// a, b, c build on block 100 with txs 1–10 (5,000 sat each); d leaves 6–10 out, though it
+/// holds 6–8 (9 and 10 never reached it); e is still on block 99.
+fn template_fleet(at: f64) -> Vec<Envelope> {
+    let full: Vec<(u32, u64)> = (1..=10).map(|i| (i, 5_000)).collect();
+    let half: Vec<(u32, u64)> = (1..=5).map(|i| (i, 5_000)).collect();
+    vec![
+        template("a", at, 100, &full),
+        template("b", at, 100, &full),
+        template("c", at, 100, &full),
+        template("d", at, 100, &half),
+        template("e", at, 99, &full),
+    ]
+}
+
+#[test]
+fn a_template_is_compared_with_the_templates_on_the_same_parent() {
+    let mut evs: Vec<Envelope> = ["a", "b", "c", "d", "e"]
+        .iter()
+        .map(|n| policy_status(1.0, n, 1000, false, "v"))
+        .collect();
+    for i in 6..=8 {
+        evs.push(seen("d", 2.0, i, 25));
+    }
+    evs.extend(template_fleet(5.0));
+    evs.push(policy_status(11.0, "a", 1000, false, "v"));
+    let outs = testkit::run(&mut CompareDetector::new(cfg()), &evs);
+    let rows = templates(&outs);
+    let names: BTreeSet<&str> = rows.iter().map(|r| r.node.as_str()).collect();
+    assert_eq!(
+        names,
+        BTreeSet::from(["a", "b", "c", "d"]),
+        "e is on another parent"
+    );
+    let d = rows.iter().find(|r| r.node.as_str() == "d").expect("d");
+    assert_eq!(
+        (d.fleet_templates, d.fees_sat, d.fleet_median_fees_sat),
+        (4, 25_000, 50_000)
+    );
+    assert!((d.jaccard - 0.5).abs() < 1e-9, "{}", d.jaccard);
+    assert_eq!(d.left_out_count, 5);
+    let why: BTreeMap<Txid, &str> = d
+        .left_out
+        .iter()
+        .map(|(t, _, w)| (*t, w.as_str()))
+        .collect();
+    for i in 6..=8 {
+        assert_eq!(why[&txid(i)], "not_selected");
+    }
+    for i in 9..=10 {
+        assert_eq!(why[&txid(i)], "not_in_mempool");
+    }
+    let a = rows.iter().find(|r| r.node.as_str() == "a").expect("a");
+    assert_eq!((a.jaccard, a.left_out_count), (1.0, 0));
+}
+
+#[test]
+fn a_template_paying_less_than_the_fleet_alerts_after_the_rounds_and_resolves() {
+    let mut det = CompareDetector::new(cfg());
+    let mut evs: Vec<Envelope> = ["a", "b", "c", "d"]
+        .iter()
+        .map(|n| policy_status(1.0, n, 1000, false, "v"))
+        .collect();
+    // Rounds at 10, 20, 30 s with d's template half the others'.
+    for r in 0..3 {
+        let at = 5.0 + 10.0 * f64::from(r);
+        evs.extend(template_fleet(at).into_iter().take(4));
+        evs.extend(
+            ["a", "b", "c", "d"]
+                .iter()
+                .map(|n| policy_status(at + 1.0, n, 1000, false, "v")),
+        );
+    }
+    evs.push(policy_status(31.0, "a", 1000, false, "v"));
+    let outs = testkit::run(&mut det, &evs);
+    let alerts: Vec<&Alert> = outs.iter().filter_map(Output::as_alert).collect();
+    assert_eq!(alerts.len(), 1, "{alerts:?}");
+    assert_eq!(alerts[0].alert_kind, "template_fees_low");
+    assert_eq!(alerts[0].node.as_ref().map(NodeId::as_str), Some("d"));
+    assert_eq!(alerts[0].starts_at, t(30.0), "the third round in a row");
+    assert_eq!(testkit::ev_value(alerts[0], "left_out"), "5");
+    // d catches up: resolved at the next round.
+    let full: Vec<(u32, u64)> = (1..=10).map(|i| (i, 5_000)).collect();
+    let outs = testkit::run(
+        &mut det,
+        &[
+            template("d", 35.0, 100, &full),
+            policy_status(41.0, "a", 1000, false, "v"),
+        ],
+    );
+    let alerts: Vec<&Alert> = outs.iter().filter_map(Output::as_alert).collect();
+    assert_eq!(alerts.len(), 1);
+    assert_eq!(alerts[0].state, AlertState::Resolved);
+}
+
+#[test]
+fn a_shortfall_the_node_policy_explains_never_alerts() {
+    // d rejected 6–10 (a cluster limit, say): its template pays half, by its own policy.
+    let mut det = CompareDetector::new(cfg());
+    let mut evs: Vec<Envelope> = ["a", "b", "c", "d"]
+        .iter()
+        .map(|n| policy_status(1.0, n, 1000, false, "v"))
+        .collect();
+    for i in 6..=10 {
+        evs.push(seen("a", 2.0, i, 25));
+        evs.push(rejected("d", 2.5, i, "too-large-cluster"));
+    }
+    for r in 0..5 {
+        let at = 5.0 + 10.0 * f64::from(r);
+        evs.extend(template_fleet(at).into_iter().take(4));
+        evs.push(policy_status(at + 1.0, "a", 1000, false, "v"));
+    }
+    let outs = testkit::run(&mut det, &evs);
+    let d = templates(&outs)
+        .into_iter()
+        .rev()
+        .find(|r| r.node.as_str() == "d")
+        .expect("d compared");
+    assert_eq!((d.fees_sat, d.explained_fees_sat), (25_000, 25_000));
+    assert!(d.left_out.iter().all(|(_, _, why)| why == "rejected"));
+    assert!(outs.iter().all(|o| o.as_alert().is_none()));
+}
+
+#[test]
+fn small_template_fees_never_alert() {
+    // Regtest-sized templates: a 100-sat difference on 1,000 sat is no signal.
+    let mut evs: Vec<Envelope> = ["a", "b", "c", "d"]
+        .iter()
+        .map(|n| policy_status(1.0, n, 1000, false, "v"))
+        .collect();
+    for r in 0..5 {
+        let at = 5.0 + 10.0 * f64::from(r);
+        for n in ["a", "b", "c"] {
+            evs.push(template(n, at, 100, &[(1, 500), (2, 500)]));
+        }
+        evs.push(template("d", at, 100, &[(1, 500)]));
+        evs.push(policy_status(at + 1.0, "a", 1000, false, "v"));
+    }
+    let outs = testkit::run(&mut CompareDetector::new(cfg()), &evs);
+    assert!(!templates(&outs).is_empty());
+    assert!(outs.iter().all(|o| o.as_alert().is_none()));
+}

@@ -102,6 +102,21 @@ pub struct TemplateSnapshot {
     pub weight: u64,
     /// Digest of the txid set.
     pub txid_digest: TxSetDigest,
+    /// The transactions, in template order: what the fleet comparison needs to tell which
+    /// transactions a node leaves out.
+    #[serde(default)]
+    pub txs: Vec<TemplateTx>,
+}
+
+/// One transaction of a block template.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TemplateTx {
+    /// The transaction id.
+    pub txid: Txid,
+    /// Its fee.
+    pub fee: Amount,
+    /// Its weight.
+    pub weight: u64,
 }
 
 impl NaturalKey for TemplateSnapshot {

@@ -32,8 +32,8 @@ pub use logged::{
     BlockDownloadTimeout, BlockSeen, BlockStage, BlockTiming, CompactReconstruction, InvalidBlock,
     LogBatch, LogLine, TimingStage, TxRejected, TxReplaced, Warning,
 };
-pub use mempool::{MempoolSnapshot, MirrorFigures, TemplateSnapshot, TxSetDigest};
-pub use node::{NodeStatus, RelayPolicy};
+pub use mempool::{MempoolSnapshot, MirrorFigures, TemplateSnapshot, TemplateTx, TxSetDigest};
+pub use node::{NodeStatus, Peer, PeerSnapshot, RelayPolicy};
 pub use tx::{RemovalReason, TxRemoved, TxSeen};
 
 /// Where a node-side fact was learned.
@@ -172,6 +172,8 @@ kinds! {
     MempoolSnapshot = "mempool_snapshot" => MempoolSnapshot,
     /// Summary of the node's current block template.
     TemplateSnapshot = "template_snapshot" => TemplateSnapshot,
+    /// The node's peers.
+    PeerSnapshot = "peer_snapshot" => PeerSnapshot,
     /// UTXO set statistics at one block.
     UtxoStats = "utxo_stats" => UtxoStats,
     /// A warning the node logged.

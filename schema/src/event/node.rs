@@ -1,4 +1,4 @@
-//! `node_status`: the periodic RPC summary of one node.
+//! `node_status` and `peer_snapshot`: the periodic RPC summaries of one node.
 
 use bitcoin::BlockHash;
 use serde::{Deserialize, Serialize};
@@ -71,6 +71,59 @@ pub struct RelayPolicy {
 }
 
 impl NaturalKey for NodeStatus {
+    fn key_parts(&self, observed_at: UnixMicros) -> Vec<Vec<u8>> {
+        vec![time_part(observed_at)]
+    }
+}
+
+/// The node's peers (`getpeerinfo`, every 60 s by default), with who joined and left since
+/// the previous poll.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PeerSnapshot {
+    /// Every peer connected at the poll.
+    pub peers: Vec<Peer>,
+    /// Peer ids connected now and not at the previous poll (empty at the agent's first).
+    #[serde(default)]
+    pub joined: Vec<u64>,
+    /// Peer ids connected at the previous poll and not now.
+    #[serde(default)]
+    pub left: Vec<u64>,
+}
+
+/// One peer as `getpeerinfo` describes it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Peer {
+    /// The node's id for the connection (the `peer=N` of its log lines).
+    pub id: u64,
+    /// `host:port`.
+    pub addr: String,
+    /// `ipv4`, `ipv6`, `onion`, `not_publicly_routable`, ...
+    #[serde(default)]
+    pub network: Option<String>,
+    /// `outbound-full-relay`, `block-relay-only`, `inbound`, `manual`, `feeler`, ...
+    #[serde(default)]
+    pub connection_type: Option<String>,
+    /// Whether the peer connected to the node.
+    pub inbound: bool,
+    /// P2P protocol version.
+    pub version: u32,
+    /// User agent.
+    pub subversion: String,
+    /// Last ping, milliseconds.
+    #[serde(default)]
+    pub ping_ms: Option<f64>,
+    /// Bytes sent to it.
+    pub bytes_sent: u64,
+    /// Bytes received from it.
+    pub bytes_recv: u64,
+    /// Connected since, seconds since the epoch.
+    pub conn_time: i64,
+    /// Its last block the node knows it has, when known.
+    #[serde(default)]
+    pub synced_blocks: Option<i64>,
+}
+
+impl NaturalKey for PeerSnapshot {
     fn key_parts(&self, observed_at: UnixMicros) -> Vec<Vec<u8>> {
         vec![time_part(observed_at)]
     }
