@@ -5,12 +5,16 @@
 //!   takes the transactions older than `settle_secs` (younger ones may simply not have been
 //!   relayed yet) and calls *fleet transactions* those held by a strict majority of the
 //!   compared nodes whose policy admits them (a blocks-only node, or one whose minimum fee is
-//!   above the transaction's known fee rate, does not count against it). For each node it reports the fleet transactions it misses and the
+//!   above the transaction's known fee rate, does not count against it). Compared nodes:
+//!   those with a `node_status` in the last `node_silence_secs`, not in initial block
+//!   download. For each node it reports the fleet transactions it misses and the
 //!   transactions only it (or a minority) holds, and gives each missing one a reason:
 //!   - `rejected` — the node rejected it (`tx_rejected`, with Core's reason);
 //!   - `blocks_only` — the node relays no transactions (`-blocksonly`);
 //!   - `min_fee` — its fee rate is below the node's own minimum (`-minrelaytxfee`, or the
-//!     mempool minimum of a full mempool); Core's peers do not even announce it (feefilter);
+//!     mempool minimum of a full mempool, at its highest of the last `min_fee_memory_secs`:
+//!     what arrived while it was high stays out after it decays); Core's peers do not even
+//!     announce it (feefilter);
 //!   - `removed` — the node had it and dropped it (eviction, expiry, conflict);
 //!   - `fee_unknown` — the node's minimum is above the fleet's lowest and the fee is not
 //!     known, so policy cannot be ruled out;
@@ -74,6 +78,9 @@ pub struct CompareConfig {
     pub node_silence_secs: u64,
     /// Transactions listed per row (missing and only-here each); counts are always complete.
     pub max_listed: usize,
+    /// How long a node's highest minimum fee explains its absences, seconds (Core expires
+    /// mempool transactions after two weeks).
+    pub min_fee_memory_secs: u64,
     /// Unexplained missing fleet transactions that count as divergence.
     pub divergence_min_txs: u64,
     /// Rounds in a row of divergence before the alert fires.
@@ -107,6 +114,7 @@ impl Default for CompareConfig {
             settle_secs: 60,
             node_silence_secs: 120,
             max_listed: 100,
+            min_fee_memory_secs: 14 * 86_400,
             divergence_min_txs: 5,
             divergence_rounds: 2,
             validation_window: 50,
@@ -274,9 +282,15 @@ struct NodeState {
     name: Option<NodeId>,
     last_status: Option<UnixMicros>,
     version: Option<String>,
-    /// Max of `-minrelaytxfee` and the mempool minimum, sat/kvB.
+    /// The highest of `-minrelaytxfee` and the mempool minimum over the last
+    /// `min_fee_memory_secs`, sat/kvB: a transaction that arrived while a full mempool's
+    /// minimum was high stays out after the minimum decays (Core does not fetch it again).
     min_fee: Option<u64>,
+    /// (time, minimum) samples, decreasing, for the peak above.
+    min_fee_peaks: VecDeque<(UnixMicros, u64)>,
     blocks_only: bool,
+    /// In initial block download: its mempool is not the fleet's business yet.
+    in_ibd: bool,
     divergent_rounds: u32,
     low_template_rounds: u32,
 }
@@ -450,9 +464,8 @@ impl CompareDetector {
         let silence = (self.config.node_silence_secs as i64).saturating_mul(1_000_000);
         let active: Vec<u8> = (0..self.nodes.len() as u8)
             .filter(|i| {
-                self.nodes[*i as usize]
-                    .last_status
-                    .is_some_and(|t| at.0 - t.0 <= silence)
+                let n = &self.nodes[*i as usize];
+                !n.in_ibd && n.last_status.is_some_and(|t| at.0 - t.0 <= silence)
             })
             .collect();
         let active_mask: u128 = active.iter().fold(0, |m, i| m | (1u128 << i));
@@ -991,8 +1004,20 @@ impl Detector for CompareDetector {
                         state.last_status = Some(at);
                         state.version = Some(s.subversion.clone());
                         let relay = s.policy.min_relay_fee_sat_per_kvb.unwrap_or(0);
-                        state.min_fee = Some(relay.max(s.mempool_min_fee_sat_per_kvb));
+                        let now = relay.max(s.mempool_min_fee_sat_per_kvb);
+                        let memory =
+                            (self.config.min_fee_memory_secs as i64).saturating_mul(1_000_000);
+                        let peaks = &mut state.min_fee_peaks;
+                        while peaks.back().is_some_and(|(_, fee)| *fee <= now) {
+                            peaks.pop_back();
+                        }
+                        peaks.push_back((at, now));
+                        while peaks.front().is_some_and(|(t, _)| at.0 - t.0 > memory) {
+                            peaks.pop_front();
+                        }
+                        state.min_fee = peaks.front().map(|(_, fee)| *fee);
                         state.blocks_only = s.policy.relays_transactions == Some(false);
+                        state.in_ibd = s.initial_block_download;
                     }
                     Event::BlockTiming(t) => self.block_timing(env, node, t, &mut out),
                     Event::TemplateSnapshot(t) => {

@@ -573,3 +573,60 @@ fn small_template_fees_never_alert() {
     assert!(!templates(&outs).is_empty());
     assert!(outs.iter().all(|o| o.as_alert().is_none()));
 }
+
+#[test]
+fn a_minimum_fee_that_has_decayed_still_explains_what_arrived_while_it_was_high() {
+    // e's mempool was full (minimum 30 sat/vB) when 1–5 (10 sat/vB) went round; its minimum
+    // has decayed since, but Core does not fetch them again.
+    let mut evs = vec![
+        policy_status(1.0, "a", 1000, false, "v"),
+        policy_status(1.0, "b", 1000, false, "v"),
+        policy_status(1.0, "e", 30_000, false, "v"),
+    ];
+    for i in 1..=5 {
+        evs.push(seen("a", 2.0, i, 10));
+        evs.push(seen("b", 2.0, i, 10));
+    }
+    for at in [25.0, 35.0, 45.0] {
+        evs.push(policy_status(at, "a", 1000, false, "v"));
+        evs.push(policy_status(at, "b", 1000, false, "v"));
+        evs.push(policy_status(at, "e", 1000, false, "v"));
+    }
+    let outs = testkit::run(&mut CompareDetector::new(cfg()), &evs);
+    let e = last_row(&outs, "e");
+    assert_eq!(
+        e.missing_by_reason,
+        BTreeMap::from([(MissingReason::MinFee, 5)])
+    );
+    assert!(outs.iter().all(|o| o.as_alert().is_none()));
+    // Past the memory, the old peak no longer explains it.
+    let mut det = CompareDetector::new(CompareConfig {
+        min_fee_memory_secs: 10,
+        ..cfg()
+    });
+    let outs = testkit::run(&mut det, &evs);
+    assert_eq!(last_row(&outs, "e").unexplained(), 5);
+}
+
+#[test]
+fn a_node_in_initial_block_download_is_not_compared() {
+    let mut evs = vec![
+        policy_status(1.0, "a", 1000, false, "v"),
+        policy_status(1.0, "b", 1000, false, "v"),
+    ];
+    let mut syncing = status(50, t(1.0));
+    syncing.initial_block_download = true;
+    evs.push(env("e", t(1.0), syncing.clone()));
+    for i in 1..=5 {
+        evs.push(seen("a", 2.0, i, 10));
+        evs.push(seen("b", 2.0, i, 10));
+    }
+    evs.push(env("e", t(25.0), syncing));
+    evs.push(policy_status(31.0, "a", 1000, false, "v"));
+    let outs = testkit::run(&mut CompareDetector::new(cfg()), &evs);
+    let rows = divergences(&outs);
+    assert!(!rows.is_empty());
+    assert!(rows
+        .iter()
+        .all(|r| r.node.as_str() != "e" && r.fleet_nodes == 2));
+}
