@@ -7,6 +7,7 @@ mod services;
 mod setup;
 mod status;
 mod tail;
+mod validation;
 
 use clap::{Parser, Subcommand};
 
@@ -37,6 +38,9 @@ enum Command {
     Tail(tail::Args),
     /// Parse a debug.log file offline and print the events found, one JSON object per line.
     ParseLog(parse_log::Args),
+    /// Block validation time by Core version (median and p90 `Connect total`), each block
+    /// credited to the version its node ran when it connected it.
+    Validation(validation::Args),
 }
 
 #[tokio::main]
@@ -55,5 +59,6 @@ async fn main() -> anyhow::Result<()> {
         Command::Status(args) => status::run(&cli.services, args).await,
         Command::Tail(args) => tail::run(&cli.services, args).await,
         Command::ParseLog(args) => parse_log::run(args),
+        Command::Validation(args) => validation::run(&cli.services, args).await,
     }
 }

@@ -315,6 +315,7 @@ fn the_readme_shows_the_current_help_of_every_command() {
         &["status", "--help"],
         &["tail", "--help"],
         &["parse-log", "--help"],
+        &["validation", "--help"],
     ] {
         let out = Command::new(BIN).args(args).output().unwrap();
         let help = String::from_utf8_lossy(&out.stdout);
@@ -381,4 +382,63 @@ fn parse_log_of_a_missing_file_fails_with_the_path() {
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("/nonexistent/debug.log"), "{err}");
+}
+
+/// `bmon validation` credits each block to the version in its row and puts the slowest first.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn validation_shows_connect_time_by_version_slowest_first() {
+    let s = Services::start(None).await;
+    // Two nodes on 29.0 (one block each), one on 30.0 (three blocks); and a block of two days
+    // ago that the default window leaves out.
+    let now_us = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_micros() as i64;
+    let rows = [
+        ("a", "/Satoshi:29.0.0/", 1, 200.0, 0i64),
+        ("b", "/Satoshi:29.0.0/", 2, 300.0, 0),
+        ("c", "/Satoshi:30.0.0/", 3, 50.0, 0),
+        ("c", "/Satoshi:30.0.0/", 4, 70.0, 0),
+        ("c", "/Satoshi:30.0.0/", 5, 60.0, 0),
+        ("c", "/Satoshi:30.0.0/", 6, 9000.0, 48 * 3600),
+    ];
+    for (node, version, n, ms, ago_secs) in rows {
+        let at = now_us - ago_secs * 1_000_000 - 60_000_000;
+        s.sql(&format!(
+            "INSERT INTO {{db}}.block_validation (event_id, node, observed_at_us, observed_at, \
+             block_node, version, hash, height, connect_ms, stage, stage_ms) VALUES \
+             ('e{n}', 'det-compare', {at}, {secs}, '{node}', '{version}', 'h{n}', {n}, {ms}, \
+             ['Connect total'], [{ms}])",
+            secs = at / 1_000_000
+        ));
+    }
+    let text = stdout(&bmon(&s, &["validation"]));
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 3, "{text}");
+    assert!(lines[0].starts_with("VERSION"), "{text}");
+    let cells = |l: &str| l.split_whitespace().map(str::to_string).collect::<Vec<_>>();
+    assert_eq!(
+        cells(lines[1]),
+        ["Satoshi:29.0.0", "2", "2", "250.0", "290.0"],
+        "29.0: 2 blocks on 2 nodes, median 250, p90 290: {text}"
+    );
+    assert_eq!(
+        cells(lines[2]),
+        ["Satoshi:30.0.0", "3", "1", "60.0", "68.0"],
+        "30.0: the 3 recent blocks only: {text}"
+    );
+    let json = stdout(&bmon(&s, &["validation", "--json", "--hours", "72"]));
+    let versions: Vec<serde_json::Value> = json
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let v30 = versions
+        .iter()
+        .find(|v| v["version"] == "/Satoshi:30.0.0/")
+        .expect("30.0 listed");
+    assert_eq!(
+        v30["blocks"], 4,
+        "the block of two days ago counts at 72 h: {json}"
+    );
+    assert_eq!(v30["nodes"], 1);
 }
