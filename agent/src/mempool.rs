@@ -13,12 +13,14 @@ use schema::event::{RemovalReason, Source, TxRemoved, TxSeen, TxSetDigest};
 use schema::Event;
 
 /// Details of a transaction seen on `rawtx`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TxDetails {
     /// Witness txid.
     pub wtxid: Wtxid,
     /// Virtual size.
     pub vsize: u64,
+    /// The transactions in the mirror whose outputs it spends.
+    pub parents: Vec<Txid>,
 }
 
 /// Default number of `rawtx` details kept while waiting for their `A` (block transactions are
@@ -72,9 +74,18 @@ impl MempoolTracker {
     /// A transaction arrived on `rawtx`: remember its details for its `A`.
     pub fn raw_tx(&mut self, tx: &Transaction) {
         let txid = tx.compute_txid();
+        let mut parents: Vec<Txid> = tx
+            .input
+            .iter()
+            .map(|i| i.previous_output.txid)
+            .filter(|p| self.mirror.contains(p))
+            .collect();
+        parents.sort_unstable();
+        parents.dedup();
         let d = TxDetails {
             wtxid: tx.compute_wtxid(),
             vsize: tx.vsize() as u64,
+            parents,
         };
         if self.details.insert(txid, d).is_none() {
             self.order.push_back(txid);
@@ -112,6 +123,7 @@ impl MempoolTracker {
             vsize: d.map(|d| d.vsize),
             fee: None,
             source: Source::Zmq,
+            parents: d.map(|d| d.parents.clone()).unwrap_or_default(),
         }))
     }
 
@@ -180,6 +192,7 @@ impl MempoolTracker {
                 vsize: d.map(|d| d.vsize),
                 fee: None,
                 source: Source::Rpc,
+                parents: d.map(|d| d.parents.clone()).unwrap_or_default(),
             }));
         }
         self.digest = TxSetDigest::of(fresh.iter());
@@ -397,6 +410,40 @@ mod tests {
         let other = TxSetDigest::of([&t(T[1]), &t(T[3])]);
         assert_eq!(m.check(&other, 2, 4), MirrorCheck::Differs);
         assert_eq!(m.check(&node, 3, 4), MirrorCheck::Differs);
+    }
+
+    #[test]
+    fn tx_seen_names_the_parents_in_the_mirror() {
+        use bitcoin::{absolute, transaction, Amount, OutPoint, ScriptBuf, TxIn, TxOut};
+        let spend = |inputs: &[OutPoint]| Transaction {
+            version: transaction::Version::TWO,
+            lock_time: absolute::LockTime::ZERO,
+            input: inputs
+                .iter()
+                .map(|o| TxIn {
+                    previous_output: *o,
+                    ..TxIn::default()
+                })
+                .collect(),
+            output: vec![TxOut {
+                value: Amount::from_sat(1_000),
+                script_pubkey: ScriptBuf::new(),
+            }],
+        };
+        let confirmed = OutPoint::new(t(T[5]), 0);
+        let parent = spend(&[confirmed]);
+        let child = spend(&[OutPoint::new(parent.compute_txid(), 0), confirmed]);
+        let mut m = MempoolTracker::default();
+        m.raw_tx(&parent);
+        let Some(Event::TxSeen(p)) = m.added(parent.compute_txid(), 1) else {
+            panic!("tx_seen for the parent");
+        };
+        assert!(p.parents.is_empty(), "its input is confirmed");
+        m.raw_tx(&child);
+        let Some(Event::TxSeen(c)) = m.added(child.compute_txid(), 2) else {
+            panic!("tx_seen for the child");
+        };
+        assert_eq!(c.parents, vec![parent.compute_txid()]);
     }
 
     #[test]

@@ -31,6 +31,7 @@ fn event(i: u64) -> Envelope {
             vsize: Some(141),
             fee: None,
             source: Source::Zmq,
+            parents: Vec::new(),
         }),
     )
 }

@@ -117,6 +117,7 @@ fn stream() -> Vec<Envelope> {
                         vsize: Some(180),
                         fee: None,
                         source: Source::Zmq,
+                        parents: Vec::new(),
                     },
                 ));
             }

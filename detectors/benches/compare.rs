@@ -87,6 +87,7 @@ fn main() {
                 vsize: Some(200),
                 fee: Some(Amount::from_sat(fee)),
                 source: Source::Zmq,
+                parents: Vec::new(),
             };
             det.apply(Input::Event(&Envelope::new(n.clone(), at(1), seen)));
         }

@@ -16,6 +16,8 @@
 //!     what arrived while it was high stays out after it decays); Core's peers do not even
 //!     announce it (feefilter);
 //!   - `removed` — the node had it and dropped it (eviction, expiry, conflict);
+//!   - `missing_parent` — an unconfirmed parent is missing on the node for one of these
+//!     reasons: the child is an orphan there, which Core neither accepts nor logs;
 //!   - `fee_unknown` — the node's minimum is above the fleet's lowest and the fee is not
 //!     known, so policy cannot be ruled out;
 //!   - `unexplained` — none of the above: a relay or mempool problem.
@@ -56,6 +58,9 @@ use serde::{Deserialize, Serialize};
 use crate::incident::{evidence, firing, join, Incidents};
 use crate::seen::SeenSet;
 use crate::{consumer_name, Detector, Input, Output};
+
+/// How far up a chain of unconfirmed parents a missing transaction's reason is looked for.
+const MAX_PARENT_DEPTH: usize = 32;
 
 /// The version a block timed before its node's first `node_status` is credited to.
 pub const UNKNOWN_VERSION: &str = "unknown";
@@ -140,6 +145,8 @@ pub enum MissingReason {
     BlocksOnly,
     /// Below the node's minimum fee rate.
     MinFee,
+    /// A parent of it is missing on the node for one of these reasons (an orphan there).
+    MissingParent,
     /// The node had it and dropped it.
     Removed,
     /// The node's minimum is above the fleet's lowest and the fee is not known.
@@ -155,6 +162,7 @@ impl MissingReason {
             MissingReason::Rejected => "rejected",
             MissingReason::BlocksOnly => "blocks_only",
             MissingReason::MinFee => "min_fee",
+            MissingReason::MissingParent => "missing_parent",
             MissingReason::Removed => "removed",
             MissingReason::FeeUnknown => "fee_unknown",
             MissingReason::Unexplained => "unexplained",
@@ -259,6 +267,8 @@ struct TxEntry {
     removed: u128,
     /// Nodes that rejected it, with Core's reason.
     rejected: Vec<(u8, String)>,
+    /// Its unconfirmed parents, as a node that holds it reported them.
+    parents: Vec<Txid>,
     /// Last change, for forgetting entries nobody holds.
     touched: UnixMicros,
 }
@@ -271,6 +281,7 @@ impl TxEntry {
             holders: 0,
             removed: 0,
             rejected: Vec::new(),
+            parents: Vec::new(),
             touched: at,
         }
     }
@@ -376,8 +387,9 @@ struct NodeTemplate {
 }
 
 /// What a node's `tx_seen` carried that the comparison keeps.
-struct Sighting {
+struct Sighting<'a> {
     fee_rate: Option<u64>,
+    parents: &'a [Txid],
 }
 
 impl CompareDetector {
@@ -436,6 +448,9 @@ impl CompareDetector {
         e.touched = e.touched.max(at);
         if e.fee_rate.is_none() {
             e.fee_rate = s.fee_rate;
+        }
+        if e.parents.is_empty() && !s.parents.is_empty() {
+            e.parents = s.parents.to_vec();
         }
     }
 
@@ -564,6 +579,16 @@ impl CompareDetector {
     }
 
     fn reason(&self, node: u8, e: &TxEntry, fleet_min_fee: Option<u64>) -> (MissingReason, String) {
+        self.reason_at_depth(node, e, fleet_min_fee, 0)
+    }
+
+    fn reason_at_depth(
+        &self,
+        node: u8,
+        e: &TxEntry,
+        fleet_min_fee: Option<u64>,
+        depth: usize,
+    ) -> (MissingReason, String) {
         if let Some((_, why)) = e.rejected.iter().find(|(n, _)| *n == node) {
             return (MissingReason::Rejected, why.clone());
         }
@@ -574,8 +599,30 @@ impl CompareDetector {
         if e.removed & (1u128 << node) != 0 {
             return (MissingReason::Removed, String::new());
         }
+        if let (Some(rate), Some(min)) = (e.fee_rate, state.min_fee) {
+            if rate < min {
+                return (MissingReason::MinFee, String::new());
+            }
+        }
+        // A child of a transaction the node keeps out is an orphan there: Core neither
+        // accepts nor logs it. Its parent's reason explains it (ancestor chains are short:
+        // Core's limits stop them at a few dozen).
+        if depth < MAX_PARENT_DEPTH {
+            let bit = 1u128 << node;
+            for p in &e.parents {
+                let Some(parent) = self.txs.get(p) else {
+                    continue;
+                };
+                if parent.holders & bit != 0 {
+                    continue;
+                }
+                let (why, _) = self.reason_at_depth(node, parent, fleet_min_fee, depth + 1);
+                if why.is_policy() {
+                    return (MissingReason::MissingParent, p.to_string());
+                }
+            }
+        }
         match (e.fee_rate, state.min_fee) {
-            (Some(rate), Some(min)) if rate < min => (MissingReason::MinFee, String::new()),
             (None, Some(min)) if fleet_min_fee.is_some_and(|f| min > f) => {
                 (MissingReason::FeeUnknown, String::new())
             }
@@ -995,7 +1042,11 @@ impl Detector for CompareDetector {
                             .fee
                             .zip(t.vsize)
                             .and_then(|(f, v)| fee_rate(f.to_sat(), v));
-                        self.tx_seen(node, t.txid, at, Sighting { fee_rate: rate });
+                        let sighting = Sighting {
+                            fee_rate: rate,
+                            parents: &t.parents,
+                        };
+                        self.tx_seen(node, t.txid, at, sighting);
                     }
                     Event::TxRemoved(t) => self.tx_removed(node, t.txid, t.reason, at),
                     Event::TxRejected(t) => self.tx_rejected(node, t.txid, &t.reason, at),

@@ -189,6 +189,7 @@ pub fn tx_seen(node: &str, at: UnixMicros, i: u32) -> Envelope {
             vsize: Some(200),
             fee: None,
             source: Source::Zmq,
+            parents: Vec::new(),
         },
     )
 }

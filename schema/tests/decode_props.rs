@@ -25,6 +25,7 @@ fn envelope(node: &str, at: i64, which: u8, n: u8) -> Envelope {
             vsize: Some(141),
             fee: Some(Amount::from_sat(u64::from(n) * 100)),
             source: Source::Zmq,
+            parents: Vec::new(),
         }
         .into(),
         1 => BlockSeen {

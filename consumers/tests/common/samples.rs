@@ -266,6 +266,7 @@ pub fn every_kind() -> Vec<Envelope> {
                 vsize: Some(141),
                 fee: Some(Amount::from_sat(2820)),
                 source: Source::Zmq,
+                parents: Vec::new(),
             },
         ),
         Envelope::new(
@@ -278,6 +279,7 @@ pub fn every_kind() -> Vec<Envelope> {
                 vsize: None,
                 fee: None,
                 source: Source::Zmq,
+                parents: Vec::new(),
             },
         ),
         Envelope::new(
@@ -508,6 +510,7 @@ pub fn many_tx_seen(count: u64, offset: u64) -> Vec<Envelope> {
                     vsize: Some(140 + i % 100),
                     fee: Some(Amount::from_sat(1000 + i % 5000)),
                     source: Source::Zmq,
+                    parents: Vec::new(),
                 },
             )
         })
@@ -574,6 +577,7 @@ pub fn mixed(count: u64, offset: u64) -> Vec<Envelope> {
                         vsize: Some(140),
                         fee: Some(Amount::from_sat(1000 + i % 5000)),
                         source: Source::Zmq,
+                        parents: Vec::new(),
                     },
                 ),
             }

@@ -55,6 +55,7 @@ fn seen(node: &str, at: f64, i: u32, sat_per_vb: u64) -> Envelope {
             vsize: Some(200),
             fee: Some(Amount::from_sat(sat_per_vb * 200)),
             source: Source::Zmq,
+            parents: Vec::new(),
         },
     )
 }
@@ -629,4 +630,53 @@ fn a_node_in_initial_block_download_is_not_compared() {
     assert!(rows
         .iter()
         .all(|r| r.node.as_str() != "e" && r.fleet_nodes == 2));
+}
+
+#[test]
+fn children_of_a_transaction_the_node_keeps_out_are_put_down_to_the_missing_parent() {
+    // e rejected tx 1 (a cluster limit); 2–6 descend from it (2 spends 1, 3 spends 2, ...):
+    // orphans on e, which Core neither accepts nor logs. Tx 7 is independent and missing.
+    let mut evs = vec![
+        policy_status(1.0, "a", 1000, false, "v"),
+        policy_status(1.0, "b", 1000, false, "v"),
+        policy_status(1.0, "e", 1000, false, "v"),
+    ];
+    for node in ["a", "b"] {
+        evs.push(seen(node, 2.0, 1, 10));
+        for i in 2..=6 {
+            let mut child = seen(node, 2.0 + f64::from(i) * 0.1, i, 10);
+            if let Event::TxSeen(t) = &mut child.event {
+                t.parents = vec![txid(i - 1)];
+            }
+            evs.push(child);
+        }
+        evs.push(seen(node, 2.0, 7, 10));
+    }
+    evs.push(rejected("e", 2.5, 1, "too-large-cluster"));
+    for at in [25.0, 35.0, 45.0] {
+        for n in ["a", "b", "e"] {
+            evs.push(policy_status(at, n, 1000, false, "v"));
+        }
+    }
+    let outs = testkit::run(&mut CompareDetector::new(cfg()), &evs);
+    let e = last_row(&outs, "e");
+    assert_eq!(
+        e.missing_by_reason,
+        BTreeMap::from([
+            (MissingReason::Rejected, 1),
+            (MissingReason::MissingParent, 5),
+            (MissingReason::Unexplained, 1),
+        ])
+    );
+    let parent_of_3 = e
+        .missing
+        .iter()
+        .find(|(t, _, _)| *t == txid(3))
+        .map(|(_, _, p)| p.clone());
+    assert_eq!(
+        parent_of_3,
+        Some(txid(2).to_string()),
+        "the detail names the parent"
+    );
+    assert!(outs.iter().all(|o| o.as_alert().is_none()));
 }

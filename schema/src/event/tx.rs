@@ -25,6 +25,10 @@ pub struct TxSeen {
     pub fee: Option<Amount>,
     /// How the agent learned of it.
     pub source: Source,
+    /// Its unconfirmed parents: the transactions in the node's mempool whose outputs it
+    /// spends (from `rawtx`). A node that keeps a parent out also lacks its children.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub parents: Vec<Txid>,
 }
 
 impl NaturalKey for TxSeen {
