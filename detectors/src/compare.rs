@@ -18,6 +18,8 @@
 //!   - `removed` — the node had it and dropped it (eviction, expiry, conflict);
 //!   - `missing_parent` — an unconfirmed parent is missing on the node for one of these
 //!     reasons: the child is an orphan there, which Core neither accepts nor logs;
+//!   - `before_start` — it went round before the node (re)started (`uptime`): Core does not
+//!     ask its peers for their mempools;
 //!   - `fee_unknown` — the node's minimum is above the fleet's lowest and the fee is not
 //!     known, so policy cannot be ruled out;
 //!   - `unexplained` — none of the above: a relay or mempool problem.
@@ -147,6 +149,9 @@ pub enum MissingReason {
     MinFee,
     /// A parent of it is missing on the node for one of these reasons (an orphan there).
     MissingParent,
+    /// It went round before the node (re)started: Core does not ask its peers for their
+    /// mempools, so what was announced while it was down never reaches it.
+    BeforeStart,
     /// The node had it and dropped it.
     Removed,
     /// The node's minimum is above the fleet's lowest and the fee is not known.
@@ -163,6 +168,7 @@ impl MissingReason {
             MissingReason::BlocksOnly => "blocks_only",
             MissingReason::MinFee => "min_fee",
             MissingReason::MissingParent => "missing_parent",
+            MissingReason::BeforeStart => "before_start",
             MissingReason::Removed => "removed",
             MissingReason::FeeUnknown => "fee_unknown",
             MissingReason::Unexplained => "unexplained",
@@ -302,6 +308,8 @@ struct NodeState {
     blocks_only: bool,
     /// In initial block download: its mempool is not the fleet's business yet.
     in_ibd: bool,
+    /// When the node last started (`observed_at - uptime`).
+    started_at: Option<UnixMicros>,
     divergent_rounds: u32,
     low_template_rounds: u32,
 }
@@ -603,6 +611,9 @@ impl CompareDetector {
             if rate < min {
                 return (MissingReason::MinFee, String::new());
             }
+        }
+        if state.started_at.is_some_and(|s| e.first_seen < s) {
+            return (MissingReason::BeforeStart, String::new());
         }
         // A child of a transaction the node keeps out is an orphan there: Core neither
         // accepts nor logs it. Its parent's reason explains it (ancestor chains are short:
@@ -1069,6 +1080,10 @@ impl Detector for CompareDetector {
                         state.min_fee = peaks.front().map(|(_, fee)| *fee);
                         state.blocks_only = s.policy.relays_transactions == Some(false);
                         state.in_ibd = s.initial_block_download;
+                        let up = i64::try_from(s.uptime_secs)
+                            .unwrap_or(i64::MAX)
+                            .saturating_mul(1_000_000);
+                        state.started_at = Some(UnixMicros(at.0.saturating_sub(up)));
                     }
                     Event::BlockTiming(t) => self.block_timing(env, node, t, &mut out),
                     Event::TemplateSnapshot(t) => {

@@ -680,3 +680,43 @@ fn children_of_a_transaction_the_node_keeps_out_are_put_down_to_the_missing_pare
     );
     assert!(outs.iter().all(|o| o.as_alert().is_none()));
 }
+
+#[test]
+fn what_went_round_while_a_node_was_down_is_put_down_to_its_restart() {
+    // e restarted at 20 s (uptime 5 s at 25 s): txs 1–5 went round at 2 s, before it came
+    // back; tx 6 after, and it misses that one too.
+    let mut evs = vec![
+        policy_status(1.0, "a", 1000, false, "v"),
+        policy_status(1.0, "b", 1000, false, "v"),
+    ];
+    for i in 1..=5 {
+        evs.push(seen("a", 2.0, i, 10));
+        evs.push(seen("b", 2.0, i, 10));
+    }
+    evs.push(seen("a", 21.0, 6, 10));
+    evs.push(seen("b", 21.0, 6, 10));
+    for at in [25.0, 35.0, 45.0] {
+        evs.push(policy_status(at, "a", 1000, false, "v"));
+        evs.push(policy_status(at, "b", 1000, false, "v"));
+        let mut e = status(100, t(at));
+        e.uptime_secs = (at - 20.0) as u64;
+        e.policy = RelayPolicy {
+            min_relay_fee_sat_per_kvb: Some(1000),
+            relays_transactions: Some(true),
+            max_mempool_bytes: None,
+        };
+        e.mempool_min_fee_sat_per_kvb = 1000;
+        evs.push(env("e", t(at), e));
+    }
+    evs.push(policy_status(51.0, "a", 1000, false, "v"));
+    let outs = testkit::run(&mut CompareDetector::new(cfg()), &evs);
+    let e = last_row(&outs, "e");
+    assert_eq!(
+        e.missing_by_reason,
+        BTreeMap::from([
+            (MissingReason::BeforeStart, 5),
+            (MissingReason::Unexplained, 1),
+        ])
+    );
+    assert!(outs.iter().all(|o| o.as_alert().is_none()));
+}
