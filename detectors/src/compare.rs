@@ -9,6 +9,8 @@
 //!   those with a `node_status` in the last `node_silence_secs`, not in initial block
 //!   download. For each node it reports the fleet transactions it misses and the
 //!   transactions only it (or a minority) holds, and gives each missing one a reason:
+//!   - `confirmed` — the node has it in a block it connected and the rest has not (a
+//!     private branch, a partition): the chain detectors judge that, not this one;
 //!   - `rejected` — the node rejected it (`tx_rejected`, with Core's reason);
 //!   - `blocks_only` — the node relays no transactions (`-blocksonly`);
 //!   - `min_fee` — its fee rate is below the node's own minimum (`-minrelaytxfee`, or the
@@ -141,6 +143,9 @@ impl Default for CompareConfig {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum MissingReason {
+    /// The node confirmed it in a block of its own chain that the rest has not connected
+    /// (a private branch, a partition, a block still on its way).
+    Confirmed,
     /// The node rejected it.
     Rejected,
     /// The node relays no transactions.
@@ -164,6 +169,7 @@ impl MissingReason {
     /// The name used in ClickHouse and alerts.
     pub fn as_str(self) -> &'static str {
         match self {
+            MissingReason::Confirmed => "confirmed",
             MissingReason::Rejected => "rejected",
             MissingReason::BlocksOnly => "blocks_only",
             MissingReason::MinFee => "min_fee",
@@ -271,6 +277,8 @@ struct TxEntry {
     holders: u128,
     /// Nodes that had it and dropped it (not for a block).
     removed: u128,
+    /// Nodes that confirmed it in a block they connected (the rest may not have that block).
+    confirmed: u128,
     /// Nodes that rejected it, with Core's reason.
     rejected: Vec<(u8, String)>,
     /// Its unconfirmed parents, as a node that holds it reported them.
@@ -286,6 +294,7 @@ impl TxEntry {
             fee_rate: None,
             holders: 0,
             removed: 0,
+            confirmed: 0,
             rejected: Vec::new(),
             parents: Vec::new(),
             touched: at,
@@ -310,6 +319,8 @@ struct NodeState {
     in_ibd: bool,
     /// When the node last started (`observed_at - uptime`).
     started_at: Option<UnixMicros>,
+    /// The latest event time of the node's own events: what it said is complete up to here.
+    horizon: UnixMicros,
     divergent_rounds: u32,
     low_template_rounds: u32,
 }
@@ -453,6 +464,8 @@ impl CompareDetector {
         }
         e.holders |= 1u128 << node;
         e.removed &= !(1u128 << node);
+        // Back in the mempool: a reorg disconnected the block that had it.
+        e.confirmed &= !(1u128 << node);
         e.touched = e.touched.max(at);
         if e.fee_rate.is_none() {
             e.fee_rate = s.fee_rate;
@@ -467,7 +480,9 @@ impl CompareDetector {
             return;
         };
         let bit = 1u128 << node;
-        if e.holders & bit != 0 && reason != RemovalReason::Block {
+        if reason == RemovalReason::Block {
+            e.confirmed |= bit;
+        } else if e.holders & bit != 0 {
             e.removed |= bit;
         }
         e.holders &= !bit;
@@ -496,7 +511,8 @@ impl CompareDetector {
             .iter()
             .filter_map(|i| self.nodes[*i as usize].min_fee)
             .min();
-        let settle_before = at.0 - (self.config.settle_secs as i64).saturating_mul(1_000_000);
+        let settle = (self.config.settle_secs as i64).saturating_mul(1_000_000);
+        let settle_before = at.0 - settle;
         let n = active.len() as u32;
         let mut rows: Vec<MempoolDivergence> = active
             .iter()
@@ -540,6 +556,13 @@ impl CompareDetector {
                     row.fleet_txs += 1;
                     if holders & (1u128 << i) != 0 {
                         row.held += 1;
+                        continue;
+                    }
+                    // The node's own events may lag the fleet's (a busy agent, a slow link to
+                    // NATS): it is judged only on what its events have covered, the settle
+                    // time after the transaction went round.
+                    if self.nodes[*i as usize].horizon.0 < e.first_seen.0 + settle {
+                        row.young += 1;
                         continue;
                     }
                     let (reason, text) = self.reason(*i, e, fleet_min_fee);
@@ -597,6 +620,9 @@ impl CompareDetector {
         fleet_min_fee: Option<u64>,
         depth: usize,
     ) -> (MissingReason, String) {
+        if e.confirmed & (1u128 << node) != 0 {
+            return (MissingReason::Confirmed, String::new());
+        }
         if let Some((_, why)) = e.rejected.iter().find(|(n, _)| *n == node) {
             return (MissingReason::Rejected, why.clone());
         }
@@ -1047,6 +1073,8 @@ impl Detector for CompareDetector {
             self.rounds_due(env.observed_at, env.id, &mut out);
             let at = env.observed_at;
             if let Some(node) = self.node(&env.node) {
+                let state = &mut self.nodes[node as usize];
+                state.horizon = state.horizon.max(at);
                 match &env.event {
                     Event::TxSeen(t) => {
                         let rate = t

@@ -253,9 +253,10 @@ fn removals_are_reasons_and_mined_transactions_are_forgotten() {
         evs.push(removed(node, 4.0, 2, RemovalReason::Block));
     }
     evs.extend([
+        policy_status(25.0, "a", 1000, false, "v"),
+        policy_status(25.0, "b", 1000, false, "v"),
+        policy_status(25.0, "e", 1000, false, "v"),
         policy_status(31.0, "a", 1000, false, "v"),
-        policy_status(31.0, "b", 1000, false, "v"),
-        policy_status(31.0, "e", 1000, false, "v"),
     ]);
     let mut det = CompareDetector::new(cfg());
     let outs = testkit::run(&mut det, &evs);
@@ -719,4 +720,74 @@ fn what_went_round_while_a_node_was_down_is_put_down_to_its_restart() {
         ])
     );
     assert!(outs.iter().all(|o| o.as_alert().is_none()));
+}
+
+#[test]
+fn what_a_node_confirmed_in_a_block_the_rest_lacks_is_not_missing_from_its_mempool() {
+    // e mined 1–5 into a block of its own (withheld, or cut off): they left its mempool for
+    // that block while the rest still holds them. A reorg brings 5 back.
+    let mut evs = vec![
+        policy_status(1.0, "a", 1000, false, "v"),
+        policy_status(1.0, "b", 1000, false, "v"),
+        policy_status(1.0, "e", 1000, false, "v"),
+    ];
+    for node in ["a", "b", "e"] {
+        for i in 1..=5 {
+            evs.push(seen(node, 2.0, i, 10));
+        }
+    }
+    for i in 1..=5 {
+        evs.push(removed("e", 3.0, i, RemovalReason::Block));
+    }
+    // Back in the mempool (a new mempool sequence number).
+    let mut back = seen("e", 4.0, 5, 10);
+    if let Event::TxSeen(t) = &mut back.event {
+        t.mempool_sequence = Some(99);
+    }
+    evs.push(Envelope::new(
+        back.node.clone(),
+        back.observed_at,
+        back.event,
+    ));
+    for at in [25.0, 35.0, 45.0] {
+        for n in ["a", "b", "e"] {
+            evs.push(policy_status(at, n, 1000, false, "v"));
+        }
+    }
+    let outs = testkit::run(&mut CompareDetector::new(cfg()), &evs);
+    let e = last_row(&outs, "e");
+    assert_eq!(
+        e.missing_by_reason,
+        BTreeMap::from([(MissingReason::Confirmed, 4)])
+    );
+    assert_eq!(e.held, 1);
+    assert!(outs.iter().all(|o| o.as_alert().is_none()));
+}
+
+#[test]
+fn a_node_whose_events_lag_is_judged_only_on_what_they_cover() {
+    // e's agent is behind: its last event is from 10 s while the fleet is at 31 s. What went
+    // round at 2 s is still young for e, not missing.
+    let mut evs = vec![
+        policy_status(1.0, "a", 1000, false, "v"),
+        policy_status(1.0, "b", 1000, false, "v"),
+        policy_status(10.0, "e", 1000, false, "v"),
+    ];
+    for i in 1..=5 {
+        evs.push(seen("a", 2.0, i, 10));
+        evs.push(seen("b", 2.0, i, 10));
+    }
+    for at in [25.0, 31.0] {
+        evs.push(policy_status(at, "a", 1000, false, "v"));
+        evs.push(policy_status(at, "b", 1000, false, "v"));
+    }
+    let outs = testkit::run(&mut CompareDetector::new(cfg()), &evs);
+    let e = last_row(&outs, "e");
+    assert_eq!((e.missing_count(), e.young), (0, 5));
+    // Once its events pass the settle time, the absences count.
+    let mut more = evs.clone();
+    more.push(policy_status(33.0, "e", 1000, false, "v"));
+    more.push(policy_status(41.0, "a", 1000, false, "v"));
+    let outs = testkit::run(&mut CompareDetector::new(cfg()), &more);
+    assert_eq!(last_row(&outs, "e").unexplained(), 5);
 }
