@@ -675,19 +675,18 @@ impl CompareDetector {
             };
             let fingerprint = format!("mempool_divergence:{}", row.node);
             let diverges = row.unexplained() >= self.config.divergence_min_txs;
+            let open = self.incidents.is_open(&fingerprint);
             let state = &mut self.nodes[i as usize];
-            if !diverges {
-                state.divergent_rounds = 0;
-                if let Some(a) = self.incidents.resolve(&fingerprint, row.at, cause) {
-                    out.push(Output::Alert(a));
+            let rounds = &mut state.divergent_rounds;
+            match streak(rounds, diverges, self.config.divergence_rounds, open) {
+                Streak::Ended => {
+                    if let Some(a) = self.incidents.resolve(&fingerprint, row.at, cause) {
+                        out.push(Output::Alert(a));
+                    }
+                    continue;
                 }
-                continue;
-            }
-            state.divergent_rounds += 1;
-            if state.divergent_rounds < self.config.divergence_rounds
-                || self.incidents.is_open(&fingerprint)
-            {
-                continue;
+                Streak::Holding => continue,
+                Streak::Due => {}
             }
             let mut alert = firing(
                 "mempool_divergence",
@@ -960,19 +959,18 @@ impl CompareDetector {
             let unexplained_fees = row.fees_sat.saturating_add(row.explained_fees_sat);
             let low = row.fleet_median_fees_sat >= self.config.template_min_fees_sat
                 && (unexplained_fees as f64) < floor;
+            let open = self.incidents.is_open(&fingerprint);
             let state = &mut self.nodes[i as usize];
-            if !low {
-                state.low_template_rounds = 0;
-                if let Some(a) = self.incidents.resolve(&fingerprint, row.at, cause) {
-                    out.push(Output::Alert(a));
+            let rounds = &mut state.low_template_rounds;
+            match streak(rounds, low, self.config.template_rounds, open) {
+                Streak::Ended => {
+                    if let Some(a) = self.incidents.resolve(&fingerprint, row.at, cause) {
+                        out.push(Output::Alert(a));
+                    }
+                    continue;
                 }
-                continue;
-            }
-            state.low_template_rounds += 1;
-            if state.low_template_rounds < self.config.template_rounds
-                || self.incidents.is_open(&fingerprint)
-            {
-                continue;
+                Streak::Holding => continue,
+                Streak::Due => {}
             }
             let mut alert = firing(
                 "template_fees_low",
@@ -1018,6 +1016,32 @@ impl CompareDetector {
 
 fn unknown() -> NodeId {
     NodeId::new("unknown").expect("a constant node name is valid")
+}
+
+/// Where a condition that must hold several rounds in a row stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Streak {
+    /// It does not hold (any more): the count restarts, an open alert resolves.
+    Ended,
+    /// It holds, but not for long enough yet, or its alert is already open.
+    Holding,
+    /// It has held for the rounds needed and no alert is open: fire.
+    Due,
+}
+
+/// Counts one more round of `holds` in `rounds` (or restarts it) and says what is due, given
+/// the rounds `needed` and whether the alert is already `open`.
+fn streak(rounds: &mut u32, holds: bool, needed: u32, open: bool) -> Streak {
+    if !holds {
+        *rounds = 0;
+        return Streak::Ended;
+    }
+    *rounds += 1;
+    if *rounds < needed || open {
+        Streak::Holding
+    } else {
+        Streak::Due
+    }
 }
 
 /// The median of `values` (mean of the middle two for an even count).

@@ -214,64 +214,47 @@ impl DetectorHandler {
             self.pending_alerts.clear();
         }
         if let Some(client) = &self.clickhouse {
-            if !self.pending_rows.is_empty() {
-                let started = Instant::now();
-                propagation::insert(client, &self.pending_rows).await?;
-                self.metrics.inserted(
-                    propagation::TABLE,
-                    self.pending_rows.len() as u64,
-                    started.elapsed().as_secs_f64(),
-                );
-                self.pending_rows.clear();
-            }
-            if !self.pending_divergence.is_empty() {
-                let started = Instant::now();
-                let table = compare::DIVERGENCE_TABLE;
-                propagation::insert_rows(
-                    client,
-                    table,
-                    compare::MIGRATION,
-                    &self.pending_divergence,
-                )
-                .await?;
-                let n = self.pending_divergence.len() as u64;
-                self.metrics
-                    .inserted(table, n, started.elapsed().as_secs_f64());
-                self.pending_divergence.clear();
-            }
-            if !self.pending_validation.is_empty() {
-                let started = Instant::now();
-                let table = compare::VALIDATION_TABLE;
-                propagation::insert_rows(
-                    client,
-                    table,
-                    compare::MIGRATION,
-                    &self.pending_validation,
-                )
-                .await?;
-                let n = self.pending_validation.len() as u64;
-                self.metrics
-                    .inserted(table, n, started.elapsed().as_secs_f64());
-                self.pending_validation.clear();
-            }
-            if !self.pending_templates.is_empty() {
-                let started = Instant::now();
-                let table = compare::TEMPLATE_TABLE;
-                propagation::insert_rows(
-                    client,
-                    table,
-                    compare::MIGRATION,
-                    &self.pending_templates,
-                )
-                .await?;
-                let n = self.pending_templates.len() as u64;
-                self.metrics
-                    .inserted(table, n, started.elapsed().as_secs_f64());
-                self.pending_templates.clear();
-            }
+            let m = &self.metrics;
+            store(
+                client,
+                m,
+                propagation::TABLE,
+                "0002",
+                &mut self.pending_rows,
+            )
+            .await?;
+            let migration = compare::MIGRATION;
+            let table = compare::DIVERGENCE_TABLE;
+            store(client, m, table, migration, &mut self.pending_divergence).await?;
+            let table = compare::VALIDATION_TABLE;
+            store(client, m, table, migration, &mut self.pending_validation).await?;
+            let table = compare::TEMPLATE_TABLE;
+            store(client, m, table, migration, &mut self.pending_templates).await?;
         }
         Ok(())
     }
+}
+
+/// Inserts a detector's queued derived rows into `table` (created by `migration`) and clears
+/// the queue; on failure the rows stay queued for the next call.
+async fn store<R>(
+    client: &Client,
+    metrics: &Metrics,
+    table: &str,
+    migration: &str,
+    rows: &mut Vec<R>,
+) -> Result<(), HandleError>
+where
+    R: clickhouse::RowOwned + clickhouse::RowWrite,
+{
+    if rows.is_empty() {
+        return Ok(());
+    }
+    let started = Instant::now();
+    propagation::insert_rows(client, table, migration, rows).await?;
+    metrics.inserted(table, rows.len() as u64, started.elapsed().as_secs_f64());
+    rows.clear();
+    Ok(())
 }
 
 impl Handler for DetectorHandler {

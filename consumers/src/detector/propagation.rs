@@ -78,14 +78,10 @@ impl PropagationRow {
     }
 }
 
-/// Inserts `rows` in one statement and sorts a failure for the runtime. Rows built from
-/// summaries always fit the table, so a refusal means the table does not match this build
-/// (fatal), not a bad row.
-pub async fn insert(client: &Client, rows: &[PropagationRow]) -> Result<(), HandleError> {
-    insert_rows(client, TABLE, "0002", rows).await
-}
-
-/// Inserts a detector's derived rows into `table` (created by migration `migration`).
+/// Inserts a detector's derived rows into `table` (created by migration `migration`) in one
+/// statement and sorts a failure for the runtime. Rows built from a detector's outputs always
+/// fit their table, so a refusal means the table does not match this build (fatal), not a
+/// bad row.
 pub async fn insert_rows<R>(
     client: &Client,
     table: &str,
