@@ -98,6 +98,29 @@ pub struct Script {
 }
 
 impl Script {
+    /// What the script made `txid` for ("C1", "low_fee[2]", "A", ...), or its first 12 digits
+    /// when the script did not make it: failure messages name transactions by their part.
+    pub fn role(&self, txid: &str) -> String {
+        let named = [
+            ("P", &self.chain[0]),
+            ("C1", &self.chain[1]),
+            ("C2", &self.chain[2]),
+            ("original", &self.bumped.0),
+            ("replacement", &self.bumped.1),
+            ("A", &self.conflict.0),
+            ("B", &self.conflict.1),
+        ];
+        if let Some((name, _)) = named.iter().find(|(_, t)| t.as_str() == txid) {
+            return name.to_string();
+        }
+        for (list, name) in [(&self.high_fee, "high_fee"), (&self.low_fee, "low_fee")] {
+            if let Some(i) = list.iter().position(|t| t == txid) {
+                return format!("{name}[{i}]");
+            }
+        }
+        format!("unknown {}", txid.get(..12).unwrap_or(txid))
+    }
+
     /// A few lines an operator can read when a test fails: counts per node and the incidents,
     /// not every hash (the full script drowns the failure message in CI output).
     pub fn summary(&self) -> String {

@@ -325,9 +325,16 @@ fn check_transactions(run: &CoreRun) {
         .difference(&want)
         .filter(|r| !late_original(r))
         .collect();
+    let named = |rs: &[&(String, String, String)]| -> Vec<String> {
+        rs.iter()
+            .map(|(node, txid, reason)| format!("{node} {} {reason}", s.role(txid)))
+            .collect()
+    };
     assert!(
         missing.is_empty() && extra.is_empty(),
-        "P2P rejections: missing {missing:?}, not caused by the script {extra:?}"
+        "P2P rejections: missing {:?}, not caused by the script {:?}",
+        named(&missing),
+        named(&extra)
     );
     let no_peer = p.count("SELECT count() FROM tx_rejected WHERE peer IS NULL");
     assert_eq!(no_peer, 0, "every P2P rejection names its peer");
@@ -592,7 +599,29 @@ fn check_alerts(run: &CoreRun) {
             !scripted.contains(&kind.as_str())
                 && !(EXPECTED_INFO.contains(&kind.as_str()) && str_of(r, "severity") == "info")
         })
-        .map(|r| format!("{} {}", str_of(r, "alert_kind"), str_of(r, "summary")))
+        .map(|r| {
+            // The evidence, transactions named by their part in the script.
+            let names = r["evidence_name"].as_array().cloned().unwrap_or_default();
+            let told: Vec<String> = names
+                .iter()
+                .filter_map(Value::as_str)
+                .map(|name| {
+                    let value = evidence(r, name).unwrap_or_default();
+                    let value = value
+                        .split(',')
+                        .map(|v| if v.len() == 64 { s.role(v) } else { v.to_string() })
+                        .collect::<Vec<_>>()
+                        .join(",");
+                    format!("{name}={value}")
+                })
+                .collect();
+            format!(
+                "{} {} [{}]",
+                str_of(r, "alert_kind"),
+                str_of(r, "summary"),
+                told.join(" ")
+            )
+        })
         .collect();
     assert!(
         unexpected.is_empty(),
