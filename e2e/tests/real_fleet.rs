@@ -330,11 +330,30 @@ fn check_transactions(run: &CoreRun) {
             .map(|(node, txid, reason)| format!("{node} {} {reason}", s.role(txid)))
             .collect()
     };
+    // What the rejecting node's debug.log says of each unexplained transaction.
+    let told: Vec<String> = extra
+        .iter()
+        .flat_map(|(node, txid, _)| {
+            let log = run
+                .fleet
+                .nodes
+                .iter()
+                .find(|n| &n.name == node)
+                .map(|n| std::fs::read_to_string(n.debug_log()).unwrap_or_default())
+                .unwrap_or_default();
+            log.lines()
+                .filter(|l| l.contains(&txid[..16]))
+                .take(12)
+                .map(|l| format!("{node}: {l}"))
+                .collect::<Vec<_>>()
+        })
+        .collect();
     assert!(
         missing.is_empty() && extra.is_empty(),
-        "P2P rejections: missing {:?}, not caused by the script {:?}",
+        "P2P rejections: missing {:?}, not caused by the script {:?}\n{}",
         named(&missing),
-        named(&extra)
+        named(&extra),
+        told.join("\n")
     );
     let no_peer = p.count("SELECT count() FROM tx_rejected WHERE peer IS NULL");
     assert_eq!(no_peer, 0, "every P2P rejection names its peer");
@@ -609,7 +628,13 @@ fn check_alerts(run: &CoreRun) {
                     let value = evidence(r, name).unwrap_or_default();
                     let value = value
                         .split(',')
-                        .map(|v| if v.len() == 64 { s.role(v) } else { v.to_string() })
+                        .map(|v| {
+                            if v.len() == 64 {
+                                s.role(v)
+                            } else {
+                                v.to_string()
+                            }
+                        })
                         .collect::<Vec<_>>()
                         .join(",");
                     format!("{name}={value}")
@@ -623,9 +648,37 @@ fn check_alerts(run: &CoreRun) {
             )
         })
         .collect();
+    // A divergence alert the script did not cause: what the pipeline knows of the node's
+    // missing transactions, in time order.
+    let mut history = Vec::new();
+    for r in kinds_of("mempool_divergence") {
+        let node = str_of(r, "alert_node");
+        for txid in evidence(r, "examples").unwrap_or_default().split(',') {
+            if txid.len() != 64 {
+                continue;
+            }
+            let rows = p.rows(&format!(
+                "SELECT * FROM (SELECT node, observed_at_us, 'seen' AS what, source FROM tx_seen \
+                 WHERE txid = '{txid}' UNION ALL \
+                 SELECT node, observed_at_us, concat('removed ', reason) AS what, source \
+                 FROM tx_removed WHERE txid = '{txid}') ORDER BY observed_at_us"
+            ));
+            history.push(format!("{} on {node}:", s.role(txid)));
+            for e in rows {
+                history.push(format!(
+                    "  {} {} {} {}",
+                    str_of(&e, "observed_at_us"),
+                    str_of(&e, "node"),
+                    str_of(&e, "what"),
+                    str_of(&e, "source")
+                ));
+            }
+        }
+    }
     assert!(
         unexpected.is_empty(),
-        "alerts the script did not cause: {unexpected:#?}"
+        "alerts the script did not cause: {unexpected:#?}\n{}",
+        history.join("\n")
     );
 
     // Alertmanager received every alert above info.
