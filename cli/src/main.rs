@@ -1,12 +1,19 @@
 //! `bmon`: the operator's command line. One module per subcommand; [`services`] holds the
 //! connection options every subcommand shares (flags or `BMON_...` variables).
 
+mod alerts;
+mod block;
+mod logs;
 mod parse_log;
 mod replay;
 mod services;
 mod setup;
+mod since;
 mod status;
+mod table;
 mod tail;
+mod tips;
+mod tx;
 mod validation;
 
 use clap::{Parser, Subcommand};
@@ -41,6 +48,19 @@ enum Command {
     /// Block validation time by Core version (median and p90 `Connect total`), each block
     /// credited to the version its node ran when it connected it.
     Validation(validation::Args),
+    /// One block across the fleet: when each node saw its header, compact block and block,
+    /// connected it, how long validation took, which peer delivered it; invalid verdicts.
+    Block(block::Args),
+    /// One transaction across the fleet: first seen per node, fee, why it left, rejections
+    /// with their reason and peer, replacements.
+    Tx(tx::Args),
+    /// The detectors' alerts, one line per incident, newest first.
+    Alerts(alerts::Args),
+    /// Search the nodes' debug.log lines; `--follow` keeps printing new ones.
+    Logs(logs::Args),
+    /// The fork tree of the last blocks: active chain, stale branches, invalid blocks, and
+    /// where each node's tip is.
+    Tips(tips::Args),
 }
 
 #[tokio::main]
@@ -60,5 +80,10 @@ async fn main() -> anyhow::Result<()> {
         Command::Tail(args) => tail::run(&cli.services, args).await,
         Command::ParseLog(args) => parse_log::run(args),
         Command::Validation(args) => validation::run(&cli.services, args).await,
+        Command::Block(args) => block::run(&cli.services, args).await,
+        Command::Tx(args) => tx::run(&cli.services, args).await,
+        Command::Alerts(args) => alerts::run(&cli.services, args).await,
+        Command::Logs(args) => logs::run(&cli.services, args).await,
+        Command::Tips(args) => tips::run(&cli.services, args).await,
     }
 }

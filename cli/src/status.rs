@@ -7,6 +7,7 @@ use anyhow::Context;
 use serde::{Deserialize, Serialize};
 
 use crate::services::Services;
+use crate::table::{self, header};
 
 /// Options of `bmon status`.
 #[derive(Debug, clap::Args)]
@@ -61,7 +62,7 @@ pub async fn run(services: &Services, args: Args) -> anyhow::Result<()> {
 
 /// The table for `lines`, ages computed at `now` (seconds since the epoch).
 fn render(lines: &[NodeLine], now: i64) -> String {
-    let header = [
+    let mut rows = vec![header(&[
         "NODE",
         "VERSION",
         "HEIGHT",
@@ -69,8 +70,7 @@ fn render(lines: &[NodeLine], now: i64) -> String {
         "MEMPOOL",
         "PEERS IN/OUT",
         "LAST HEARD",
-    ];
-    let mut rows: Vec<[String; 7]> = vec![header.map(String::from)];
+    ])];
     for l in lines {
         let version = l.subversion.trim_matches('/').to_string();
         let height = if l.initial_block_download != 0 {
@@ -83,7 +83,7 @@ fn render(lines: &[NodeLine], now: i64) -> String {
             .map(|t| age(now - t))
             .unwrap_or_else(|| "-".into());
         let heard = format!("{} ago", age(now - l.last_heard_us.div_euclid(1_000_000)));
-        rows.push([
+        rows.push(vec![
             l.node.clone(),
             version,
             height,
@@ -93,22 +93,7 @@ fn render(lines: &[NodeLine], now: i64) -> String {
             heard,
         ]);
     }
-    let mut widths = [0usize; 7];
-    for r in &rows {
-        for (w, cell) in widths.iter_mut().zip(r) {
-            *w = (*w).max(cell.chars().count());
-        }
-    }
-    let mut out = String::new();
-    for r in &rows {
-        let cells: Vec<String> = r
-            .iter()
-            .zip(widths)
-            .map(|(c, w)| format!("{c:<w$}"))
-            .collect();
-        out.push_str(cells.join("  ").trim_end());
-        out.push('\n');
-    }
+    let mut out = table::render(&rows);
     if lines.is_empty() {
         out.push_str(
             "(no node_status yet: are the agents and `bmon-consumer ch-writer` running?)\n",

@@ -5,6 +5,7 @@ use anyhow::Context;
 use serde::{Deserialize, Serialize};
 
 use crate::services::Services;
+use crate::table::{header, render_with};
 
 /// Options of `bmon validation`.
 #[derive(Debug, clap::Args)]
@@ -60,10 +61,15 @@ pub async fn run(services: &Services, args: Args) -> anyhow::Result<()> {
 
 /// The table: slowest version first.
 fn render(lines: &[VersionLine], hours: u32) -> String {
-    let mut rows: Vec<[String; 5]> =
-        vec![["VERSION", "BLOCKS", "NODES", "MEDIAN MS", "P90 MS"].map(String::from)];
+    let mut rows = vec![header(&[
+        "VERSION",
+        "BLOCKS",
+        "NODES",
+        "MEDIAN MS",
+        "P90 MS",
+    ])];
     for l in lines {
-        rows.push([
+        rows.push(vec![
             l.version.trim_matches('/').to_string(),
             l.blocks.to_string(),
             l.nodes.to_string(),
@@ -71,29 +77,7 @@ fn render(lines: &[VersionLine], hours: u32) -> String {
             format!("{:.1}", l.p90_ms),
         ]);
     }
-    let mut widths = [0usize; 5];
-    for r in &rows {
-        for (w, cell) in widths.iter_mut().zip(r) {
-            *w = (*w).max(cell.chars().count());
-        }
-    }
-    let mut out = String::new();
-    for r in &rows {
-        let cells: Vec<String> = r
-            .iter()
-            .zip(widths)
-            .enumerate()
-            .map(|(i, (c, w))| {
-                if i == 0 {
-                    format!("{c:<w$}")
-                } else {
-                    format!("{c:>w$}")
-                }
-            })
-            .collect();
-        out.push_str(cells.join("  ").trim_end());
-        out.push('\n');
-    }
+    let mut out = render_with(&rows, &[1, 2, 3, 4]);
     if lines.is_empty() {
         out.push_str(&format!(
             "(no block timings in the last {hours} h: do the nodes log -debug=bench, and is \

@@ -316,6 +316,11 @@ fn the_readme_shows_the_current_help_of_every_command() {
         &["tail", "--help"],
         &["parse-log", "--help"],
         &["validation", "--help"],
+        &["block", "--help"],
+        &["tx", "--help"],
+        &["alerts", "--help"],
+        &["logs", "--help"],
+        &["tips", "--help"],
     ] {
         let out = Command::new(BIN).args(args).output().unwrap();
         let help = String::from_utf8_lossy(&out.stdout);
