@@ -10,6 +10,7 @@
 
 mod alertmanager;
 pub mod bitcoind;
+mod browser;
 mod clickhouse;
 mod nats;
 mod process;
@@ -20,6 +21,7 @@ use std::time::Duration;
 
 pub use alertmanager::Alertmanager;
 pub use bitcoind::{core_binaries, CoreBinaries, CoreFleet, CoreNode, LogFormat, NodeOptions};
+pub use browser::{artifacts_dir, Browser};
 pub use clickhouse::ClickHouse;
 pub use nats::NatsServer;
 pub use process::free_port;
