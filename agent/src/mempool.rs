@@ -8,7 +8,7 @@
 
 use std::collections::{HashMap, HashSet, VecDeque};
 
-use bitcoin::{Transaction, Txid, Wtxid};
+use bitcoin::{OutPoint, Transaction, Txid, Wtxid};
 use schema::event::{RemovalReason, Source, TxRemoved, TxSeen, TxSetDigest};
 use schema::Event;
 
@@ -21,6 +21,8 @@ pub struct TxDetails {
     pub vsize: u64,
     /// The transactions in the mirror whose outputs it spends.
     pub parents: Vec<Txid>,
+    /// The coins it spends.
+    pub spends: Vec<OutPoint>,
 }
 
 /// Default number of `rawtx` details kept while waiting for their `A` (block transactions are
@@ -86,6 +88,12 @@ impl MempoolTracker {
             wtxid: tx.compute_wtxid(),
             vsize: tx.vsize() as u64,
             parents,
+            spends: tx
+                .input
+                .iter()
+                .map(|i| i.previous_output)
+                .filter(|o| !o.is_null())
+                .collect(),
         };
         if self.details.insert(txid, d).is_none() {
             self.order.push_back(txid);
@@ -124,6 +132,7 @@ impl MempoolTracker {
             fee: None,
             source: Source::Zmq,
             parents: d.map(|d| d.parents.clone()).unwrap_or_default(),
+            spends: d.map(|d| d.spends.clone()).unwrap_or_default(),
         }))
     }
 
@@ -193,6 +202,7 @@ impl MempoolTracker {
                 fee: None,
                 source: Source::Rpc,
                 parents: d.map(|d| d.parents.clone()).unwrap_or_default(),
+                spends: d.map(|d| d.spends.clone()).unwrap_or_default(),
             }));
         }
         self.digest = TxSetDigest::of(fresh.iter());
@@ -413,7 +423,7 @@ mod tests {
     }
 
     #[test]
-    fn tx_seen_names_the_parents_in_the_mirror() {
+    fn tx_seen_names_the_parents_in_the_mirror_and_every_coin_spent() {
         use bitcoin::{absolute, transaction, Amount, OutPoint, ScriptBuf, TxIn, TxOut};
         let spend = |inputs: &[OutPoint]| Transaction {
             version: transaction::Version::TWO,
@@ -444,6 +454,11 @@ mod tests {
             panic!("tx_seen for the child");
         };
         assert_eq!(c.parents, vec![parent.compute_txid()]);
+        assert_eq!(p.spends, vec![confirmed]);
+        assert_eq!(
+            c.spends,
+            vec![OutPoint::new(parent.compute_txid(), 0), confirmed]
+        );
     }
 
     #[test]

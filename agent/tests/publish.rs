@@ -32,6 +32,7 @@ fn event(i: u64) -> Envelope {
             fee: None,
             source: Source::Zmq,
             parents: Vec::new(),
+            spends: Vec::new(),
         }),
     )
 }

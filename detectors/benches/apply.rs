@@ -118,6 +118,7 @@ fn stream() -> Vec<Envelope> {
                         fee: None,
                         source: Source::Zmq,
                         parents: Vec::new(),
+                        spends: Vec::new(),
                     },
                 ));
             }

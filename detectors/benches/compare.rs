@@ -88,6 +88,7 @@ fn main() {
                 fee: Some(Amount::from_sat(fee)),
                 source: Source::Zmq,
                 parents: Vec::new(),
+                spends: Vec::new(),
             };
             det.apply(Input::Event(&Envelope::new(n.clone(), at(1), seen)));
         }

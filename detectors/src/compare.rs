@@ -43,11 +43,13 @@
 //!   `template_min_nodes` are there: the Jaccard similarity of its transactions with the
 //!   fleet's set (what a majority of templates include), its fees and weight beside the
 //!   median, and the fleet's transactions it leaves out, highest fee first, with why
-//!   (`not_selected` when the node holds it, else the mempool reason). One
+//!   (`young` when it went round less than `settle_secs` before the template was built,
+//!   `not_selected` when the node holds it, else the mempool reason). One
 //!   [`TemplateComparison`] per node and round (ClickHouse `template_comparison`); a
 //!   `template_fees_low` alert when a template pays `template_fee_shortfall` less than the
 //!   median (itself at least `template_min_fees_sat`) for `template_rounds` rounds in a row,
-//!   counting as paid the fees of what its own policy keeps out (that is its policy's price).
+//!   counting as paid the fees of what its own policy keeps out (that is its policy's price)
+//!   and of what was too young to have reached it.
 //!
 //! Fleets of up to [`MAX_NODES`] nodes are compared; later nodes are ignored (and named in the
 //! log by the shell through [`CompareDetector::ignored_nodes`]).
@@ -159,6 +161,9 @@ pub enum MissingReason {
     BeforeStart,
     /// The node had it and dropped it.
     Removed,
+    /// The node holds another transaction spending one of its coins (a double spend it saw
+    /// first, or one its replacement rules keep).
+    Conflict,
     /// The node's minimum is above the fleet's lowest and the fee is not known.
     FeeUnknown,
     /// No policy explains it.
@@ -176,6 +181,7 @@ impl MissingReason {
             MissingReason::MissingParent => "missing_parent",
             MissingReason::BeforeStart => "before_start",
             MissingReason::Removed => "removed",
+            MissingReason::Conflict => "conflict",
             MissingReason::FeeUnknown => "fee_unknown",
             MissingReason::Unexplained => "unexplained",
         }
@@ -283,6 +289,8 @@ struct TxEntry {
     rejected: Vec<(u8, String)>,
     /// Its unconfirmed parents, as a node that holds it reported them.
     parents: Vec<Txid>,
+    /// The coins it spends, as [`coin_key`]s.
+    spends: Vec<u64>,
     /// Last change, for forgetting entries nobody holds.
     touched: UnixMicros,
 }
@@ -297,6 +305,7 @@ impl TxEntry {
             confirmed: 0,
             rejected: Vec::new(),
             parents: Vec::new(),
+            spends: Vec::new(),
             touched: at,
         }
     }
@@ -341,6 +350,8 @@ pub struct CompareDetector {
     nodes: Vec<NodeState>,
     ignored: Vec<NodeId>,
     txs: HashMap<Txid, TxEntry>,
+    /// Coin key → the tracked transactions spending it (two or more: a conflict).
+    spenders: HashMap<u64, Vec<Txid>>,
     next_round: Option<UnixMicros>,
     incidents: Incidents,
     versions: BTreeMap<String, VersionTimes>,
@@ -374,11 +385,12 @@ pub struct TemplateComparison {
     /// Transactions of the fleet's set this template leaves out.
     pub left_out_count: u64,
     /// The fees of those the node's own policy keeps out of its mempool (rejected,
-    /// blocks-only, below its minimum fee, dropped by it): a shortfall they explain is its
-    /// policy's price, not a fault.
+    /// blocks-only, below its minimum fee, dropped by it, a conflict it holds) or that were
+    /// too young to have reached it: a shortfall they explain is not a fault.
     pub explained_fees_sat: u64,
-    /// The highest-fee of them (up to `max_listed`): txid, fee, why (`not_selected` when the
-    /// node holds it, else the mempool comparison's reason, or `not_in_mempool`).
+    /// The highest-fee of them (up to `max_listed`): txid, fee, why (`young` when it went
+    /// round less than the settle time before the template, `not_selected` when the node
+    /// holds it, else the mempool comparison's reason, or `not_in_mempool`).
     pub left_out: Vec<(Txid, u64, String)>,
 }
 
@@ -409,6 +421,17 @@ struct NodeTemplate {
 struct Sighting<'a> {
     fee_rate: Option<u64>,
     parents: &'a [Txid],
+    spends: &'a [bitcoin::OutPoint],
+}
+
+/// A coin (outpoint) as a 64-bit key: txids are uniformly random, so their first 8 bytes mixed
+/// with the output index tell coins apart as well as the whole outpoint, at an eighth of the
+/// memory.
+fn coin_key(o: &bitcoin::OutPoint) -> u64 {
+    use bitcoin::hashes::Hash;
+    let b = o.txid.as_byte_array();
+    let head = u64::from_le_bytes([b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7]]);
+    head ^ u64::from(o.vout).wrapping_mul(0x9E37_79B9_7F4A_7C15)
 }
 
 impl CompareDetector {
@@ -421,6 +444,7 @@ impl CompareDetector {
             nodes: Vec::new(),
             ignored: Vec::new(),
             txs: HashMap::new(),
+            spenders: HashMap::new(),
             next_round: None,
             incidents: Incidents::new(),
             versions: BTreeMap::new(),
@@ -472,6 +496,15 @@ impl CompareDetector {
         }
         if e.parents.is_empty() && !s.parents.is_empty() {
             e.parents = s.parents.to_vec();
+        }
+        if e.spends.is_empty() && !s.spends.is_empty() {
+            e.spends = s.spends.iter().map(coin_key).collect();
+            for k in &e.spends {
+                let spenders = self.spenders.entry(*k).or_default();
+                if !spenders.contains(&txid) {
+                    spenders.push(txid);
+                }
+            }
         }
     }
 
@@ -591,8 +624,25 @@ impl CompareDetector {
         }
         // Forget what nobody holds any more (mined, or dropped everywhere) once it is older
         // than the settle time: nothing can be missing it.
-        self.txs
-            .retain(|_, e| e.holders != 0 || e.touched.0 > settle_before);
+        let forget: Vec<Txid> = self
+            .txs
+            .iter()
+            .filter(|(_, e)| e.holders == 0 && e.touched.0 <= settle_before)
+            .map(|(t, _)| *t)
+            .collect();
+        for txid in forget {
+            let Some(e) = self.txs.remove(&txid) else {
+                continue;
+            };
+            for k in e.spends {
+                if let Some(spenders) = self.spenders.get_mut(&k) {
+                    spenders.retain(|t| *t != txid);
+                    if spenders.is_empty() {
+                        self.spenders.remove(&k);
+                    }
+                }
+            }
+        }
         rows
     }
 
@@ -641,11 +691,23 @@ impl CompareDetector {
         if state.started_at.is_some_and(|s| e.first_seen < s) {
             return (MissingReason::BeforeStart, String::new());
         }
+        // Another transaction spending one of its coins is in the node's mempool (the node
+        // does not hold this one, so any spender it holds is another).
+        let bit = 1u128 << node;
+        for k in &e.spends {
+            let held = self.spenders.get(k).and_then(|spenders| {
+                spenders
+                    .iter()
+                    .find(|x| self.txs.get(*x).is_some_and(|o| o.holders & bit != 0))
+            });
+            if let Some(other) = held {
+                return (MissingReason::Conflict, other.to_string());
+            }
+        }
         // A child of a transaction the node keeps out is an orphan there: Core neither
         // accepts nor logs it. Its parent's reason explains it (ancestor chains are short:
         // Core's limits stop them at a few dozen).
         if depth < MAX_PARENT_DEPTH {
-            let bit = 1u128 << node;
             for p in &e.parents {
                 let Some(parent) = self.txs.get(p) else {
                     continue;
@@ -888,6 +950,7 @@ impl CompareDetector {
         let median_fees = median_u64(same.iter().map(|(_, t)| t.fees_sat));
         let median_weight = median_u64(same.iter().map(|(_, t)| t.weight));
         let fleet_min_fee = self.nodes.iter().filter_map(|s| s.min_fee).min();
+        let settle = (self.config.settle_secs as i64).saturating_mul(1_000_000);
         let mut rows = Vec::new();
         for (i, t) in &same {
             let common = t.txs.keys().filter(|x| fleet.contains_key(*x)).count();
@@ -908,6 +971,12 @@ impl CompareDetector {
             let mut left_out = Vec::new();
             for (x, fee) in left {
                 let why = match self.txs.get(&x) {
+                    // It went round less than the settle time before this template was
+                    // built: relay had not yet had the time to bring it.
+                    Some(e) if e.first_seen.0 > t.at.0 - settle => {
+                        explained_fees_sat += fee;
+                        "young".to_string()
+                    }
                     Some(e) if e.holders & (1u128 << i) != 0 => "not_selected".to_string(),
                     Some(e) => {
                         let reason = self.reason(*i, e, fleet_min_fee).0;
@@ -1108,6 +1177,7 @@ impl Detector for CompareDetector {
                         let sighting = Sighting {
                             fee_rate: rate,
                             parents: &t.parents,
+                            spends: &t.spends,
                         };
                         self.tx_seen(node, t.txid, at, sighting);
                     }

@@ -190,6 +190,7 @@ pub fn tx_seen(node: &str, at: UnixMicros, i: u32) -> Envelope {
             fee: None,
             source: Source::Zmq,
             parents: Vec::new(),
+            spends: Vec::new(),
         },
     )
 }

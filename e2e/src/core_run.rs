@@ -40,13 +40,16 @@ use crate::{AgentTarget, Options, Pipeline};
 pub const OPEN_SPACING: Duration = Duration::from_millis(1500);
 
 /// How long the low-fee payments stay unconfirmed for the mempool comparison to judge them:
-/// its settle time (5 s: Core delays each relay by a random few seconds) and a few rounds.
-pub const COMPARE_SPACING: Duration = Duration::from_secs(8);
+/// its settle time (20 s, see [`REGTEST_DETECTORS`]) and a few rounds.
+pub const COMPARE_SPACING: Duration = Duration::from_secs(25);
 
 /// Detector thresholds for a regtest fleet: blocks arrive when the script mines them, so the
 /// selfish-mining burst and the settle times are seconds, not mainnet minutes. Blocks settle
 /// 15 s after their first sighting: withheld blocks reach the fleet about 4 s after they were
-/// mined, and a loaded host must not turn that into a missed block.
+/// mined, and a loaded host must not turn that into a missed block. Transactions settle 20 s
+/// after they went round: Core announces a transaction to each peer after a random delay
+/// (exponential, 5 s on average to inbound peers), and one node was seen to get a batch 10 s
+/// after the first; a divergence must then last 10 rounds (1 s each) before it alerts.
 pub const REGTEST_DETECTORS: &str = r#"
 [detectors.chain]
 selfish_release_window_secs = 0.5
@@ -64,7 +67,8 @@ tx_settle_secs = 5
 tx_alerts = false
 [detectors.compare]
 round_secs = 1
-settle_secs = 5
+settle_secs = 20
+divergence_rounds = 10
 node_silence_secs = 30
 "#;
 

@@ -26,6 +26,7 @@ fn envelope(node: &str, at: i64, which: u8, n: u8) -> Envelope {
             fee: Some(Amount::from_sat(u64::from(n) * 100)),
             source: Source::Zmq,
             parents: Vec::new(),
+            spends: Vec::new(),
         }
         .into(),
         1 => BlockSeen {

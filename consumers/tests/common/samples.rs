@@ -267,6 +267,10 @@ pub fn every_kind() -> Vec<Envelope> {
                 fee: Some(Amount::from_sat(2820)),
                 source: Source::Zmq,
                 parents: Vec::new(),
+                spends: vec![bitcoin::OutPoint {
+                    txid: txid(900),
+                    vout: 1,
+                }],
             },
         ),
         Envelope::new(
@@ -280,6 +284,7 @@ pub fn every_kind() -> Vec<Envelope> {
                 fee: None,
                 source: Source::Zmq,
                 parents: Vec::new(),
+                spends: Vec::new(),
             },
         ),
         Envelope::new(
@@ -511,6 +516,7 @@ pub fn many_tx_seen(count: u64, offset: u64) -> Vec<Envelope> {
                     fee: Some(Amount::from_sat(1000 + i % 5000)),
                     source: Source::Zmq,
                     parents: Vec::new(),
+                    spends: Vec::new(),
                 },
             )
         })
@@ -578,6 +584,7 @@ pub fn mixed(count: u64, offset: u64) -> Vec<Envelope> {
                         fee: Some(Amount::from_sat(1000 + i % 5000)),
                         source: Source::Zmq,
                         parents: Vec::new(),
+                        spends: Vec::new(),
                     },
                 ),
             }

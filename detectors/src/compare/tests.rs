@@ -56,6 +56,7 @@ fn seen(node: &str, at: f64, i: u32, sat_per_vb: u64) -> Envelope {
             fee: Some(Amount::from_sat(sat_per_vb * 200)),
             source: Source::Zmq,
             parents: Vec::new(),
+            spends: Vec::new(),
         },
     )
 }
@@ -457,8 +458,9 @@ fn a_template_is_compared_with_the_templates_on_the_same_parent() {
     for i in 6..=8 {
         evs.push(seen("d", 2.0, i, 25));
     }
-    evs.extend(template_fleet(5.0));
-    evs.push(policy_status(11.0, "a", 1000, false, "v"));
+    // Templates built past the settle time after 6–8 went round (so not too young).
+    evs.extend(template_fleet(25.0));
+    evs.push(policy_status(31.0, "a", 1000, false, "v"));
     let outs = testkit::run(&mut CompareDetector::new(cfg()), &evs);
     let rows = templates(&outs);
     let names: BTreeSet<&str> = rows.iter().map(|r| r.node.as_str()).collect();
@@ -790,4 +792,139 @@ fn a_node_whose_events_lag_is_judged_only_on_what_they_cover() {
     more.push(policy_status(41.0, "a", 1000, false, "v"));
     let outs = testkit::run(&mut CompareDetector::new(cfg()), &more);
     assert_eq!(last_row(&outs, "e").unexplained(), 5);
+}
+
+/// `tx_seen` of tx `i` spending the coins `coins` (outputs of tx 900+coin).
+fn seen_spending(node: &str, at: f64, i: u32, sat_per_vb: u64, coins: &[u32]) -> Envelope {
+    let mut e = seen(node, at, i, sat_per_vb);
+    if let Event::TxSeen(s) = &mut e.event {
+        s.spends = coins
+            .iter()
+            .map(|c| bitcoin::OutPoint::new(txid(900 + c), 0))
+            .collect();
+    }
+    e
+}
+
+#[test]
+fn a_node_holding_a_double_spend_misses_the_other_side_as_a_conflict_and_never_alerts() {
+    // a, b and c hold 1–5 and A (tx 20, 100 sat/vB, spending coin 1); d saw B first (tx 21,
+    // 50 sat/vB, the same coin) and holds it, so it never takes A nor builds it into its
+    // template. A child of A (tx 22) is missing on d too.
+    let mut det = CompareDetector::new(cfg());
+    let mut evs: Vec<Envelope> = ["a", "b", "c", "d"]
+        .iter()
+        .map(|n| policy_status(1.0, n, 1000, false, "v"))
+        .collect();
+    for node in ["a", "b", "c", "d"] {
+        for i in 1..=5 {
+            evs.push(seen(node, 2.0, i, 25));
+        }
+    }
+    for node in ["a", "b", "c"] {
+        evs.push(seen_spending(node, 2.5, 20, 100, &[1, 2]));
+        let mut child = seen(node, 2.6, 22, 25);
+        if let Event::TxSeen(s) = &mut child.event {
+            s.parents = vec![txid(20)];
+        }
+        evs.push(child);
+    }
+    evs.push(seen_spending("d", 2.4, 21, 50, &[1]));
+    let with_a: Vec<(u32, u64)> = (1..=5).map(|i| (i, 5_000)).chain([(20, 20_000)]).collect();
+    let with_b: Vec<(u32, u64)> = (1..=5).map(|i| (i, 5_000)).chain([(21, 10_000)]).collect();
+    for r in 0..6 {
+        let at = 25.0 + 10.0 * f64::from(r);
+        for node in ["a", "b", "c"] {
+            evs.push(template(node, at, 100, &with_a));
+        }
+        evs.push(template("d", at, 100, &with_b));
+        evs.extend(
+            ["a", "b", "c", "d"]
+                .iter()
+                .map(|n| policy_status(at + 1.0, n, 1000, false, "v")),
+        );
+    }
+    let outs = testkit::run(&mut det, &evs);
+    let d = last_row(&outs, "d");
+    let why: BTreeMap<Txid, (MissingReason, String)> = d
+        .missing
+        .iter()
+        .map(|(t, r, w)| (*t, (*r, w.clone())))
+        .collect();
+    assert_eq!(
+        why[&txid(20)],
+        (MissingReason::Conflict, txid(21).to_string()),
+        "A is kept out by B, which d holds"
+    );
+    assert_eq!(why[&txid(22)].0, MissingReason::MissingParent);
+    assert_eq!(d.unexplained(), 0);
+    let tmpl = templates(&outs)
+        .into_iter()
+        .rev()
+        .find(|r| r.node.as_str() == "d")
+        .expect("d's template compared");
+    assert_eq!(tmpl.explained_fees_sat, 20_000, "A's fee is explained");
+    assert!(
+        outs.iter().all(|o| o.as_alert().is_none()),
+        "{:?}",
+        outs.iter().filter_map(Output::as_alert).collect::<Vec<_>>()
+    );
+    // A block takes them all: once nobody holds them, the coins they spent are forgotten too.
+    assert!(!det.spenders.is_empty());
+    let mut evs = Vec::new();
+    for node in ["a", "b", "c", "d"] {
+        for i in [1, 2, 3, 4, 5, 20, 21, 22] {
+            evs.push(removed(node, 90.0, i, RemovalReason::Block));
+        }
+    }
+    evs.extend(statuses(120.0));
+    evs.extend(statuses(130.0));
+    testkit::run(&mut det, &evs);
+    assert_eq!(det.tracked_txs(), 0);
+    assert!(det.spenders.is_empty(), "{:?}", det.spenders);
+}
+
+#[test]
+fn a_template_built_before_relay_brought_the_newest_transactions_never_alerts() {
+    // 6–10 went round at 20 s; d's templates (polled at 21 s, kept for a while) lack them,
+    // the others' include them: relay had not had the settle time (20 s) to bring them.
+    let mut det = CompareDetector::new(cfg());
+    let mut evs: Vec<Envelope> = ["a", "b", "c", "d"]
+        .iter()
+        .map(|n| policy_status(1.0, n, 1000, false, "v"))
+        .collect();
+    for node in ["a", "b", "c", "d"] {
+        for i in 1..=5 {
+            evs.push(seen(node, 2.0, i, 25));
+        }
+    }
+    for node in ["a", "b", "c"] {
+        for i in 6..=10 {
+            evs.push(seen(node, 20.0, i, 25));
+        }
+    }
+    let full: Vec<(u32, u64)> = (1..=10).map(|i| (i, 5_000)).collect();
+    let half: Vec<(u32, u64)> = (1..=5).map(|i| (i, 5_000)).collect();
+    evs.push(template("d", 21.0, 100, &half));
+    for r in 0..5 {
+        let at = 22.0 + 10.0 * f64::from(r);
+        for node in ["a", "b", "c"] {
+            evs.push(template(node, at, 100, &full));
+        }
+        evs.push(policy_status(at + 1.0, "a", 1000, false, "v"));
+    }
+    let outs = testkit::run(&mut det, &evs);
+    let d = templates(&outs)
+        .into_iter()
+        .rev()
+        .find(|r| r.node.as_str() == "d")
+        .expect("d compared");
+    assert_eq!(d.left_out_count, 5);
+    assert!(
+        d.left_out.iter().all(|(_, _, why)| why == "young"),
+        "{:?}",
+        d.left_out
+    );
+    assert_eq!(d.explained_fees_sat, 25_000);
+    assert!(outs.iter().all(|o| o.as_alert().is_none()));
 }

@@ -1,6 +1,6 @@
 //! `tx_seen` and `tx_removed`: a transaction entering or leaving one node's mempool.
 
-use bitcoin::{Amount, Txid, Wtxid};
+use bitcoin::{Amount, OutPoint, Txid, Wtxid};
 use serde::{Deserialize, Serialize};
 
 use super::{time_part, NaturalKey, Source};
@@ -29,6 +29,10 @@ pub struct TxSeen {
     /// spends (from `rawtx`). A node that keeps a parent out also lacks its children.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub parents: Vec<Txid>,
+    /// The coins it spends (from `rawtx`): a node that holds another transaction spending one
+    /// of them keeps this one out as a conflict.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub spends: Vec<OutPoint>,
 }
 
 impl NaturalKey for TxSeen {
