@@ -2,8 +2,11 @@
 """Runs SQL statements on the current ClickHouse engine (chdb, from PyPI) and reports failures.
 
 Input on stdin: JSON {"database": NAME, "statements": [{"label": ..., "sql": ...}, ...]}.
-Statements run in order inside one session with NAME as the current database.
-Prints one line per failure and exits 1 if any failed, 0 otherwise.
+Statements run in order inside one session with NAME as the current database; an INSERT may
+carry its rows after `FORMAT JSONEachRow` on the following lines. A statement with
+`"result": true` also prints one line `RESULT {"label": ..., "rows": N, "columns": [names]}`
+(its answer's row count and column names) when it succeeds.
+Prints one line per failure and `N passed, M failed`; exits 1 if any failed, 0 otherwise.
 """
 import json
 import sys
@@ -24,7 +27,15 @@ with tempfile.TemporaryDirectory() as path:
     sess.query(f"USE {db}")
     for st in job["statements"]:
         try:
-            sess.query(st["sql"], "CSV")
+            if st.get("result"):
+                answer = json.loads(sess.query(st["sql"], "JSONCompact").bytes() or b"{}")
+                print("RESULT " + json.dumps({
+                    "label": st["label"],
+                    "rows": answer.get("rows", 0),
+                    "columns": [m["name"] for m in answer.get("meta", [])],
+                }))
+            else:
+                sess.query(st["sql"], "CSV")
         except Exception as e:  # chdb raises its own error types
             failures += 1
             print(f"FAILED {st['label']}: {str(e).splitlines()[0] if str(e) else e}")
