@@ -6,7 +6,6 @@
 //! the key; [`FileConfig::validate`] then reports every remaining problem at once, before
 //! anything connects.
 
-use std::fmt;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -21,28 +20,7 @@ use crate::clock::Clock;
 use crate::sources::rpc::RpcAuth;
 use crate::sources::zmq::{Topic, ZmqEndpoints};
 
-/// A secret (RPC password) whose `Debug` and `Display` never show it.
-#[derive(Clone, PartialEq, Eq, Deserialize)]
-#[serde(transparent)]
-pub struct Secret(String);
-
-impl Secret {
-    /// Wraps a secret.
-    pub fn new(s: impl Into<String>) -> Self {
-        Secret(s.into())
-    }
-
-    /// The secret itself, for the one place that sends it.
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Debug for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("Secret(***)")
-    }
-}
+pub use process::Secret;
 
 /// `[rpc]` as written.
 #[derive(Debug, Clone, Deserialize)]
@@ -88,10 +66,15 @@ pub struct ZmqSection {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct NatsSection {
-    /// Server URL(s), comma-separated.
+    /// Server URL(s), comma-separated (the servers of a cluster).
     pub url: String,
     /// A `.creds` file for this node's NATS user.
     pub credentials_file: Option<PathBuf>,
+    /// A file with this node's nkey seed (`SU...`), instead of a credentials file.
+    pub nkey_seed_file: Option<PathBuf>,
+    /// TLS: the CA that signed the servers' certificates, and this agent's client
+    /// certificate and key when the servers verify clients.
+    pub tls: Option<process::nats::TlsFiles>,
 }
 
 impl Default for NatsSection {
@@ -99,6 +82,8 @@ impl Default for NatsSection {
         NatsSection {
             url: "nats://127.0.0.1:4222".into(),
             credentials_file: None,
+            nkey_seed_file: None,
+            tls: None,
         }
     }
 }
@@ -421,10 +406,14 @@ pub struct RpcConfig {
 /// NATS settings, checked.
 #[derive(Debug, Clone)]
 pub struct NatsConfig {
-    /// Server URL(s).
+    /// Server URL(s), comma-separated.
     pub url: String,
     /// Credentials file.
     pub credentials_file: Option<PathBuf>,
+    /// nkey seed file.
+    pub nkey_seed_file: Option<PathBuf>,
+    /// TLS files.
+    pub tls: Option<process::nats::TlsFiles>,
 }
 
 /// Spool settings, checked.
@@ -777,6 +766,8 @@ impl FileConfig {
                 nats: NatsConfig {
                     url: self.nats.url.clone(),
                     credentials_file: self.nats.credentials_file.clone(),
+                    nkey_seed_file: self.nats.nkey_seed_file.clone(),
+                    tls: self.nats.tls.clone(),
                 },
                 spool: SpoolConfig {
                     legacy_dir: self

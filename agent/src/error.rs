@@ -43,14 +43,6 @@ pub enum Error {
         /// What the client reported.
         reason: String,
     },
-    /// The NATS credentials file cannot be used.
-    #[error("nats credentials {path}: {reason}")]
-    NatsCredentials {
-        /// Path.
-        path: PathBuf,
-        /// Why.
-        reason: String,
-    },
     /// Another agent holds this agent's spool directory or debug.log position.
     #[error(
         "the {what} {path} is locked by {holder}: run one agent per node, each with its own \

@@ -85,12 +85,7 @@ pub async fn run_with_metrics(
     tracing::info!(%metrics_addr, "serving /metrics");
 
     let spool = spool::Spool::open(&config.spool.dir, config.spool.max_bytes)?;
-    let client = publish::connect(
-        &config.nats.url,
-        config.nats.credentials_file.as_deref(),
-        &config.node,
-    )
-    .await?;
+    let client = publish::connect(&config.nats, &config.node).await?;
     let (ev_tx, ev_rx) = mpsc::channel(EVENT_CHANNEL);
     let publisher = publish::Publisher::new(client, spool, metrics.clone(), config.node.clone())
         .with_clock(config.clock);

@@ -42,42 +42,26 @@ use crate::spool::Spool;
 pub const MAX_BATCH: usize = 256;
 
 /// Connects to NATS without waiting for the server: the client keeps retrying in the
-/// background, and the publisher spools meanwhile.
+/// background (moving between the servers of a cluster), and the publisher spools meanwhile.
+/// Replies (PubAcks) come to the node's own inbox, the only one its user may read.
 pub async fn connect(
-    url: &str,
-    credentials_file: Option<&std::path::Path>,
+    nats: &crate::config::NatsConfig,
     node: &NodeId,
 ) -> Result<async_nats::Client, crate::Error> {
-    let mut opts = async_nats::ConnectOptions::new()
-        .name(format!("bmon-agent-{node}"))
-        // Replies (PubAcks) come to the node's own inbox, the only one its user may read.
-        .custom_inbox_prefix(schema::subject::inbox_prefix(node.as_str()))
-        .retry_on_initial_connect()
-        .max_reconnects(None)
-        .connection_timeout(Duration::from_secs(5))
-        .reconnect_delay_callback(|attempts| {
-            Duration::from_millis((100 * attempts as u64).min(2_000))
-        })
-        .event_callback(|ev| async move {
-            match ev {
-                async_nats::Event::Connected => tracing::info!("connected to NATS"),
-                async_nats::Event::Disconnected => tracing::warn!("disconnected from NATS"),
-                other => tracing::info!(event = %other, "NATS event"),
-            }
-        });
-    if let Some(path) = credentials_file {
-        opts = opts
-            .credentials_file(path)
-            .await
-            .map_err(|e| crate::Error::NatsCredentials {
-                path: path.to_path_buf(),
-                reason: e.to_string(),
-            })?;
-    }
-    opts.connect(url)
+    let c = process::nats::Connect {
+        urls: nats.url.clone(),
+        name: format!("bmon-agent-{node}"),
+        credentials_file: nats.credentials_file.clone(),
+        nkey_seed_file: nats.nkey_seed_file.clone(),
+        tls: nats.tls.clone(),
+        inbox_user: node.as_str().to_string(),
+        keep_trying: true,
+        ..process::nats::Connect::default()
+    };
+    process::nats::connect(&c)
         .await
         .map_err(|e| crate::Error::NatsConnect {
-            url: url.to_string(),
+            url: nats.url.clone(),
             reason: e.to_string(),
         })
 }

@@ -99,7 +99,7 @@ async fn start_publisher(
     Metrics,
 ) {
     let metrics = Metrics::new(&node());
-    let client = publish::connect(url, None, &node()).await.unwrap();
+    let client = publish::connect(&nats_config(url), &node()).await.unwrap();
     let spool = Spool::open(spool_dir, max_bytes).unwrap();
     let publisher = Publisher::new(client, spool, metrics.clone(), node())
         .with_retry(Duration::from_millis(100));
@@ -352,7 +352,7 @@ async fn a_commit_token_is_answered_only_once_the_events_before_it_are_spooled()
     let url = format!("nats://127.0.0.1:{}", test_support::free_port());
     let dir = tempfile::tempdir().unwrap();
     let metrics = Metrics::new(&node());
-    let client = publish::connect(&url, None, &node()).await.unwrap();
+    let client = publish::connect(&nats_config(&url), &node()).await.unwrap();
     let spool = Spool::open(dir.path(), 1 << 20).unwrap();
     let publisher = Publisher::new(client, spool, metrics.clone(), node())
         .with_retry(Duration::from_millis(100));
@@ -386,7 +386,9 @@ async fn a_commit_token_is_answered_once_the_events_before_it_are_acknowledged()
     create_stream(&nats.url()).await;
     let dir = tempfile::tempdir().unwrap();
     let metrics = Metrics::new(&node());
-    let client = publish::connect(&nats.url(), None, &node()).await.unwrap();
+    let client = publish::connect(&nats_config(&nats.url()), &node())
+        .await
+        .unwrap();
     wait_until(Duration::from_secs(10), "connected to NATS", || async {
         client.connection_state() == async_nats::connection::State::Connected
     })
@@ -413,4 +415,14 @@ async fn a_commit_token_is_answered_once_the_events_before_it_are_acknowledged()
         .unwrap()
         .unwrap();
     assert_eq!(left, 0);
+}
+
+/// The agent's NATS settings for a server at `url`, without credentials.
+fn nats_config(url: &str) -> agent::config::NatsConfig {
+    agent::config::NatsConfig {
+        url: url.to_string(),
+        credentials_file: None,
+        nkey_seed_file: None,
+        tls: None,
+    }
 }

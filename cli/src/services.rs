@@ -34,6 +34,33 @@ pub struct Services {
     /// NATS credentials file (JWT), instead of user and password.
     #[arg(long, env = "BMON_NATS_CREDS", hide_env_values = true, global = true)]
     pub nats_creds: Option<PathBuf>,
+    /// NATS nkey seed file (`SU...`), instead of user and password.
+    #[arg(
+        long,
+        env = "BMON_NATS_NKEY_SEED_FILE",
+        hide_env_values = true,
+        global = true
+    )]
+    pub nats_nkey_seed_file: Option<PathBuf>,
+    /// CA certificate (PEM) that signed the NATS servers' certificates; requires TLS.
+    #[arg(long, env = "BMON_NATS_CA_FILE", hide_env_values = true, global = true)]
+    pub nats_ca_file: Option<PathBuf>,
+    /// Client certificate (PEM) for NATS servers that verify clients.
+    #[arg(
+        long,
+        env = "BMON_NATS_CERT_FILE",
+        hide_env_values = true,
+        global = true
+    )]
+    pub nats_cert_file: Option<PathBuf>,
+    /// Key (PEM) of the client certificate.
+    #[arg(
+        long,
+        env = "BMON_NATS_KEY_FILE",
+        hide_env_values = true,
+        global = true
+    )]
+    pub nats_key_file: Option<PathBuf>,
     /// ClickHouse HTTP URL.
     #[arg(
         long,
@@ -72,12 +99,23 @@ pub struct Services {
 }
 
 impl Services {
+    fn nats_tls(&self) -> Option<process::nats::TlsFiles> {
+        let tls = process::nats::TlsFiles {
+            ca_file: self.nats_ca_file.clone(),
+            cert_file: self.nats_cert_file.clone(),
+            key_file: self.nats_key_file.clone(),
+        };
+        (tls != process::nats::TlsFiles::default()).then_some(tls)
+    }
+
     fn nats_config(&self) -> NatsConfig {
         NatsConfig {
             url: self.nats_url.clone(),
             creds: self.nats_creds.clone(),
             user: self.nats_user.clone(),
-            password: Secret(self.nats_password.clone().unwrap_or_default()),
+            password: Secret::new(self.nats_password.clone().unwrap_or_default()),
+            nkey_seed_file: self.nats_nkey_seed_file.clone(),
+            tls: self.nats_tls(),
             definitions: None,
         }
     }
@@ -88,7 +126,7 @@ impl Services {
             url: self.clickhouse_url.clone(),
             database: self.clickhouse_database.clone(),
             user: self.clickhouse_user.clone(),
-            password: Secret(self.clickhouse_password.clone().unwrap_or_default()),
+            password: Secret::new(self.clickhouse_password.clone().unwrap_or_default()),
             compression: Default::default(),
         }
     }

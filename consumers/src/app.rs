@@ -45,29 +45,28 @@ pub async fn connect_nats(
     cfg: &NatsConfig,
     client_name: &str,
 ) -> Result<async_nats::Client, Error> {
-    let err = |reason: String| Error::NatsConnect {
-        url: cfg.url.clone(),
-        reason,
-    };
-    let mut options = match &cfg.creds {
-        Some(path) => async_nats::ConnectOptions::with_credentials_file(path)
-            .await
-            .map_err(|e| err(format!("cannot read credentials {}: {e}", path.display())))?,
-        None => async_nats::ConnectOptions::new(),
-    };
-    if let Some(user) = &cfg.user {
-        options = options.user_and_password(user.clone(), cfg.password.expose().to_string());
-    }
     // Replies (pull deliveries, API answers) come to this user's own inbox, which no node's
     // user may read (nats/server.conf).
-    let user = cfg.user.as_deref().unwrap_or(DEFAULT_NATS_USER);
-    options
-        .name(client_name)
-        .custom_inbox_prefix(schema::subject::inbox_prefix(user))
-        .connection_timeout(Duration::from_secs(5))
-        .connect(cfg.url.as_str())
+    let c = process::nats::Connect {
+        urls: cfg.url.clone(),
+        name: client_name.to_string(),
+        user: cfg.user.clone(),
+        password: cfg.password.clone(),
+        credentials_file: cfg.creds.clone(),
+        nkey_seed_file: cfg.nkey_seed_file.clone(),
+        tls: cfg.tls.clone(),
+        inbox_user: cfg
+            .user
+            .clone()
+            .unwrap_or_else(|| DEFAULT_NATS_USER.to_string()),
+        keep_trying: false,
+    };
+    process::nats::connect(&c)
         .await
-        .map_err(|e| err(e.to_string()))
+        .map_err(|e| Error::NatsConnect {
+            url: cfg.url.clone(),
+            reason: e.to_string(),
+        })
 }
 
 /// A ClickHouse client for the configured server, without a database (for `CREATE DATABASE`).

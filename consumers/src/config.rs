@@ -4,7 +4,6 @@
 //! [`Config::from_figment`] is pure so tests build configs from strings; [`Config::load`] adds
 //! the file and the environment. Every problem [`Config::validate`] finds is reported at once.
 
-use std::fmt;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -33,27 +32,7 @@ pub enum ConfigError {
     },
 }
 
-/// A secret (password) that never shows in logs.
-#[derive(Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(transparent)]
-pub struct Secret(pub String);
-
-impl Secret {
-    /// The secret text.
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Debug for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if self.0.is_empty() {
-            f.write_str("\"\"")
-        } else {
-            f.write_str("\"***\"")
-        }
-    }
-}
+pub use process::Secret;
 
 /// Everything `bmon-consumer` reads.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -130,7 +109,7 @@ impl Default for AlertmanagerConfig {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct NatsConfig {
-    /// Server URL.
+    /// Server URL, or a comma-separated list (the servers of a cluster).
     #[serde(default = "default_nats_url")]
     pub url: String,
     /// A `.creds` file (JWT + nkey), when the server uses decentralized auth.
@@ -142,6 +121,13 @@ pub struct NatsConfig {
     /// Password for `user`.
     #[serde(default)]
     pub password: Secret,
+    /// A file with an nkey seed (`SU...`), instead of a password or credentials file.
+    #[serde(default)]
+    pub nkey_seed_file: Option<PathBuf>,
+    /// TLS: the CA that signed the servers' certificates, and a client certificate and key
+    /// when the servers verify clients.
+    #[serde(default)]
+    pub tls: Option<process::nats::TlsFiles>,
     /// A streams/consumers definitions file replacing the built-in copy of
     /// `nats/streams.toml`.
     #[serde(default)]
@@ -159,6 +145,8 @@ impl Default for NatsConfig {
             creds: None,
             user: None,
             password: Secret::default(),
+            nkey_seed_file: None,
+            tls: None,
             definitions: None,
         }
     }

@@ -42,17 +42,16 @@ async fn main() -> anyhow::Result<()> {
     let name = args.name.clone();
     let token = shutdown.clone();
     let mut task = tokio::spawn(async move { consumers::run(&name, config, token).await });
-    let mut sigterm = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-        .context("cannot install the SIGTERM handler")?;
     let finished = tokio::select! {
         r = &mut task => Some(r),
-        _ = tokio::signal::ctrl_c() => None,
-        _ = sigterm.recv() => None,
+        s = process::shutdown::signal() => {
+            tracing::info!(signal = s.name(), "shutting down");
+            None
+        }
     };
     let result = match finished {
         Some(r) => r,
         None => {
-            tracing::info!("shutting down");
             shutdown.cancel();
             match tokio::time::timeout(deadline, &mut task).await {
                 Ok(r) => r,

@@ -409,8 +409,8 @@ fn drive(fleet: &CoreFleet) -> Script {
     // Already in n3's mempool: sending it again makes n3 announce it to its new peers.
     n[3].rpc("sendrawtransaction", &[&b.1]);
     s.conflict = (a_txid, b_txid.clone());
-    for i in 0..3 {
-        wait_for_log(n[i], &format!("{b_txid} (wtxid="), "was not accepted", wait);
+    for peer in &n[..3] {
+        wait_for_log(peer, &format!("{b_txid} (wtxid="), "was not accepted", wait);
     }
 
     // A block confirms it all (B leaves n3's mempool as a conflict).
@@ -474,9 +474,9 @@ fn drive(fleet: &CoreFleet) -> Script {
     fleet.wait_for_tip(&all, &withheld[2], wait);
     connect_all(&mut s, &[0, 1, 2], &open);
     connect_all(&mut s, &all, &withheld);
-    for i in 0..3 {
+    for peer in &n[..3] {
         s.disconnected
-            .entry(n[i].name.clone())
+            .entry(peer.name.clone())
             .or_default()
             .extend(open.iter().cloned());
     }
@@ -492,7 +492,7 @@ fn drive(fleet: &CoreFleet) -> Script {
     for bad in [
         Bad::CoinbasePaysOneSatTooMuch,
         Bad::MissingInput,
-        Bad::BadMerkleRoot,
+        Bad::WrongMerkleRoot,
     ] {
         let (hash, hex) = invalid_block(n[0], bad);
         let answer = n[0].rpc("submitblock", &[&hex]);
@@ -588,7 +588,7 @@ fn spend(node: &CoreNode, coin: &(String, u32, u64), fee: u64) -> (String, u64) 
 enum Bad {
     CoinbasePaysOneSatTooMuch,
     MissingInput,
-    BadMerkleRoot,
+    WrongMerkleRoot,
 }
 
 /// A block on `node`'s tip that breaks one rule: (hash, hex for `submitblock`). Only a
@@ -666,7 +666,7 @@ fn invalid_block(node: &CoreNode, bad: Bad) -> (String, String) {
         txdata,
     };
     block.header.merkle_root = block.compute_merkle_root().expect("merkle root");
-    if let Bad::BadMerkleRoot = bad {
+    if let Bad::WrongMerkleRoot = bad {
         block.header.merkle_root = TxMerkleNode::from_byte_array([0x24; 32]);
     }
     let target = block.header.target();

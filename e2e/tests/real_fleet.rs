@@ -318,7 +318,7 @@ fn check_transactions(run: &CoreRun) {
     // block that spends their coin makes a node that has the block reject it as spent.
     let late_original = |r: &(String, String, String)| {
         (r.1 == *replaced && r.2 == "insufficient fee")
-            || ([replaced, &a, &b].contains(&&r.1) && r.2 == "bad-txns-inputs-missingorspent")
+            || ([replaced, a, b].contains(&&r.1) && r.2 == "bad-txns-inputs-missingorspent")
     };
     let missing: Vec<_> = want.difference(&rejected).collect();
     let extra: Vec<_> = rejected
@@ -615,8 +615,9 @@ fn check_alerts(run: &CoreRun) {
         .iter()
         .filter(|r| {
             let kind = str_of(r, "alert_kind");
-            !scripted.contains(&kind.as_str())
-                && !(EXPECTED_INFO.contains(&kind.as_str()) && str_of(r, "severity") == "info")
+            let expected_info =
+                EXPECTED_INFO.contains(&kind.as_str()) && str_of(r, "severity") == "info";
+            !scripted.contains(&kind.as_str()) && !expected_info
         })
         .map(|r| {
             // The evidence, transactions named by their part in the script.

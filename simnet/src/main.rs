@@ -54,13 +54,11 @@ async fn main() -> anyhow::Result<()> {
         }
         None => println!("{endpoints}"),
     }
-    let mut sigterm = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     tokio::select! {
         _ = async { fleet.finished().await; if args.linger { std::future::pending::<()>().await } } => {
             tracing::info!("scenario done");
         }
-        _ = tokio::signal::ctrl_c() => tracing::info!("SIGINT, stopping"),
-        _ = sigterm.recv() => tracing::info!("SIGTERM, stopping"),
+        s = process::shutdown::signal() => tracing::info!(signal = s.name(), "stopping"),
     }
     fleet.shutdown().await.context("stopping the fleet")?;
     Ok(())
