@@ -128,6 +128,9 @@ pub fn server_addrs(urls: &str) -> Result<Vec<ServerAddr>, ConnectError> {
 /// Opens the connection.
 pub async fn connect(c: &Connect) -> Result<Client, ConnectError> {
     let addrs = server_addrs(&c.urls)?;
+    // The TLS stack's crypto: ring, chosen here once for the process, so that a build in which
+    // another crate also enables aws-lc-rs cannot leave rustls unable to pick one.
+    let _ = rustls::crypto::ring::default_provider().install_default();
     let mut opts = match &c.credentials_file {
         Some(path) => ConnectOptions::with_credentials_file(path)
             .await
