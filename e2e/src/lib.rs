@@ -31,6 +31,9 @@ pub struct Options {
     pub mempool_secs: Option<u64>,
     /// Stamp agent events on simnet's clock (accelerated scenarios).
     pub agent_clock: bool,
+    /// Run NATS as a cluster of this many servers, every stream with as many replicas
+    /// (0 or 1: one server).
+    pub nats_cluster: usize,
 }
 
 /// What an agent needs to know of the node it watches: a simnet node or a real bitcoind.
@@ -90,8 +93,10 @@ impl From<&test_support::CoreNode> for AgentTarget {
 
 /// Everything one end-to-end run needs, stopped on drop (services) or by [`Pipeline::stop`].
 pub struct Pipeline {
-    /// The NATS server (tests may stop and restart it).
+    /// The NATS server (tests may stop and restart it); the first of a cluster.
     pub nats: NatsServer,
+    /// The other servers of a cluster ([`Options::nats_cluster`]).
+    pub nats_peers: Vec<NatsServer>,
     /// The ClickHouse server.
     pub clickhouse: ClickHouse,
     /// The test's own database.
@@ -151,25 +156,45 @@ impl Pipeline {
     /// the Alertmanager router and a real Alertmanager. Agents are added with
     /// [`Pipeline::start_agent`] (a real Core fleet's nodes, for instance).
     pub async fn start_services(opts: Options) -> Pipeline {
-        let nats = NatsServer::start();
+        let (nats, nats_peers) = if opts.nats_cluster > 1 {
+            let mut all = NatsServer::cluster(opts.nats_cluster);
+            let first = all.remove(0);
+            (first, all)
+        } else {
+            (NatsServer::start(), Vec::new())
+        };
+        let nats_url = std::iter::once(&nats)
+            .chain(&nats_peers)
+            .map(NatsServer::url)
+            .collect::<Vec<_>>()
+            .join(",");
         let clickhouse = ClickHouse::shared();
         let database = clickhouse.fresh_database();
         let spool_root = tempfile::tempdir().expect("temp dir for agent spools");
 
-        let client = async_nats::connect(nats.url())
-            .await
-            .expect("connect to NATS");
+        let client = process::nats::connect(&process::nats::Connect {
+            urls: nats_url.clone(),
+            name: "bmon e2e setup".into(),
+            inbox_user: "bmon".into(),
+            ..Default::default()
+        })
+        .await
+        .expect("connect to NATS");
         let js = async_nats::jetstream::new(client);
         // The shipped limits are sized for a production disk; a test server has less.
         let definitions = spool_root.path().join("streams.toml");
         let shipped =
             std::fs::read_to_string(test_support::workspace_root().join("nats/streams.toml"))
                 .expect("read nats/streams.toml");
+        let replicas = opts.nats_cluster.max(1);
         let small: String = shipped
             .lines()
             .map(|l| {
                 if l.trim_start().starts_with("max_bytes") {
-                    "max_bytes = 1073741824".to_string()
+                    // Replicas each take the limit from a test server's disk.
+                    format!("max_bytes = {}", 1_073_741_824 / replicas)
+                } else if l.trim() == "[[streams]]" && replicas > 1 {
+                    format!("{l}\nreplicas = {replicas}")
                 } else {
                     l.to_string()
                 }
@@ -183,12 +208,22 @@ impl Pipeline {
             database: database.clone(),
             ..Default::default()
         });
-        consumers::setup::setup(&js, &defs, &server, &database)
-            .await
-            .expect("bmon setup");
+        // A cluster elects its JetStream meta leader a few seconds after it starts.
+        let deadline = std::time::Instant::now() + Duration::from_secs(60);
+        loop {
+            match consumers::setup::setup(&js, &defs, &server, &database).await {
+                Ok(_) => break,
+                Err(e) if opts.nats_cluster > 1 && std::time::Instant::now() < deadline => {
+                    eprintln!("bmon setup on the cluster, retrying: {e}");
+                    tokio::time::sleep(Duration::from_millis(500)).await;
+                }
+                Err(e) => panic!("bmon setup: {e}"),
+            }
+        }
 
         let mut p = Pipeline {
             nats,
+            nats_peers,
             clickhouse,
             database,
             fleet: None,
@@ -217,6 +252,15 @@ impl Pipeline {
             }
         }
         p
+    }
+
+    /// Every NATS server's URL, comma-separated (one for a lone server).
+    pub fn nats_url(&self) -> String {
+        std::iter::once(&self.nats)
+            .chain(&self.nats_peers)
+            .map(NatsServer::url)
+            .collect::<Vec<_>>()
+            .join(",")
     }
 
     /// Starts one `bmon-agent` in this process for `n`, publishing to this run's NATS.
@@ -266,7 +310,7 @@ listen = "127.0.0.1:{metrics}"
             seq = n.zmq_sequence,
             rawblock = n.zmq_rawblock,
             rawtx = n.zmq_rawtx,
-            nats = self.nats.url(),
+            nats = self.nats_url(),
             spool = self.spool_root.path().join(&n.name).display(),
             metrics = free_port(),
         );
@@ -298,7 +342,7 @@ listen = "127.0.0.1:{metrics}"
 [consumer]
 linger_ms = 20
 "#,
-            nats = self.nats.url(),
+            nats = self.nats_url(),
             defs = self.definitions.display(),
             ch = self.clickhouse.url(),
             db = self.database,
@@ -335,7 +379,7 @@ url = "{am}"
 resend_interval_secs = 5
 {extra}
 "#,
-            nats = self.nats.url(),
+            nats = self.nats_url(),
             defs = self.definitions.display(),
             ch = self.clickhouse.url(),
             db = self.database,

@@ -34,6 +34,7 @@ async fn six_clean_simulated_hours_fire_no_alert() {
             consumer_toml: CLEAN_RUN.to_string(),
             mempool_secs: Some(2),
             agent_clock: true,
+            ..Options::default()
         },
     )
     .await;

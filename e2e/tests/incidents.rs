@@ -78,6 +78,7 @@ async fn run(
             consumer_toml: SHORT_RUN.to_string(),
             mempool_secs: Some(mempool_secs),
             agent_clock: false,
+            ..Options::default()
         },
     )
     .await;

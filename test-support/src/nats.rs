@@ -16,6 +16,9 @@ pub struct NatsServer {
     port: u16,
     store: TempDir,
     bin: PathBuf,
+    /// Server name and cluster arguments, for a member of a cluster.
+    extra: Vec<String>,
+    name: String,
 }
 
 impl NatsServer {
@@ -26,19 +29,70 @@ impl NatsServer {
         let mut last_err = String::new();
         for _ in 0..5 {
             let port = free_port();
-            match spawn(&bin, port, &store) {
+            match spawn(&bin, port, &store, &[]) {
                 Ok(child) => {
                     return NatsServer {
                         child: Some(child),
                         port,
                         store,
                         bin,
+                        extra: Vec::new(),
+                        name: String::new(),
                     }
                 }
                 Err(e) => last_err = e,
             }
         }
         panic!("could not start nats-server: {last_err}");
+    }
+
+    /// Starts `n` servers that form one JetStream cluster (`bmon`), routes on loopback; each
+    /// named `bmon-<i>`. JetStream elects its meta leader a few seconds later: callers retry
+    /// their first stream creation until it answers.
+    pub fn cluster(n: usize) -> Vec<NatsServer> {
+        let bin = find_binary("NATS_SERVER_EXE", &["nats-server"], HINT);
+        let ports: Vec<(u16, u16)> = (0..n).map(|_| (free_port(), free_port())).collect();
+        let routes: Vec<String> = ports
+            .iter()
+            .map(|(_, c)| format!("nats://127.0.0.1:{c}"))
+            .collect();
+        let mut servers = Vec::new();
+        for (i, (port, cluster_port)) in ports.iter().enumerate() {
+            let store = tempfile::tempdir().unwrap_or_else(|e| panic!("temp dir for nats: {e}"));
+            let others: Vec<String> = routes
+                .iter()
+                .enumerate()
+                .filter(|(j, _)| *j != i)
+                .map(|(_, r)| r.clone())
+                .collect();
+            let name = format!("bmon-{i}");
+            let extra = vec![
+                "-n".to_string(),
+                name.clone(),
+                "--cluster_name".into(),
+                "bmon".into(),
+                "--cluster".into(),
+                format!("nats://127.0.0.1:{cluster_port}"),
+                "--routes".into(),
+                others.join(","),
+            ];
+            let child = spawn(&bin, *port, &store, &extra)
+                .unwrap_or_else(|e| panic!("could not start cluster member {name}: {e}"));
+            servers.push(NatsServer {
+                child: Some(child),
+                port: *port,
+                store,
+                bin: bin.clone(),
+                extra,
+                name,
+            });
+        }
+        servers
+    }
+
+    /// The server's name (`bmon-<i>` in a cluster; empty for a lone server).
+    pub fn name(&self) -> &str {
+        &self.name
     }
 
     /// `nats://127.0.0.1:PORT`.
@@ -63,7 +117,7 @@ impl NatsServer {
         self.stop();
         let mut last_err = String::new();
         for _ in 0..50 {
-            match spawn(&self.bin, self.port, &self.store) {
+            match spawn(&self.bin, self.port, &self.store, &self.extra) {
                 Ok(child) => {
                     self.child = Some(child);
                     return;
@@ -84,11 +138,12 @@ impl NatsServer {
     }
 }
 
-fn spawn(bin: &PathBuf, port: u16, store: &TempDir) -> Result<Child, String> {
+fn spawn(bin: &PathBuf, port: u16, store: &TempDir, extra: &[String]) -> Result<Child, String> {
     let log = store.path().join("nats.log");
     let mut child = Command::new(bin)
         .args(["-js", "-a", "127.0.0.1", "-p", &port.to_string(), "-sd"])
         .arg(store.path())
+        .args(extra)
         .arg("-l")
         .arg(&log)
         .stdin(Stdio::null())

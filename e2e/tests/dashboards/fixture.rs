@@ -157,6 +157,7 @@ pub async fn start() -> Run {
             consumer_toml: DETECTORS.to_string(),
             mempool_secs: Some(1),
             agent_clock: false,
+            ..Options::default()
         },
     )
     .await;
