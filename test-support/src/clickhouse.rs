@@ -46,6 +46,12 @@ impl ClickHouse {
 
     /// Starts a private server with its data in a temporary directory.
     pub fn start() -> ClickHouse {
+        ClickHouse::start_with_users(std::path::Path::new("/etc/clickhouse-server/users.xml"))
+    }
+
+    /// Starts a private server whose users, profiles and quotas are those of `users_xml` (a
+    /// `users_config` file, such as bmon's deploy/clickhouse/users.xml).
+    pub fn start_with_users(users_xml: &std::path::Path) -> ClickHouse {
         let bin = find_binary("CLICKHOUSE_SERVER_EXE", &["clickhouse-server"], HINT);
         let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("temp dir for clickhouse: {e}"));
         let mut last_err = String::new();
@@ -53,7 +59,11 @@ impl ClickHouse {
             let http = free_port();
             let tcp = free_port();
             let config = dir.path().join("config.xml");
-            if let Err(e) = std::fs::write(&config, config_xml(dir.path(), http, tcp)) {
+            let xml = config_xml(dir.path(), http, tcp).replace(
+                "<users_config>/etc/clickhouse-server/users.xml</users_config>",
+                &format!("<users_config>{}</users_config>", users_xml.display()),
+            );
+            if let Err(e) = std::fs::write(&config, xml) {
                 panic!("write {}: {e}", config.display());
             }
             let mut child = match Command::new(&bin)
