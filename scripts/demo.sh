@@ -10,11 +10,12 @@
 #
 # BMON_DEMO_SECONDS: seconds before the first report (default 60).
 # BMON_DEMO_EXIT_AFTER_REPORT=1: stop after the first report (for scripted runs).
+# BMON_DEMO_DIR: where its data and logs go (default .demo).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 first_report=${BMON_DEMO_SECONDS:-60}
-dir="$PWD/.demo"
+dir="${BMON_DEMO_DIR:-$PWD/.demo}"
 bin="$PWD/target/debug"
 
 echo "==> building bmon"
