@@ -52,10 +52,13 @@ pub struct AmAlert {
     pub ends_at: String,
 }
 
-/// The detector name of an alert envelope's node (`det-chain` -> `chain`).
+/// The detector name of an alert envelope's node (`det-chain` -> `chain`); another node's
+/// name as it is.
 pub fn detector_of(env: &Envelope) -> String {
     let node = env.node.as_str();
-    node.strip_prefix("det-").unwrap_or(node).to_string()
+    detectors::DetectorName::from_consumer(node)
+        .map(|d| d.as_str().to_string())
+        .unwrap_or_else(|| node.to_string())
 }
 
 /// An annotation name for an evidence item: `[A-Za-z0-9_]`, not starting with a digit, never

@@ -21,17 +21,61 @@ use crate::runtime::{self, Options, Publisher};
 use crate::warmup::replay_acked;
 use crate::writer::ChWriter;
 use crate::Error;
+use detectors::DetectorName;
 
-/// Consumers this build implements.
-pub const IMPLEMENTED: &[&str] = &[
-    "ch-writer",
-    "det-chain",
-    "det-compare",
-    "det-health",
-    "det-inflation",
-    "det-propagation",
-    "alertmanager",
-];
+/// The consumers this build implements, by the durable name `bmon-consumer NAME` takes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConsumerName {
+    /// `ch-writer`: every stream into ClickHouse.
+    ChWriter,
+    /// `det-<name>`: one detector.
+    Detector(DetectorName),
+    /// `alertmanager`: alerts to Alertmanager.
+    Alertmanager,
+}
+
+impl ConsumerName {
+    /// Every consumer.
+    pub const ALL: [ConsumerName; 7] = [
+        ConsumerName::ChWriter,
+        ConsumerName::Detector(DetectorName::Chain),
+        ConsumerName::Detector(DetectorName::Compare),
+        ConsumerName::Detector(DetectorName::Health),
+        ConsumerName::Detector(DetectorName::Inflation),
+        ConsumerName::Detector(DetectorName::Propagation),
+        ConsumerName::Alertmanager,
+    ];
+
+    /// The durable name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ConsumerName::ChWriter => "ch-writer",
+            ConsumerName::Detector(d) => d.consumer(),
+            ConsumerName::Alertmanager => "alertmanager",
+        }
+    }
+
+    /// The consumer called `name`, or the error listing the known ones.
+    pub fn parse(name: &str) -> Result<ConsumerName, Error> {
+        ConsumerName::ALL
+            .into_iter()
+            .find(|c| c.as_str() == name)
+            .ok_or_else(|| Error::UnknownConsumer {
+                name: name.to_string(),
+                known: ConsumerName::ALL
+                    .iter()
+                    .map(|c| c.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            })
+    }
+}
+
+impl std::fmt::Display for ConsumerName {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
 
 /// How often the Alertmanager consumer checks, when idle, whether its active alerts are due
 /// for a re-post.
@@ -103,12 +147,7 @@ pub async fn run_with_metrics(
 ) -> Result<(), Error> {
     let defs = Definitions::load_or_builtin(config.nats.definitions.as_deref())?;
     let def = defs.consumer(name)?.clone();
-    if !IMPLEMENTED.contains(&name) {
-        return Err(Error::UnknownConsumer {
-            name: name.to_string(),
-            known: IMPLEMENTED.join(", "),
-        });
-    }
+    let consumer = ConsumerName::parse(name)?;
     let addr = metrics::serve(config.metrics.listen, metrics.clone(), shutdown.clone()).await?;
     info!(%addr, "serving /metrics");
 
@@ -132,8 +171,8 @@ pub async fn run_with_metrics(
         nak_delay: Duration::from_millis(config.consumer.nak_delay_ms),
         ..Options::default()
     };
-    let result = match name {
-        "ch-writer" => {
+    let result = match consumer {
+        ConsumerName::ChWriter => {
             let ch = clickhouse_client(&config.clickhouse);
             runtime::run(
                 js,
@@ -145,7 +184,7 @@ pub async fn run_with_metrics(
             )
             .await
         }
-        "alertmanager" => {
+        ConsumerName::Alertmanager => {
             let mut handlers = Vec::new();
             for stream in &def.streams {
                 let mut handler = AlertmanagerHandler::new(&config.alertmanager, metrics.clone())?;
@@ -166,18 +205,16 @@ pub async fn run_with_metrics(
             };
             runtime::run_handlers(js, &def, options, &metrics, handlers, shutdown.clone()).await
         }
-        det if det.starts_with("det-") => {
-            let detector_name = &det["det-".len()..];
-            let ch = matches!(detector_name, "propagation" | "compare")
-                .then(|| clickhouse_client(&config.clickhouse));
+        ConsumerName::Detector(detector_name) => {
+            // The detectors with derived rows write them to ClickHouse themselves.
+            let ch = matches!(
+                detector_name,
+                DetectorName::Propagation | DetectorName::Compare
+            )
+            .then(|| clickhouse_client(&config.clickhouse));
             let mut handlers = Vec::new();
             for stream in &def.streams {
-                let detector = detectors::build(detector_name, &config.detectors).map_err(|e| {
-                    Error::UnknownConsumer {
-                        name: format!("{det} ({e})"),
-                        known: IMPLEMENTED.join(", "),
-                    }
-                })?;
+                let detector = detectors::build(detector_name, &config.detectors);
                 let mut handler = DetectorHandler::new(
                     detector,
                     Publisher::new(js.clone()),
@@ -202,10 +239,6 @@ pub async fn run_with_metrics(
             };
             runtime::run_handlers(js, &def, options, &metrics, handlers, shutdown.clone()).await
         }
-        other => Err(Error::UnknownConsumer {
-            name: other.to_string(),
-            known: IMPLEMENTED.join(", "),
-        }),
     };
     if let Err(e) = nats.drain().await {
         warn!(error = %e, "NATS drain failed");

@@ -540,8 +540,8 @@ mod tests {
     #[test]
     fn every_detector_has_a_filtered_durable_on_the_events_and_the_router_reads_alerts() {
         let defs = Definitions::builtin().unwrap();
-        for name in detectors::NAMES {
-            let c = defs.consumer(&format!("det-{name}")).unwrap();
+        for name in detectors::DetectorName::ALL {
+            let c = defs.consumer(name.consumer()).unwrap();
             assert_eq!(c.streams, [subject::EVENTS_STREAM], "det-{name}");
             assert!(!c.filter_subjects.is_empty(), "det-{name} reads everything");
             assert!(
@@ -552,7 +552,7 @@ mod tests {
                 c.filter_subjects
             );
             // Exactly the kinds the detector reads: a missing one never reaches it.
-            let det = detectors::build(name, &detectors::Config::default()).unwrap();
+            let det = detectors::build(name, &detectors::Config::default());
             let mut want: Vec<String> = det
                 .inputs()
                 .iter()
@@ -572,8 +572,11 @@ mod tests {
             .contains(&subject::event_kind_filter(schema::Kind::Reorg)));
         let router = defs.consumer("alertmanager").unwrap();
         assert_eq!(router.streams, [subject::ALERTS_STREAM]);
-        for name in crate::app::IMPLEMENTED {
-            assert!(defs.consumer(name).is_ok(), "{name} has no definition");
+        for name in crate::app::ConsumerName::ALL {
+            assert!(
+                defs.consumer(name.as_str()).is_ok(),
+                "{name} has no definition"
+            );
         }
     }
 

@@ -70,7 +70,10 @@ async fn an_alert_reaches_alertmanager_with_its_labels_and_its_resolution_clears
 
     let starts = wall_now().plus_micros(-60_000_000);
     let fp = "reorg:aa:bb";
-    let firing = alert_to_envelope("chain", alert(fp, AlertState::Firing, starts, None));
+    let firing = alert_to_envelope(
+        detectors::DetectorName::Chain,
+        alert(fp, AlertState::Firing, starts, None),
+    );
     common::publish(&s.js, &[firing], true).await;
     test_support::wait_until(TIMEOUT, "Alertmanager holds the alert", || async {
         !held(&am, fp).is_empty()
@@ -94,7 +97,7 @@ async fn an_alert_reaches_alertmanager_with_its_labels_and_its_resolution_clears
     assert_eq!(a["status"]["state"], "active");
 
     let resolved = alert_to_envelope(
-        "chain",
+        detectors::DetectorName::Chain,
         alert(
             fp,
             AlertState::Resolved,
@@ -127,7 +130,7 @@ async fn an_alert_alertmanager_refuses_is_dead_lettered_and_the_rest_are_deliver
     let starts = wall_now().plus_micros(-60_000_000);
     // Ends before it starts: Alertmanager answers 400 for this alert.
     let bad = alert_to_envelope(
-        "chain",
+        detectors::DetectorName::Chain,
         alert(
             "reorg:bad",
             AlertState::Resolved,
@@ -136,7 +139,7 @@ async fn an_alert_alertmanager_refuses_is_dead_lettered_and_the_rest_are_deliver
         ),
     );
     let good = alert_to_envelope(
-        "chain",
+        detectors::DetectorName::Chain,
         alert("reorg:good", AlertState::Firing, starts, None),
     );
     common::publish(&s.js, &[bad, good], true).await;
@@ -175,15 +178,15 @@ async fn a_restarted_router_posts_its_active_alerts_again() {
     let starts = wall_now().plus_micros(-60_000_000);
     let envelopes = [
         alert_to_envelope(
-            "chain",
+            detectors::DetectorName::Chain,
             alert("reorg:still", AlertState::Firing, starts, None),
         ),
         alert_to_envelope(
-            "chain",
+            detectors::DetectorName::Chain,
             alert("reorg:over", AlertState::Firing, starts, None),
         ),
         alert_to_envelope(
-            "chain",
+            detectors::DetectorName::Chain,
             alert(
                 "reorg:over",
                 AlertState::Resolved,

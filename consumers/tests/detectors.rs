@@ -47,7 +47,7 @@ fn expected_alerts(events: &[Envelope], config: &detectors::ChainConfig) -> Vec<
         .iter()
         .flat_map(|e| det.apply(Input::Event(e)))
         .filter_map(|o| match o {
-            Output::Alert(a) => Some(alert_to_envelope("chain", a)),
+            Output::Alert(a) => Some(alert_to_envelope(detectors::DetectorName::Chain, a)),
             Output::Propagation(_)
             | Output::Divergence(_)
             | Output::Validation(_)

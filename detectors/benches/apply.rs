@@ -11,7 +11,7 @@ use std::time::Instant;
 
 use bitcoin::hashes::Hash;
 use bitcoin::{Amount, BlockHash, Network, Txid};
-use detectors::{build, Config, Input, NAMES};
+use detectors::{build, Config, DetectorName, Input};
 use schema::event::*;
 use schema::{Envelope, Height, NodeId, UnixMicros};
 
@@ -191,18 +191,12 @@ fn stream() -> Vec<Envelope> {
 fn main() {
     let evs = stream();
     let config = Config::default();
-    for name in NAMES {
+    for name in DetectorName::ALL {
         let mut best = 0.0f64;
         let mut outputs = 0usize;
         // Best of three runs, each from a fresh detector.
         for _ in 0..3 {
-            let mut det = match build(name, &config) {
-                Ok(d) => d,
-                Err(e) => {
-                    eprintln!("{e}");
-                    std::process::exit(1);
-                }
-            };
+            let mut det = build(name, &config);
             let start = Instant::now();
             let mut n = 0usize;
             for e in &evs {

@@ -792,8 +792,8 @@ fn merge_rejection(a: &mut Alert, r: &Rejection<'_>) {
 }
 
 impl Detector for ChainDetector {
-    fn name(&self) -> &'static str {
-        "chain"
+    fn name(&self) -> crate::DetectorName {
+        crate::DetectorName::Chain
     }
 
     fn inputs(&self) -> &'static [schema::Kind] {

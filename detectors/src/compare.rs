@@ -235,7 +235,7 @@ impl MempoolDivergence {
     /// The row's deterministic id (detector, node, round).
     pub fn id(&self) -> EventId {
         EventId::derive(
-            &consumer_name("compare"),
+            &consumer_name(crate::DetectorName::Compare),
             "mempool_divergence",
             &[self.node.as_str().as_bytes(), &self.at.0.to_le_bytes()],
         )
@@ -267,7 +267,7 @@ impl BlockValidation {
     /// The row's deterministic id: that of its source event, seen by this detector.
     pub fn id(&self) -> EventId {
         EventId::derive(
-            &consumer_name("compare"),
+            &consumer_name(crate::DetectorName::Compare),
             "block_validation",
             &[&self.source_event.0],
         )
@@ -398,7 +398,7 @@ impl TemplateComparison {
     /// The row's deterministic id (detector, node, round).
     pub fn id(&self) -> EventId {
         EventId::derive(
-            &consumer_name("compare"),
+            &consumer_name(crate::DetectorName::Compare),
             "template_comparison",
             &[self.node.as_str().as_bytes(), &self.at.0.to_le_bytes()],
         )
@@ -1141,8 +1141,8 @@ fn fee_rate(fee_sat: u64, vsize: u64) -> Option<u64> {
 }
 
 impl Detector for CompareDetector {
-    fn name(&self) -> &'static str {
-        "compare"
+    fn name(&self) -> crate::DetectorName {
+        crate::DetectorName::Compare
     }
 
     fn inputs(&self) -> &'static [Kind] {

@@ -505,8 +505,8 @@ impl HealthDetector {
 }
 
 impl Detector for HealthDetector {
-    fn name(&self) -> &'static str {
-        "health"
+    fn name(&self) -> crate::DetectorName {
+        crate::DetectorName::Health
     }
 
     fn inputs(&self) -> &'static [schema::Kind] {

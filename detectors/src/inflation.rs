@@ -312,8 +312,8 @@ impl InflationDetector {
 }
 
 impl Detector for InflationDetector {
-    fn name(&self) -> &'static str {
-        "inflation"
+    fn name(&self) -> crate::DetectorName {
+        crate::DetectorName::Inflation
     }
 
     fn inputs(&self) -> &'static [schema::Kind] {

@@ -45,6 +45,80 @@ pub use health::{HealthConfig, HealthDetector};
 pub use inflation::{InflationConfig, InflationDetector};
 pub use propagation::{PropagationConfig, PropagationDetector, PropagationSummary};
 
+/// The detectors, by name: parsed once where a name comes in (a consumer's name on the command
+/// line, an alert envelope's node), and written out only here.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum DetectorName {
+    /// [`chain`].
+    Chain,
+    /// [`compare`].
+    Compare,
+    /// [`health`].
+    Health,
+    /// [`inflation`].
+    Inflation,
+    /// [`propagation`].
+    Propagation,
+}
+
+impl DetectorName {
+    /// Every detector.
+    pub const ALL: [DetectorName; 5] = [
+        DetectorName::Chain,
+        DetectorName::Compare,
+        DetectorName::Health,
+        DetectorName::Inflation,
+        DetectorName::Propagation,
+    ];
+
+    /// `chain`, `compare`, ...: its config section `[detectors.<name>]`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DetectorName::Chain => "chain",
+            DetectorName::Compare => "compare",
+            DetectorName::Health => "health",
+            DetectorName::Inflation => "inflation",
+            DetectorName::Propagation => "propagation",
+        }
+    }
+
+    /// Its durable consumer and the node its outputs carry: `det-<name>`.
+    pub fn consumer(self) -> &'static str {
+        match self {
+            DetectorName::Chain => "det-chain",
+            DetectorName::Compare => "det-compare",
+            DetectorName::Health => "det-health",
+            DetectorName::Inflation => "det-inflation",
+            DetectorName::Propagation => "det-propagation",
+        }
+    }
+
+    /// The detector of a consumer name (`det-chain` → chain).
+    pub fn from_consumer(name: &str) -> Option<DetectorName> {
+        DetectorName::ALL.into_iter().find(|d| d.consumer() == name)
+    }
+}
+
+impl std::fmt::Display for DetectorName {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl std::str::FromStr for DetectorName {
+    type Err = Error;
+
+    /// `chain` or `det-chain`.
+    fn from_str(s: &str) -> Result<DetectorName, Error> {
+        DetectorName::ALL
+            .into_iter()
+            .find(|d| d.as_str() == s || d.consumer() == s)
+            .ok_or_else(|| Error::UnknownDetector {
+                name: s.to_string(),
+            })
+    }
+}
+
 /// What a detector is fed: an event from the stream, or a tick from the shell.
 #[derive(Debug, Clone, Copy)]
 pub enum Input<'a> {
@@ -75,7 +149,7 @@ impl Input<'_> {
 
 /// The id a tick at `at` stands for in `caused_by`.
 pub fn tick_id(at: UnixMicros) -> EventId {
-    let node = consumer_name("tick");
+    let node = NodeId::new("det-tick").expect("a constant node name is valid");
     EventId::derive(&node, "tick", &[&at.0.to_le_bytes()])
 }
 
@@ -109,8 +183,8 @@ impl Output {
 
 /// A pure state machine over events: `state + input -> outputs`.
 pub trait Detector {
-    /// The detector's name (`chain`, `inflation`, ...); its consumer is `det-<name>`.
-    fn name(&self) -> &'static str;
+    /// Which detector it is; its consumer is `det-<name>`.
+    fn name(&self) -> DetectorName;
 
     /// The event kinds `apply` reads: its durable consumer's `filter_subjects` must cover
     /// exactly these, or events it depends on never reach it.
@@ -122,19 +196,15 @@ pub trait Detector {
 }
 
 /// The node name a detector's outputs carry: `det-<name>`.
-pub fn consumer_name(detector: &str) -> NodeId {
-    // Detector names are fixed lowercase words, always valid node names; fall back to a
-    // fixed name rather than panic if one ever is not.
-    NodeId::new(format!("det-{detector}"))
-        .or_else(|_| NodeId::new("det-unknown"))
-        .expect("a constant node name is valid")
+pub fn consumer_name(detector: DetectorName) -> NodeId {
+    NodeId::new(detector.consumer()).expect("a detector's consumer name is a valid node name")
 }
 
 /// Wraps an alert into an envelope from `det-<detector>`, observed at the alert's own event time
 /// (`starts_at` while firing, `ends_at` once resolved). Both the id and the time depend only on
 /// the alert, not on which input or tick produced it, so a replay publishes identical envelopes
 /// (and ClickHouse, whose `alerts` sort key includes the time, one row).
-pub fn alert_envelope(detector: &str, alert: Alert) -> Envelope {
+pub fn alert_envelope(detector: DetectorName, alert: Alert) -> Envelope {
     let at = match alert.state {
         schema::event::AlertState::Firing => alert.starts_at,
         schema::event::AlertState::Resolved => alert.ends_at.unwrap_or(alert.starts_at),
@@ -169,23 +239,15 @@ pub enum Error {
     },
 }
 
-/// Names of every detector, for `bmon-consumer <name>` and config checks.
-pub const NAMES: &[&str] = &["chain", "compare", "health", "inflation", "propagation"];
-
 /// Builds the detector called `name` with its part of `config`.
-pub fn build(name: &str, config: &Config) -> Result<Box<dyn Detector + Send>, Error> {
-    Ok(match name {
-        "chain" => Box::new(ChainDetector::new(config.chain.clone())),
-        "compare" => Box::new(CompareDetector::new(config.compare.clone())),
-        "health" => Box::new(HealthDetector::new(config.health.clone())),
-        "inflation" => Box::new(InflationDetector::new(config.inflation.clone())),
-        "propagation" => Box::new(PropagationDetector::new(config.propagation.clone())),
-        other => {
-            return Err(Error::UnknownDetector {
-                name: other.to_string(),
-            })
-        }
-    })
+pub fn build(name: DetectorName, config: &Config) -> Box<dyn Detector + Send> {
+    match name {
+        DetectorName::Chain => Box::new(ChainDetector::new(config.chain.clone())),
+        DetectorName::Compare => Box::new(CompareDetector::new(config.compare.clone())),
+        DetectorName::Health => Box::new(HealthDetector::new(config.health.clone())),
+        DetectorName::Inflation => Box::new(InflationDetector::new(config.inflation.clone())),
+        DetectorName::Propagation => Box::new(PropagationDetector::new(config.propagation.clone())),
+    }
 }
 
 /// Microseconds in `secs` seconds.
@@ -209,14 +271,18 @@ mod tests {
     #[test]
     fn every_named_detector_builds_and_reports_its_name() {
         let config = Config::default();
-        for name in NAMES {
-            let det = build(name, &config).unwrap();
-            assert_eq!(det.name(), *name);
+        for name in DetectorName::ALL {
+            assert_eq!(build(name, &config).name(), name);
+            assert_eq!(name.as_str().parse::<DetectorName>().unwrap(), name);
+            assert_eq!(name.consumer().parse::<DetectorName>().unwrap(), name);
+            assert_eq!(DetectorName::from_consumer(name.consumer()), Some(name));
+            assert_eq!(consumer_name(name).as_str(), name.consumer());
         }
         assert!(matches!(
-            build("nope", &config),
+            "nope".parse::<DetectorName>(),
             Err(Error::UnknownDetector { .. })
         ));
+        assert_eq!(DetectorName::from_consumer("chain"), None);
     }
 
     #[test]
@@ -246,8 +312,8 @@ mod tests {
             UnixMicros(5),
             tick_id(UnixMicros(5)),
         );
-        let a = alert_envelope("chain", alert.clone());
-        let b = alert_envelope("chain", alert);
+        let a = alert_envelope(DetectorName::Chain, alert.clone());
+        let b = alert_envelope(DetectorName::Chain, alert);
         assert_eq!(a.node.as_str(), "det-chain");
         assert_eq!(a, b);
         assert_eq!(a.observed_at, UnixMicros(5));

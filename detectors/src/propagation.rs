@@ -175,7 +175,7 @@ impl PropagationSummary {
             PropagatedObject::Tx(t) => (b"tx", t.to_string().into_bytes()),
         };
         EventId::derive(
-            &consumer_name("propagation"),
+            &consumer_name(crate::DetectorName::Propagation),
             "propagation_summary",
             &[tag, &bytes],
         )
@@ -831,8 +831,8 @@ fn baseline_text(b: Option<(i64, i64)>) -> String {
 }
 
 impl Detector for PropagationDetector {
-    fn name(&self) -> &'static str {
-        "propagation"
+    fn name(&self) -> crate::DetectorName {
+        crate::DetectorName::Propagation
     }
 
     fn inputs(&self) -> &'static [schema::Kind] {

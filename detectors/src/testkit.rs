@@ -316,7 +316,11 @@ pub fn assert_replay_and_duplicates_agree<D: Detector>(
     let ids = |outs: &[Output]| -> Vec<String> {
         outs.iter()
             .filter_map(Output::as_alert)
-            .map(|a| alert_envelope("x", a.clone()).id.to_hex())
+            .map(|a| {
+                alert_envelope(crate::DetectorName::Chain, a.clone())
+                    .id
+                    .to_hex()
+            })
             .collect()
     };
     assert_eq!(ids(&first), ids(&second));

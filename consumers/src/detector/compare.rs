@@ -57,7 +57,7 @@ impl DivergenceRow {
     pub fn new(d: &MempoolDivergence) -> DivergenceRow {
         DivergenceRow {
             event_id: d.id().to_hex(),
-            node: consumer_name("compare").to_string(),
+            node: consumer_name(detectors::DetectorName::Compare).to_string(),
             observed_at_us: d.at.0,
             observed_at: secs(d.at.0),
             mempool_node: d.node.to_string(),
@@ -111,7 +111,7 @@ impl ValidationRow {
     pub fn new(v: &BlockValidation) -> ValidationRow {
         ValidationRow {
             event_id: v.id().to_hex(),
-            node: consumer_name("compare").to_string(),
+            node: consumer_name(detectors::DetectorName::Compare).to_string(),
             observed_at_us: v.at.0,
             observed_at: secs(v.at.0),
             block_node: v.node.to_string(),
@@ -165,7 +165,7 @@ impl TemplateRow {
     pub fn new(t: &TemplateComparison) -> TemplateRow {
         TemplateRow {
             event_id: t.id().to_hex(),
-            node: consumer_name("compare").to_string(),
+            node: consumer_name(detectors::DetectorName::Compare).to_string(),
             observed_at_us: t.at.0,
             observed_at: secs(t.at.0),
             template_node: t.node.to_string(),

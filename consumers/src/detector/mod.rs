@@ -93,14 +93,14 @@ impl EventClock {
 }
 
 /// The envelope of an alert: from `det-<detector>`, observed at the alert's own event time.
-pub fn alert_to_envelope(detector: &str, alert: Alert) -> Envelope {
+pub fn alert_to_envelope(detector: detectors::DetectorName, alert: Alert) -> Envelope {
     alert_envelope(detector, alert)
 }
 
 /// The `det-<name>` handler.
 pub struct DetectorHandler {
     detector: Box<dyn Detector + Send>,
-    name: &'static str,
+    name: detectors::DetectorName,
     publisher: Publisher,
     clickhouse: Option<Client>,
     clock: EventClock,
@@ -139,7 +139,7 @@ impl DetectorHandler {
 
     /// The detector's name.
     pub fn name(&self) -> &'static str {
-        self.name
+        self.name.as_str()
     }
 
     /// Folds an already-acknowledged event into the state without publishing what it
@@ -153,7 +153,7 @@ impl DetectorHandler {
             .unwrap_or(now);
         self.clock.observe(env.observed_at, arrived);
         let _ = self.detector.apply(Input::Event(env));
-        self.metrics.warmup_events(self.name, 1);
+        self.metrics.warmup_events(self.name.as_str(), 1);
     }
 
     /// Applies one input and queues what it caused.
@@ -198,9 +198,9 @@ impl DetectorHandler {
                         AlertState::Firing => "firing",
                         AlertState::Resolved => "resolved",
                     };
-                    info!(detector = self.name, alert_kind = %a.alert_kind, state, fingerprint = %a.fingerprint, event_id = %env.id, "alert published");
+                    info!(detector = self.name.as_str(), alert_kind = %a.alert_kind, state, fingerprint = %a.fingerprint, event_id = %env.id, "alert published");
                     self.metrics
-                        .alert_published(self.name, &a.alert_kind, state);
+                        .alert_published(self.name.as_str(), &a.alert_kind, state);
                 }
             }
             if published.duplicates > 0 {
@@ -209,7 +209,7 @@ impl DetectorHandler {
                     "alerts already stored (redelivery or replay)"
                 );
                 self.metrics
-                    .duplicate_alerts(self.name, published.duplicates as u64);
+                    .duplicate_alerts(self.name.as_str(), published.duplicates as u64);
             }
             self.pending_alerts.clear();
         }
@@ -269,7 +269,7 @@ impl Handler for DetectorHandler {
 
     async fn idle(&mut self) -> Result<(), HandleError> {
         if let Some(at) = self.clock.tick(Instant::now()) {
-            self.metrics.tick(self.name);
+            self.metrics.tick(self.name.as_str());
             self.apply(Input::Tick(at));
         }
         self.flush().await
@@ -327,15 +327,18 @@ mod tests {
             UnixMicros(5_000_000),
             detectors::tick_id(UnixMicros(9_000_000)),
         );
-        let firing = alert_to_envelope("chain", alert.clone());
+        let firing = alert_to_envelope(detectors::DetectorName::Chain, alert.clone());
         assert_eq!(firing.observed_at, UnixMicros(5_000_000));
         assert_eq!(firing.subject(), "bmon.alert.reorg");
         alert.state = AlertState::Resolved;
         alert.ends_at = Some(UnixMicros(7_000_000));
-        let resolved = alert_to_envelope("chain", alert.clone());
+        let resolved = alert_to_envelope(detectors::DetectorName::Chain, alert.clone());
         assert_eq!(resolved.observed_at, UnixMicros(7_000_000));
         // The id does not depend on what caused the output.
         alert.caused_by = detectors::tick_id(UnixMicros(1));
-        assert_eq!(alert_to_envelope("chain", alert).id, resolved.id);
+        assert_eq!(
+            alert_to_envelope(detectors::DetectorName::Chain, alert).id,
+            resolved.id
+        );
     }
 }

@@ -57,7 +57,7 @@ impl PropagationRow {
         };
         PropagationRow {
             event_id: s.id().to_hex(),
-            node: consumer_name("propagation").to_string(),
+            node: consumer_name(detectors::DetectorName::Propagation).to_string(),
             observed_at_us: s.settled_at.0,
             observed_at: secs(s.settled_at.0),
             object_kind: object_kind.to_string(),
