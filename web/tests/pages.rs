@@ -551,11 +551,56 @@ async fn a_database_without_bmons_tables_is_a_503_naming_bmon_setup() {
     let mut config = web::Config::default();
     config.clickhouse.url = ch.url();
     config.clickhouse.database = db.clone();
-    let site = Site::serve(ch, db.clone(), config).await;
+    let site = Site::serve(std::sync::Arc::new(ch), db.clone(), config).await;
     let (status, body) = site.get("/").await;
     assert_eq!(status, 503, "{body}");
     assert!(body.contains("bmon setup"), "{body}");
     assert!(body.contains(&db), "{body}");
+    site.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_read_only_user_is_enough_and_a_refused_one_is_named() {
+    let Some((site, _)) = site().await else {
+        return;
+    };
+    // The `readonly` user (profile readonly = 1) of the stock users.xml, when the server has it.
+    let probe = site
+        .http
+        .post(format!("{}/?user=readonly", site.config.clickhouse.url))
+        .body("SELECT 1")
+        .send()
+        .await
+        .expect("ClickHouse answers");
+    let has_readonly = probe.status().is_success();
+    let mut config = site.config.clone();
+    config.clickhouse.user = "bmon_web_no_such_user".into();
+    let refused = site.another(config.clone()).await;
+    let (status, body) = refused.get("/").await;
+    assert_eq!(status, 503, "{body}");
+    assert!(body.contains("bmon_web_no_such_user"), "{body}");
+    refused.stop().await;
+    if !has_readonly {
+        eprintln!("SKIPPED (part): the server has no `readonly` user to read as");
+        site.stop().await;
+        return;
+    }
+    config.clickhouse.user = "readonly".into();
+    let reader = site.another(config).await;
+    for path in [
+        "/".to_string(),
+        "/tips".into(),
+        format!("/block/{}", a(104)),
+        format!("/tx/{}", txid(1)),
+        "/alerts".into(),
+        "/logs?q=x".into(),
+        "/mempools".into(),
+        "/validation".into(),
+        "/peers".into(),
+    ] {
+        reader.page(&path).await;
+    }
+    reader.stop().await;
     site.stop().await;
 }
 

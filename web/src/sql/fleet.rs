@@ -12,7 +12,7 @@ SELECT node, subversion, version, blocks AS height, headers, best_block_hash, ti
 initial_block_download, verification_progress, peers_in, peers_out, mempool_count, \
 mempool_bytes, observed_at_us AS last_heard_us \
 FROM node_status FINAL \
-WHERE (node, observed_at_us) IN (SELECT node, max(observed_at_us) FROM node_status GROUP BY node) \
+PREWHERE (node, observed_at_us) IN (SELECT node, max(observed_at_us) FROM node_status GROUP BY node) \
 ORDER BY node LIMIT 1 BY node";
 
 /// Open alerts per node the alert is about (`''`: fleet-wide). An alert is open while the

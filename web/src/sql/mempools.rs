@@ -14,7 +14,7 @@ pub fn snapshots() -> Sql {
     Sql::new(
         "SELECT node, observed_at_us, count, vsize, total_fee_sat, min_fee_sat_per_kvb, \
          txid_digest, mirror_count, mirror_digest FROM mempool_snapshot FINAL \
-         WHERE (node, observed_at_us) IN \
+         PREWHERE (node, observed_at_us) IN \
          (SELECT node, max(observed_at_us) FROM mempool_snapshot GROUP BY node) \
          ORDER BY node LIMIT 1 BY node",
     )
@@ -49,7 +49,7 @@ pub fn divergence() -> Sql {
         "SELECT mempool_node, observed_at_us, fleet_nodes, fleet_txs, held, young, missing, \
          unexplained, only_here, reason, reason_count, missing_txid, missing_reason, \
          missing_detail, only_here_txid FROM mempool_divergence FINAL \
-         WHERE (mempool_node, observed_at_us) IN \
+         PREWHERE (mempool_node, observed_at_us) IN \
          (SELECT mempool_node, max(observed_at_us) FROM mempool_divergence GROUP BY mempool_node) \
          ORDER BY mempool_node LIMIT 1 BY mempool_node",
     )
@@ -96,7 +96,7 @@ pub fn templates() -> Sql {
         "SELECT template_node, observed_at_us, prev, height, fleet_templates, jaccard, fees_sat, \
          fleet_median_fees_sat, weight, fleet_median_weight, left_out, explained_fees_sat, \
          left_out_txid, left_out_fee_sat, left_out_reason FROM template_comparison FINAL \
-         WHERE (template_node, observed_at_us) IN \
+         PREWHERE (template_node, observed_at_us) IN \
          (SELECT template_node, max(observed_at_us) FROM template_comparison GROUP BY template_node) \
          ORDER BY template_node LIMIT 1 BY template_node",
     )

@@ -6,6 +6,11 @@
 //! nothing a request carries is pasted into SQL text. Tables are read with `FINAL`
 //! (`clickhouse/README.md`), and each query filters on its table's sort key or partition
 //! where it can, with a `LIMIT`, so pages stay fast on large tables (`benches/pages.rs`).
+//!
+//! The "latest row per node" queries select that row in `PREWHERE`: every copy of a row has
+//! the same key, so filtering before the `FINAL` merge gives `FINAL`'s answer while merging
+//! only the rows wanted, not the whole table. Their inner `max` reads no `FINAL` (a copy cannot
+//! change a maximum), nor do the existence lookups of [`known`] (`DISTINCT`).
 
 pub mod alerts;
 pub mod block;
@@ -251,7 +256,7 @@ mod tests {
                 kind: Some("reorg".into()),
             }),
             alerts::list(&alerts::Filter::default()),
-            known::lookup(&[h.clone()]),
+            known::lookup(std::slice::from_ref(&h)),
             logs::search(&logs::Search {
                 node: Some("n0".into()),
                 from_us: 1,

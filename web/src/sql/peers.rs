@@ -15,7 +15,7 @@ pub fn snapshots() -> Sql {
         "SELECT node, observed_at_us, peers, peer_id, peer_addr, peer_network, \
          peer_connection_type, peer_inbound, peer_version, peer_subversion, peer_ping_ms, \
          peer_bytes_sent, peer_bytes_recv, peer_conn_time, joined, left \
-         FROM peer_snapshot FINAL WHERE (node, observed_at_us) IN \
+         FROM peer_snapshot FINAL PREWHERE (node, observed_at_us) IN \
          (SELECT node, max(observed_at_us) FROM peer_snapshot GROUP BY node) \
          ORDER BY node LIMIT 1 BY node",
     )

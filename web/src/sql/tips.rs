@@ -118,7 +118,7 @@ pub fn chain_tips() -> Sql {
     Sql::new(
         "SELECT node, observed_at_us, tip_height, tip_hash, tip_branch_len, tip_status \
          FROM chain_tips FINAL \
-         WHERE (node, observed_at_us) IN \
+         PREWHERE (node, observed_at_us) IN \
          (SELECT node, max(observed_at_us) FROM chain_tips GROUP BY node) \
          ORDER BY node LIMIT 1 BY node",
     )

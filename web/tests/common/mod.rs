@@ -45,7 +45,7 @@ fn server_installed() -> bool {
 
 /// A fresh database with bmon's tables, and bmon-web serving it.
 pub struct Site {
-    pub ch: ClickHouse,
+    pub ch: Arc<ClickHouse>,
     pub db: String,
     pub addr: SocketAddr,
     pub config: web::Config,
@@ -71,11 +71,16 @@ impl Site {
         )
         .await
         .expect("apply bmon's migrations");
-        Some(Site::serve(ch, db, config).await)
+        Some(Site::serve(Arc::new(ch), db, config).await)
+    }
+
+    /// Another bmon-web on the same ClickHouse and database, configured as `config`.
+    pub async fn another(&self, config: web::Config) -> Site {
+        Site::serve(self.ch.clone(), self.db.clone(), config).await
     }
 
     /// bmon-web for `config` on a free port.
-    pub async fn serve(ch: ClickHouse, db: String, config: web::Config) -> Site {
+    pub async fn serve(ch: Arc<ClickHouse>, db: String, config: web::Config) -> Site {
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let addr = listener.local_addr().expect("address");
         let token = CancellationToken::new();
