@@ -72,6 +72,8 @@ pub struct TreeBlock {
     pub state: BlockState,
     /// Nodes whose current tip it is.
     pub holders: BTreeSet<String>,
+    /// Nodes whose tip it was until they reorged away from it.
+    pub was_tip_of: BTreeSet<String>,
     /// Nodes that connected it.
     pub connected_by: BTreeSet<String>,
     /// Nodes that disconnected it.
@@ -161,6 +163,9 @@ impl ForkTree {
                 .insert(d.node.clone());
         }
         for r in obs.reorgs {
+            if let Some(&i) = b.index.get(&r.old_tip) {
+                b.blocks[i].was_tip_of.insert(r.node.clone());
+            }
             for hash in &r.disconnected {
                 if let Some(&i) = b.index.get(hash) {
                     b.blocks[i].disconnected_by.insert(r.node.clone());
@@ -258,6 +263,7 @@ impl Builder {
                     gap: 0,
                     state: BlockState::Stale,
                     holders: BTreeSet::new(),
+                    was_tip_of: BTreeSet::new(),
                     connected_by: BTreeSet::new(),
                     disconnected_by: BTreeSet::new(),
                     invalid: Vec::new(),
@@ -573,6 +579,7 @@ pub(crate) mod tests {
         assert_eq!(b2.state, BlockState::Stale);
         assert_eq!(b2.disconnected_by, ["n2".to_string()].into());
         assert_eq!(b2.connected_by, ["n2".to_string()].into());
+        assert_eq!(b2.was_tip_of, ["n2".to_string()].into());
         let parent = b2.parent.map(|p| t.blocks[p].hash.clone());
         assert_eq!(parent, Some(h("a1")));
         assert!(!b2.parent_inferred);

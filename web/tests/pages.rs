@@ -90,6 +90,10 @@ async fn the_fork_tree_shows_the_reorg_the_stale_branch_and_the_invalid_block() 
         "{stale}"
     );
     assert!(stale.contains("n2: valid-fork tip"), "{stale}");
+    assert!(
+        stale.contains("until a reorg:</span> n2"),
+        "n2 held it: {stale}"
+    );
     let invalid = row_with(&page, &format!("title=\"{}\"", x(103)));
     assert!(invalid.contains("n1: <b>bad-cb-amount</b>"), "{invalid}");
     let reorgs = page.split("<h2>Reorgs</h2>").nth(1).expect("reorg table");

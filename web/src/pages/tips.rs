@@ -87,7 +87,7 @@ pub fn render(tree: &ForkTree, n: u32) -> String {
                     num(b.height),
                     format!("<span class=\"{class}\">{}</span>", b.state.as_str()),
                     fork,
-                    names(&b.holders),
+                    tip_of(b),
                     names(&b.connected_by),
                     names(&b.disconnected_by),
                     why.join("<br>"),
@@ -143,6 +143,23 @@ pub fn render(tree: &ForkTree, n: u32) -> String {
         ));
     }
     out
+}
+
+/// Who holds the block as tip now, and who did until a reorg.
+fn tip_of(b: &crate::forktree::TreeBlock) -> String {
+    match (b.holders.is_empty(), b.was_tip_of.is_empty()) {
+        (true, true) => "<span class=\"dim\">-</span>".into(),
+        (false, true) => names(&b.holders),
+        (true, false) => format!(
+            "<span class=\"dim\">until a reorg:</span> {}",
+            names(&b.was_tip_of)
+        ),
+        (false, false) => format!(
+            "{}; <span class=\"dim\">until a reorg:</span> {}",
+            names(&b.holders),
+            names(&b.was_tip_of)
+        ),
+    }
 }
 
 fn names(set: &std::collections::BTreeSet<String>) -> String {

@@ -153,6 +153,7 @@ fn block(b: &TreeBlock, bx: f64, by: f64) -> String {
     }
     for (label, set) in [
         ("tip of", &b.holders),
+        ("was the tip of", &b.was_tip_of),
         ("connected by", &b.connected_by),
         ("disconnected by", &b.disconnected_by),
     ] {
