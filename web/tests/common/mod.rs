@@ -25,12 +25,12 @@ pub fn clickhouse() -> Option<ClickHouse> {
     if std::env::var_os("BMON_TEST_CLICKHOUSE_URL").is_some() || server_installed() {
         return Some(ClickHouse::shared());
     }
-    let why = "no ClickHouse: set BMON_TEST_CLICKHOUSE_URL or install clickhouse-server \
+    let how = "set BMON_TEST_CLICKHOUSE_URL or install clickhouse-server \
                (apt-get install clickhouse-server)";
     if std::env::var_os("CI").is_some() {
-        panic!("ClickHouse is required in CI: {why}");
+        panic!("ClickHouse is required in CI: {how}");
     }
-    eprintln!("SKIPPED: this test needs {why}");
+    eprintln!("SKIPPED: this test needs ClickHouse: {how}");
     None
 }
 
