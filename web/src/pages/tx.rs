@@ -50,16 +50,40 @@ impl TxData {
             && self.removed.is_empty()
     }
 
-    /// The block `r`'s node connected closest to a removal by block, within the window.
-    pub fn confirmed_in(&self, r: &RemovedRow) -> Option<&BlockAt> {
+    /// The blocks `r`'s node connected within the window around a removal by block.
+    fn candidates(&self, r: &RemovedRow) -> Vec<&BlockAt> {
         if r.reason != "block" {
-            return None;
+            return Vec::new();
         }
         self.blocks
             .iter()
             .filter(|b| b.node == r.node)
             .filter(|b| (b.observed_at_us - r.observed_at_us).abs() <= CONFIRM_WINDOW_US)
-            .min_by_key(|b| (b.observed_at_us - r.observed_at_us).abs())
+            .collect()
+    }
+
+    /// The block that confirmed the transaction on `r`'s node: of the blocks the node connected
+    /// around the removal, the one the other removals point at when it is among them (a node
+    /// that reorged connects several blocks at once), else the closest in time.
+    pub fn confirmed_in(&self, r: &RemovedRow) -> Option<&BlockAt> {
+        // Each removal with a single block in its window votes for it.
+        let mut votes: std::collections::HashMap<&str, usize> = std::collections::HashMap::new();
+        for other in &self.removed {
+            if let [b] = self.candidates(other)[..] {
+                *votes.entry(b.hash.as_str()).or_default() += 1;
+            }
+        }
+        let candidates = self.candidates(r);
+        candidates
+            .iter()
+            .filter(|b| votes.contains_key(b.hash.as_str()))
+            .max_by_key(|b| votes[b.hash.as_str()])
+            .or_else(|| {
+                candidates
+                    .iter()
+                    .min_by_key(|b| (b.observed_at_us - r.observed_at_us).abs())
+            })
+            .copied()
     }
 }
 
@@ -472,5 +496,37 @@ mod tests {
             "{page}"
         );
         assert!(page.contains("(height 120)"), "{page}");
+    }
+
+    #[test]
+    fn a_node_that_connected_several_blocks_at_once_gets_the_one_the_others_saw() {
+        let block = |node: &str, tag: u64, height: u32, at: i64| BlockAt {
+            node: node.into(),
+            hash: format!("{tag:064x}"),
+            height,
+            observed_at_us: at,
+        };
+        let removed = |node: &str, at: i64| RemovedRow {
+            node: node.into(),
+            observed_at_us: at,
+            mempool_sequence: None,
+            reason: "block".into(),
+            source: "zmq".into(),
+        };
+        let reorg = T0 + 5_000_000;
+        let d = TxData {
+            removed: vec![removed("n0", T0 + 1_000), removed("n2", reorg + 1_000)],
+            blocks: vec![
+                block("n0", 0xa4, 104, T0),
+                // n2 reorged onto 102..104 in one go: all three within a millisecond.
+                block("n2", 0xa2, 102, reorg),
+                block("n2", 0xa3, 103, reorg),
+                block("n2", 0xa4, 104, reorg),
+            ],
+            ..sample()
+        };
+        for r in &d.removed {
+            assert_eq!(d.confirmed_in(r).map(|b| b.height), Some(104), "{}", r.node);
+        }
     }
 }
