@@ -28,7 +28,10 @@ fn the_demo_reports_the_fleet_the_reorg_and_its_alerts() {
         .nth(1)
         .unwrap_or_else(|| panic!("no alerts section:\n{text}"));
     for kind in ["reorg", "selfish_mining", "stale_tip"] {
-        assert!(alerts.contains(kind), "the report shows a {kind} alert:\n{alerts}");
+        assert!(
+            alerts.contains(kind),
+            "the report shows a {kind} alert:\n{alerts}"
+        );
     }
     // The blocks table: each of the last blocks connected by the four nodes.
     assert!(
