@@ -11,7 +11,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use consumers::config::{ClickHouseConfig, LogConfig};
+use consumers::config::{ClickHouseConfig, LogConfig, NatsConfig};
 use figment::providers::{Env, Format, Serialized, Toml};
 use figment::Figment;
 use serde::{Deserialize, Serialize};
@@ -46,6 +46,10 @@ pub struct Config {
     /// Where the pages read from (a read-only user is enough).
     #[serde(default)]
     pub clickhouse: ClickHouseConfig,
+    /// Where the live log tail (`/live`) reads the agents' debug.log batches, `bmon.log.<node>`
+    /// (a user allowed to subscribe to them). Without it the page says how to turn it on.
+    #[serde(default)]
+    pub nats: Option<NatsConfig>,
     /// Log output.
     #[serde(default)]
     pub log: LogConfig,

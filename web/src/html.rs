@@ -43,6 +43,7 @@ const NAV: &[(&str, &str)] = &[
     ("/tips", "Fork tree"),
     ("/alerts", "Alerts"),
     ("/logs", "Logs"),
+    ("/live", "Live logs"),
     ("/mempools", "Mempools"),
     ("/validation", "Validation"),
     ("/peers", "Peers"),

@@ -34,6 +34,10 @@ pub struct App {
     pub web: Arc<WebConfig>,
     /// The metrics registry.
     pub metrics: Arc<Metrics>,
+    /// NATS, for the live log tail (when `[nats]` is configured).
+    pub nats: Option<async_nats::Client>,
+    /// Cancelled at shutdown: ends the live streams so the server can stop.
+    pub shutdown: CancellationToken,
 }
 
 impl App {
@@ -43,6 +47,8 @@ impl App {
             db: Db::new(&config.clickhouse, config.web.query_timeout()),
             web: Arc::new(config.web.clone()),
             metrics,
+            nats: None,
+            shutdown: CancellationToken::new(),
         }
     }
 
@@ -66,6 +72,9 @@ pub fn router(app: App) -> Router {
         .route("/validation", get(pages::validation::handler))
         .route("/peers", get(pages::peers::handler))
         .route("/search", get(pages::search::handler))
+        .route("/live", get(pages::live::handler))
+        .route("/live/stream", get(pages::live::stream))
+        .route("/static/live.js", get(pages::live::script))
         .route("/metrics", get(metrics))
         .fallback(not_found)
         .layer(middleware::from_fn_with_state(app.clone(), observe))
@@ -116,7 +125,8 @@ async fn observe(State(app): State<App>, req: Request, next: Next) -> Response {
     headers.insert(
         header::CONTENT_SECURITY_POLICY,
         HeaderValue::from_static(
-            "default-src 'none'; style-src 'unsafe-inline'; img-src 'self' data:; form-action 'self'",
+            "default-src 'none'; style-src 'unsafe-inline'; img-src 'self' data:; \
+             form-action 'self'; script-src 'self'; connect-src 'self'",
         ),
     );
     headers.insert(
@@ -153,7 +163,30 @@ pub async fn serve(
         database = %config.clickhouse.database,
         "serving bmon-web"
     );
-    let app = router(App::new(config, metrics));
+    let mut app = App::new(config, metrics);
+    app.shutdown = shutdown.clone();
+    if let Some(nats) = &config.nats {
+        // In the background: the pages work while NATS is away; the live tail says so.
+        let c = process::nats::Connect {
+            urls: nats.url.clone(),
+            name: "bmon-web".into(),
+            user: nats.user.clone(),
+            password: nats.password.clone(),
+            credentials_file: nats.creds.clone(),
+            nkey_seed_file: nats.nkey_seed_file.clone(),
+            tls: nats.tls.clone(),
+            inbox_user: nats
+                .user
+                .clone()
+                .unwrap_or_else(|| consumers::app::DEFAULT_NATS_USER.to_string()),
+            keep_trying: true,
+        };
+        match process::nats::connect(&c).await {
+            Ok(client) => app.nats = Some(client),
+            Err(e) => tracing::warn!(error = %e, "no live log tail"),
+        }
+    }
+    let app = router(app);
     axum::serve(listener, app)
         .with_graceful_shutdown(shutdown.cancelled_owned())
         .await

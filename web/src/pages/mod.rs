@@ -6,6 +6,7 @@ pub mod alerts;
 pub mod block;
 pub mod events;
 pub mod fleet;
+pub mod live;
 pub mod logs;
 pub mod mempools;
 pub mod peers;

@@ -34,7 +34,10 @@ pub fn render(tree: &ForkTree) -> String {
     let mut label_rows: Vec<f64> = Vec::new(); // right end of the last label in each row
     let mut labels = Vec::new();
     for r in &tree.reorgs {
-        let nodes: Vec<&str> = r.nodes.iter().map(|(n, _)| n.as_str()).collect();
+        // A node reports a reorg once per source (ZMQ, debug.log): name it once.
+        let mut nodes: Vec<&str> = r.nodes.iter().map(|(n, _)| n.as_str()).collect();
+        nodes.sort_unstable();
+        nodes.dedup();
         let label = format!("↶ reorg depth {}: {}", r.depth, nodes.join(", "));
         let lx = x(r.fork_height) + BOX_W / 2.0;
         let width = label.chars().count() as f64 * CHAR_W;
