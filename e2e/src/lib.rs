@@ -254,6 +254,38 @@ impl Pipeline {
         p
     }
 
+    /// Serves bmon-web in this process over this run's ClickHouse database and NATS, until
+    /// `shutdown`; its base URL (`http://127.0.0.1:PORT`).
+    pub async fn start_web(&self, shutdown: CancellationToken) -> String {
+        let config = web::Config {
+            clickhouse: consumers::config::ClickHouseConfig {
+                url: self.clickhouse.url(),
+                database: self.database.clone(),
+                ..Default::default()
+            },
+            nats: Some(consumers::config::NatsConfig {
+                url: self.nats_url(),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("a loopback port for bmon-web");
+        let addr = listener.local_addr().expect("its address");
+        tokio::spawn(async move {
+            web::serve(
+                listener,
+                &config,
+                std::sync::Arc::new(web::metrics::Metrics::new()),
+                shutdown,
+            )
+            .await
+            .expect("bmon-web serves");
+        });
+        format!("http://{addr}")
+    }
+
     /// Every NATS server's URL, comma-separated (one for a lone server).
     pub fn nats_url(&self) -> String {
         std::iter::once(&self.nats)

@@ -4,7 +4,6 @@
 //! page is saved as a screenshot (`target/test-artifacts/screenshots/web-*.png`, or under
 //! `$BMON_ARTIFACTS`).
 
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bmon_e2e::{Options, Pipeline};
@@ -28,36 +27,6 @@ block_settle_secs = 4
 tx_settle_secs = 4
 tx_alerts = false
 "#;
-
-/// Serves bmon-web in this process over the pipeline's ClickHouse database and NATS; its
-/// base URL.
-pub async fn start_web(p: &Pipeline, shutdown: CancellationToken) -> String {
-    let config = web::Config {
-        clickhouse: consumers::config::ClickHouseConfig {
-            url: p.clickhouse.url(),
-            database: p.database.clone(),
-            ..Default::default()
-        },
-        nats: Some(consumers::config::NatsConfig {
-            url: p.nats_url(),
-            ..Default::default()
-        }),
-        ..Default::default()
-    };
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move {
-        web::serve(
-            listener,
-            &config,
-            Arc::new(web::metrics::Metrics::new()),
-            shutdown,
-        )
-        .await
-        .expect("bmon-web serves");
-    });
-    format!("http://{addr}")
-}
 
 /// Opens `path`, waits for `needles` in its text, saves `web-<shot>.png`.
 async fn look(b: &Browser, base: &str, path: &str, shot: &str, needles: &[&str]) -> String {
@@ -99,7 +68,7 @@ async fn every_page_shows_a_simnet_run_in_a_real_browser() {
     )
     .await;
     let shutdown = CancellationToken::new();
-    let base = start_web(&p, shutdown.clone()).await;
+    let base = p.start_web(shutdown.clone()).await;
     let first = |sql: &str, col: &str| -> String {
         p.rows(sql)
             .first()

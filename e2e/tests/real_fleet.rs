@@ -58,7 +58,77 @@ async fn run(format: LogFormat) {
     check_templates_and_peers(&run);
     check_alerts(&run);
     check_logs(&run, format);
+    if format == LogFormat::default() {
+        check_web(&run).await;
+    }
     println!("log format {name}: every table and alert matches the script");
+}
+
+/// bmon-web in a real browser on the real fleet's data (once, on the plain log format): the
+/// fork tree shows both reorgs, the block page the invalid block and each node's view, the log
+/// search a line; each page saved as a screenshot `core-*.png`.
+async fn check_web(run: &CoreRun) {
+    use std::time::Duration;
+    let Some(browser) = test_support::Browser::start().await else {
+        return;
+    };
+    let shutdown = tokio_util::sync::CancellationToken::new();
+    let base = run.pipeline.start_web(shutdown.clone()).await;
+    let look = |path: String, shot: &'static str, needles: Vec<String>| {
+        let browser = &browser;
+        let base = &base;
+        async move {
+            browser.open(&format!("{base}{path}")).await;
+            for n in &needles {
+                browser
+                    .wait_for_text(n, Duration::from_secs(10))
+                    .await
+                    .unwrap_or_else(|text| panic!("{path} lacks {n:?}:\n{text}"));
+            }
+            browser.screenshot(&format!("core-{shot}")).await;
+            browser.text().await
+        }
+    };
+    let s = &run.script;
+    look("/".into(), "fleet", vec!["n0".into(), "n3".into()]).await;
+    let tips = look(
+        "/tips?n=15".into(),
+        "tips",
+        vec!["2 reorg(s)".into(), "bad-cb-amount".into()],
+    )
+    .await;
+    assert!(tips.contains("off it"), "{tips}");
+    let (invalid, reason) = &s.invalid[0];
+    let block = look(
+        format!("/block/{invalid}"),
+        "block-invalid",
+        vec![reason.clone(), "Per node".into()],
+    )
+    .await;
+    assert!(block.contains("n1") && block.contains("n2"), "{block}");
+    look(
+        format!("/block/{}", s.withheld.winning[0]),
+        "block-withheld",
+        vec!["n0".into(), "n1".into(), "n2".into(), "n3".into()],
+    )
+    .await;
+    look(
+        format!("/tx/{}", s.conflict.1),
+        "tx-rejected",
+        vec!["insufficient fee".into()],
+    )
+    .await;
+    look("/logs?q=UpdateTip".into(), "logs", vec!["UpdateTip".into()]).await;
+    look("/alerts".into(), "alerts", vec!["selfish_mining".into()]).await;
+    look("/mempools".into(), "mempools", vec!["Mempools".into()]).await;
+    look(
+        "/validation".into(),
+        "validation",
+        vec!["Validation".into()],
+    )
+    .await;
+    browser.close().await;
+    shutdown.cancel();
 }
 
 /// Every block each node connected and disconnected, once, from ZMQ and from the log.
