@@ -9,11 +9,13 @@
 #   agent/benches/mirror.rs        the agent's mempool mirror: notifications applied per second
 #   consumers/benches/alert_latency.rs  event -> alert latency p50/p99 through NATS and det-chain,
 #                                  and events/s through a detector consumer
+#   web/benches/pages.rs           every bmon-web page on a ClickHouse holding ~1M events, p50/max
+#                                  beside the 200 ms target
 # The services the benches need are started by the benches themselves on free loopback ports.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 status=0
-for b in "bmon-debuglog parse" "bmon-consumers pipeline" "bmon-detectors apply" "bmon-detectors compare" "bmon-agent mirror" "bmon-consumers alert_latency"; do
+for b in "bmon-debuglog parse" "bmon-consumers pipeline" "bmon-detectors apply" "bmon-detectors compare" "bmon-agent mirror" "bmon-consumers alert_latency" "bmon-web pages"; do
   set -- $b
   echo "==> cargo bench -p $1 --bench $2"
   cargo bench --quiet -p "$1" --bench "$2" 2>&1 | grep -v '^\s*\(Compiling\|Finished\|Running\)' || status=1

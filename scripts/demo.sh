@@ -5,7 +5,8 @@
 #   -> 4 bmon-agents (ZMQ, RPC, debug.log) -> NATS JetStream -> ch-writer -> ClickHouse, and the
 #   detectors (det-chain, det-inflation, det-health, det-propagation, det-compare) -> alerts -> Alertmanager;
 #   after about a minute it prints `bmon status`, per block when each node connected it and the
-#   spread, the reorgs and the alerts (the reorg at 40 s raises one), read back from ClickHouse.
+#   spread, the reorgs and the alerts (the reorg at 40 s raises one), read back from ClickHouse,
+#   and the address of bmon-web (the web view) with the status of each of its pages.
 #   It keeps refreshing until Ctrl-C, which stops everything it started.
 #
 # BMON_DEMO_SECONDS: seconds before the first report (default 60).
@@ -155,6 +156,23 @@ for name in ch-writer det-chain det-inflation det-health det-propagation det-com
   pids+=($!)
 done
 
+web_port=$(free_port)
+cat > "$dir/web.toml" <<TOML
+[web]
+listen = "127.0.0.1:$web_port"
+
+[clickhouse]
+url = "$ch_url"
+database = "bmon"
+
+[nats]
+url = "$nats_url"
+TOML
+echo "==> starting bmon-web: http://127.0.0.1:$web_port/"
+"$bin/bmon-web" --config "$dir/web.toml" > "$dir/logs/web.log" 2>&1 &
+pids+=($!)
+web_url="http://127.0.0.1:$web_port"
+
 report() {
   echo
   echo "==> bmon status"
@@ -204,6 +222,17 @@ LIMIT 20
 FORMAT PrettyCompactMonoBlock
 SQL
   echo "(tables: bmon.block_connected, bmon.tx_seen, bmon.reorg, bmon.node_status, ... — try: curl '$ch_url/?database=bmon' --data 'SELECT * FROM reorg FINAL FORMAT Vertical')"
+  echo
+  echo "==> the web view: $web_url/ (fleet, fork tree, blocks, transactions, alerts, logs, live logs)"
+  tip=$(curl -sS "$ch_url/?database=bmon" --data 'SELECT new_tip FROM reorg FINAL ORDER BY observed_at_us DESC LIMIT 1' || true)
+  pages="/ /tips /alerts /logs /live /mempools /validation /peers"
+  [ -n "$tip" ] && pages="$pages /block/$tip"
+  line="   "
+  for page in $pages; do
+    code=$(curl -s -o /dev/null -w '%{http_code}' "$web_url$page" || echo 000)
+    line="$line ${page:0:24} $code"
+  done
+  echo "$line"
 }
 
 echo "==> the fleet is running; first report in ${first_report}s (Ctrl-C stops everything)"

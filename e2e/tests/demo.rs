@@ -44,6 +44,29 @@ fn the_demo_reports_the_fleet_the_reorg_and_its_alerts() {
         .and_then(|s| s.split("==> alerts").next())
         .unwrap_or_default();
     assert!(reorgs.lines().count() > 3, "the agents' reorgs:\n{reorgs}");
+    // The web view answers every page.
+    let web = text
+        .split("==> the web view: ")
+        .nth(1)
+        .unwrap_or_else(|| panic!("no web view section:\n{text}"));
+    let status_line = web.lines().nth(1).unwrap_or_default();
+    for page in [
+        "/ 200",
+        "/tips 200",
+        "/alerts 200",
+        "/logs 200",
+        "/live 200",
+        "/block/",
+    ] {
+        assert!(
+            status_line.contains(page),
+            "bmon-web answers {page}: {status_line}"
+        );
+    }
+    assert!(
+        !status_line.contains(" 5") && !status_line.contains(" 4") && !status_line.contains(" 000"),
+        "every page answers 200: {status_line}"
+    );
     assert!(text.contains("==> stopping the demo") || err.contains("stopping the demo"));
     // Everything it started is stopped: no process of this demo is left.
     let demo_dir = dir.path().join("demo").display().to_string();

@@ -61,4 +61,6 @@ fn systemd_units_start_bmon_binaries_with_their_config() {
     let consumer =
         std::fs::read_to_string(dir.join("bmon-consumer@.service")).expect("consumer unit");
     assert!(consumer.contains("bmon-consumer %i --config /etc/bmon/consumer.toml"));
+    let web = std::fs::read_to_string(dir.join("bmon-web.service")).expect("web unit");
+    assert!(web.contains("bmon-web --config /etc/bmon/web.toml"));
 }
