@@ -137,6 +137,27 @@ async fn every_page_shows_a_simnet_run_in_a_real_browser() {
     look(&browser, &base, "/alerts", "alerts", &["reorg"]).await;
     let logs = look(&browser, &base, "/logs?q=UpdateTip", "logs", &["UpdateTip"]).await;
     assert!(logs.contains("node"), "{logs}");
+    // The events around a log line, reached from the line's link.
+    let at = first(
+        "SELECT toString(max(time_us)) AS at FROM logs FINAL WHERE node = 'node0'",
+        "at",
+    );
+    look(
+        &browser,
+        &base,
+        &format!("/events?node=node0&at={at}"),
+        "events",
+        &["node0"],
+    )
+    .await;
+    look(
+        &browser,
+        &base,
+        &format!("/search?q={new_tip}"),
+        "search",
+        &["Per node"],
+    )
+    .await;
     look(&browser, &base, "/mempools", "mempools", &["Mempools"]).await;
     look(
         &browser,
