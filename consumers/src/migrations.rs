@@ -112,13 +112,148 @@ struct Applied {
     checksum: String,
 }
 
+/// Which table engines the migrations create.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Engines {
+    /// `ReplacingMergeTree`, on one server.
+    #[default]
+    Local,
+    /// `ReplicatedReplacingMergeTree`, one replica per server: each server needs ZooKeeper
+    /// and the `{shard}` and `{replica}` macros in its config, and `bmon setup --replicated`
+    /// runs once against each of them.
+    Replicated,
+}
+
+/// `statement` with its `ReplacingMergeTree()` table made a `ReplicatedReplacingMergeTree`
+/// at `/clickhouse/tables/{shard}/<database>/<table>` (pure; other statements unchanged).
+pub fn replicated(statement: &str, database: &str) -> String {
+    const LOCAL: &str = "ENGINE = ReplacingMergeTree()";
+    let Some(at) = statement.find(LOCAL) else {
+        return statement.to_string();
+    };
+    let table = statement
+        .split_whitespace()
+        .skip_while(|w| !w.eq_ignore_ascii_case("TABLE"))
+        .nth(1)
+        .map(|w| {
+            if w.eq_ignore_ascii_case("IF") {
+                // CREATE TABLE IF NOT EXISTS name
+                statement
+                    .split_whitespace()
+                    .skip_while(|w| !w.eq_ignore_ascii_case("EXISTS"))
+                    .nth(1)
+                    .unwrap_or(w)
+            } else {
+                w
+            }
+        })
+        .unwrap_or("t")
+        .trim_end_matches('(');
+    format!(
+        "{}ENGINE = ReplicatedReplacingMergeTree('/clickhouse/tables/{{shard}}/{database}/{table}', \
+         '{{replica}}'){}",
+        &statement[..at],
+        &statement[at + LOCAL.len()..]
+    )
+}
+
+/// A replicated statement as a replica that joins after the others must run it: a table
+/// another replica already created (its ZooKeeper node exists) is created with the columns it
+/// has now, since the later migrations' `ALTER`s already reached it through ZooKeeper; an
+/// `ADD COLUMN` for a column the table already has is skipped (`None`).
+async fn joining_replica(
+    db: &Client,
+    database: &str,
+    statement: &str,
+) -> Result<Option<String>, clickhouse::error::Error> {
+    #[derive(Debug, clickhouse::Row, Deserialize)]
+    struct Value {
+        value: String,
+    }
+    #[derive(Debug, clickhouse::Row, Deserialize)]
+    struct Count {
+        n: u64,
+    }
+    let words: Vec<&str> = statement.split_whitespace().collect();
+    let upper: Vec<String> = words
+        .iter()
+        .take(7)
+        .map(|w| w.to_ascii_uppercase())
+        .collect();
+    if upper.len() >= 6 && upper[0] == "ALTER" && upper[1] == "TABLE" && upper[3] == "ADD" {
+        let column = words[5].trim_matches('`');
+        let n = db
+            .query("SELECT count() AS n FROM system.columns WHERE database = ? AND table = ? AND name = ?")
+            .bind(database)
+            .bind(words[2])
+            .bind(column)
+            .fetch_one::<Count>()
+            .await?
+            .n;
+        return Ok((n == 0).then(|| statement.to_string()));
+    }
+    let Some(start) = statement.find("ReplicatedReplacingMergeTree('") else {
+        return Ok(Some(statement.to_string()));
+    };
+    let path_start = start + "ReplicatedReplacingMergeTree('".len();
+    let Some(path_len) = statement[path_start..].find('\'') else {
+        return Ok(Some(statement.to_string()));
+    };
+    let shard: Vec<Value> = db
+        .query("SELECT substitution AS value FROM system.macros WHERE macro = 'shard'")
+        .fetch_all()
+        .await?;
+    let Some(shard) = shard.first() else {
+        return Ok(Some(statement.to_string()));
+    };
+    let path = statement[path_start..path_start + path_len].replace("{shard}", &shard.value);
+    let columns: Vec<Value> = db
+        .query("SELECT value FROM system.zookeeper WHERE path = ? AND name = 'columns'")
+        .bind(&path)
+        .fetch_all()
+        .await
+        .unwrap_or_default();
+    let Some(columns) = columns.first() else {
+        return Ok(Some(statement.to_string()));
+    };
+    // `columns format version: 1`, `N columns:`, then one `` `name` Type `` per line.
+    let list: Vec<String> = columns
+        .value
+        .lines()
+        .skip(2)
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| format!("    {}", l.replace('\t', " ")))
+        .collect();
+    let (Some(open), Some(engine)) = (statement.find('('), statement.find("ENGINE =")) else {
+        return Ok(Some(statement.to_string()));
+    };
+    let Some(close) = statement[..engine].rfind(')') else {
+        return Ok(Some(statement.to_string()));
+    };
+    Ok(Some(format!(
+        "{}(\n{}\n){}",
+        &statement[..open],
+        list.join(",\n"),
+        &statement[close + 1..]
+    )))
+}
+
 /// Creates `database` when missing, then applies every migration of [`MIGRATIONS`] not yet
 /// recorded there.
 ///
 /// `server` is a client without a database (it must be able to create one); the migrations run
 /// through `server.with_database(database)`.
 pub async fn apply(server: &Client, database: &str) -> Result<Report, Error> {
-    apply_list(server, database, MIGRATIONS).await
+    apply_list(server, database, MIGRATIONS, Engines::Local).await
+}
+
+/// [`apply`] creating `engines` tables (the bookkeeping table stays local to each server).
+pub async fn apply_with(
+    server: &Client,
+    database: &str,
+    engines: Engines,
+) -> Result<Report, Error> {
+    apply_list(server, database, MIGRATIONS, engines).await
 }
 
 /// [`apply`] with an explicit list (tests use it to check the bookkeeping).
@@ -126,6 +261,7 @@ pub async fn apply_list(
     server: &Client,
     database: &str,
     migrations: &[Migration],
+    engines: Engines,
 ) -> Result<Report, Error> {
     if !is_identifier(database) {
         return Err(Error::ClickHouse {
@@ -186,7 +322,22 @@ pub async fn apply_list(
             continue;
         }
         for (i, st) in m.statements().iter().enumerate() {
-            db.query(&escape_binds(st))
+            let st = match engines {
+                Engines::Local => st.clone(),
+                Engines::Replicated => {
+                    match joining_replica(&db, database, &replicated(st, database)).await {
+                        Ok(Some(st)) => st,
+                        Ok(None) => continue,
+                        Err(source) => {
+                            return Err(Error::ClickHouse {
+                                what: format!("migration {} statement {}", m.name, i + 1),
+                                source,
+                            })
+                        }
+                    }
+                }
+            };
+            db.query(&escape_binds(&st))
                 .execute()
                 .await
                 .map_err(ch_err(format!("migration {} statement {}", m.name, i + 1)))?;
@@ -214,6 +365,32 @@ fn escape_binds(sql: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn replicated_tables_get_a_zookeeper_path_per_database_and_table() {
+        let st = "CREATE TABLE IF NOT EXISTS node_status\n(\n    a UInt8\n)\n\
+                  ENGINE = ReplacingMergeTree()\nORDER BY a";
+        let r = replicated(st, "bmon");
+        assert!(
+            r.contains(
+                "ENGINE = ReplicatedReplacingMergeTree('/clickhouse/tables/{shard}/bmon/node_status', '{replica}')\nORDER BY a"
+            ),
+            "{r}"
+        );
+        let view = "CREATE VIEW IF NOT EXISTS v AS SELECT 1";
+        assert_eq!(replicated(view, "bmon"), view);
+        // Every table of every migration becomes replicated.
+        for m in MIGRATIONS {
+            for st in m.statements() {
+                let r = replicated(&st, "bmon");
+                assert!(
+                    !r.contains("ENGINE = ReplacingMergeTree"),
+                    "{}: {r}",
+                    m.name
+                );
+            }
+        }
+    }
     use schema::Kind;
 
     #[test]

@@ -89,12 +89,14 @@ async fn an_applied_migration_that_changed_is_refused() {
         name: "0001_t",
         sql: "CREATE TABLE IF NOT EXISTS t (a UInt8) ENGINE = MergeTree() ORDER BY a",
     }];
-    migrations::apply_list(&server, &db, &v1).await.unwrap();
+    migrations::apply_list(&server, &db, &v1, migrations::Engines::Local)
+        .await
+        .unwrap();
     let edited = [migrations::Migration {
         sql: "CREATE TABLE IF NOT EXISTS t (a UInt16) ENGINE = MergeTree() ORDER BY a",
         ..v1[0]
     }];
-    let err = migrations::apply_list(&server, &db, &edited)
+    let err = migrations::apply_list(&server, &db, &edited, migrations::Engines::Local)
         .await
         .unwrap_err()
         .to_string();

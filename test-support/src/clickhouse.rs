@@ -52,6 +52,32 @@ impl ClickHouse {
     /// Starts a private server whose users, profiles and quotas are those of `users_xml` (a
     /// `users_config` file, such as bmon's deploy/clickhouse/users.xml).
     pub fn start_with_users(users_xml: &std::path::Path) -> ClickHouse {
+        ClickHouse::start_with(users_xml, |_| String::new())
+    }
+
+    /// Starts a private server that is `replica` of `shard` in a replicated setup coordinated
+    /// by the ZooKeeper on `zookeeper_port` (macros `{shard}` and `{replica}`, a loopback
+    /// interserver port for fetching parts).
+    pub fn start_replica(zookeeper_port: u16, shard: &str, replica: &str) -> ClickHouse {
+        let (shard, replica) = (shard.to_string(), replica.to_string());
+        ClickHouse::start_with(
+            std::path::Path::new("/etc/clickhouse-server/users.xml"),
+            move |_| {
+                format!(
+                    "<zookeeper><node><host>127.0.0.1</host><port>{zookeeper_port}</port></node>\
+                     </zookeeper><macros><shard>{shard}</shard><replica>{replica}</replica>\
+                     </macros><interserver_http_port>{}</interserver_http_port>\
+                     <interserver_http_host>127.0.0.1</interserver_http_host>",
+                    free_port()
+                )
+            },
+        )
+    }
+
+    fn start_with(
+        users_xml: &std::path::Path,
+        extra: impl Fn(&std::path::Path) -> String,
+    ) -> ClickHouse {
         let bin = find_binary("CLICKHOUSE_SERVER_EXE", &["clickhouse-server"], HINT);
         let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("temp dir for clickhouse: {e}"));
         let mut last_err = String::new();
@@ -59,10 +85,12 @@ impl ClickHouse {
             let http = free_port();
             let tcp = free_port();
             let config = dir.path().join("config.xml");
-            let xml = config_xml(dir.path(), http, tcp).replace(
-                "<users_config>/etc/clickhouse-server/users.xml</users_config>",
-                &format!("<users_config>{}</users_config>", users_xml.display()),
-            );
+            let xml = config_xml(dir.path(), http, tcp)
+                .replace(
+                    "<users_config>/etc/clickhouse-server/users.xml</users_config>",
+                    &format!("<users_config>{}</users_config>", users_xml.display()),
+                )
+                .replace("</yandex>", &format!("{}</yandex>", extra(dir.path())));
             if let Err(e) = std::fs::write(&config, xml) {
                 panic!("write {}: {e}", config.display());
             }

@@ -15,6 +15,7 @@ mod clickhouse;
 mod nats;
 mod process;
 pub mod zmq_tap;
+mod zookeeper;
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -26,6 +27,7 @@ pub use clickhouse::ClickHouse;
 pub use nats::NatsServer;
 pub use process::free_port;
 pub use zmq_tap::{Loss, ZmqTap};
+pub use zookeeper::ZooKeeper;
 
 /// Path of a file under the shared fixtures directory (`../shared/fixtures` beside the
 /// workspace, or `$BMON_FIXTURES`).

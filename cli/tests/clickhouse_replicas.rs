@@ -1,0 +1,91 @@
+//! ClickHouse on two servers: `bmon setup --replicated` against each of two replicas
+//! coordinated by a real ZooKeeper creates ReplicatedReplacingMergeTree tables, and the rows
+//! ch-writer inserts on one replica are read on the other.
+
+#[path = "../../consumers/tests/common/mod.rs"]
+mod common;
+
+use std::process::Command;
+use std::time::Duration;
+
+use consumers::config::ClickHouseConfig;
+use consumers::metrics::Metrics;
+use consumers::writer::Rows;
+
+const BIN: &str = env!("CARGO_BIN_EXE_bmon");
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rows_written_on_one_replica_are_read_on_the_other() {
+    let Some(zk) = test_support::ZooKeeper::start() else {
+        return;
+    };
+    let r1 = test_support::ClickHouse::start_replica(zk.port(), "01", "r1");
+    let r2 = test_support::ClickHouse::start_replica(zk.port(), "01", "r2");
+    let nats = test_support::NatsServer::start();
+    let dir = tempfile::tempdir().unwrap();
+    let (_, defs_text) = common::test_definitions(30);
+    let defs = dir.path().join("streams.toml");
+    std::fs::write(&defs, defs_text).unwrap();
+    for ch in [&r1, &r2] {
+        let out = Command::new(BIN)
+            .args(["--nats-url", &nats.url(), "--clickhouse-url", &ch.url()])
+            .args(["setup", "--replicated", "--definitions"])
+            .arg(&defs)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "setup --replicated on {}: {}{}",
+            ch.url(),
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let engines = r2
+        .query(
+            "SELECT name, engine FROM system.tables WHERE database = 'bmon' \
+             AND engine LIKE '%MergeTree' AND name != 'schema_migrations'",
+        )
+        .unwrap();
+    assert!(!engines.trim().is_empty());
+    for line in engines.lines() {
+        assert!(
+            line.ends_with("ReplicatedReplacingMergeTree"),
+            "every table is replicated: {line}"
+        );
+    }
+
+    let client = |url: String| {
+        consumers::clickhouse_client(&ClickHouseConfig {
+            url,
+            database: "bmon".into(),
+            ..Default::default()
+        })
+    };
+    let envelopes = common::samples::mixed(500, 4);
+    let expected = common::expected_rows(&envelopes).counts();
+    Rows::from_batch(&envelopes)
+        .insert(&client(r1.url()), &Metrics::new())
+        .await
+        .expect("ch-writer's insert on replica r1");
+    // Replication is asynchronous: the parts reach r2 within seconds.
+    let on_r2 = || async {
+        Rows::select_all(&client(r2.url()))
+            .await
+            .map(|r| r.normalized().counts())
+            .ok()
+    };
+    test_support::wait_until(Duration::from_secs(60), "rows on replica r2", || async {
+        on_r2().await.as_ref() == Some(&expected)
+    })
+    .await;
+    let r1_rows = Rows::select_all(&client(r1.url()))
+        .await
+        .unwrap()
+        .normalized();
+    let r2_rows = Rows::select_all(&client(r2.url()))
+        .await
+        .unwrap()
+        .normalized();
+    assert!(r1_rows == r2_rows, "both replicas hold the same rows");
+}
