@@ -26,14 +26,7 @@ struct Args {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter);
-    if args.log_json {
-        builder.json().init();
-    } else {
-        builder.init();
-    }
+    process::logging::init(process::logging::Format::json(args.log_json), "info");
     let config = agent::Config::load(&args.config)
         .with_context(|| format!("configuration {}", args.config.display()))?;
     if args.check {

@@ -515,38 +515,12 @@ pub async fn serve(
     metrics: Metrics,
     shutdown: CancellationToken,
 ) -> Result<(SocketAddr, tokio::task::JoinHandle<()>), crate::Error> {
-    let listener =
-        tokio::net::TcpListener::bind(addr)
-            .await
-            .map_err(|e| crate::Error::MetricsListen {
-                addr,
-                reason: e.to_string(),
-            })?;
-    let bound = listener.local_addr().unwrap_or(addr);
-    let app = axum::Router::new().route(
-        "/metrics",
-        axum::routing::get(move || {
-            let m = metrics.clone();
-            async move {
-                (
-                    [(
-                        axum::http::header::CONTENT_TYPE,
-                        "application/openmetrics-text; version=1.0.0; charset=utf-8",
-                    )],
-                    m.render(),
-                )
-            }
-        }),
-    );
-    let task = tokio::spawn(async move {
-        let res = axum::serve(listener, app)
-            .with_graceful_shutdown(async move { shutdown.cancelled().await })
-            .await;
-        if let Err(e) = res {
-            tracing::warn!(error = %e, "metrics server stopped");
-        }
-    });
-    Ok((bound, task))
+    process::metrics::serve(addr, move || metrics.render(), shutdown)
+        .await
+        .map_err(|e| crate::Error::MetricsListen {
+            addr,
+            reason: e.source.to_string(),
+        })
 }
 
 #[cfg(test)]

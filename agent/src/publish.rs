@@ -27,8 +27,6 @@
 use std::time::Duration;
 
 use async_nats::jetstream;
-use async_nats::HeaderMap;
-use bytes::Bytes;
 use futures::future::join_all;
 use schema::event::Gap;
 use schema::{Envelope, NodeId};
@@ -257,13 +255,9 @@ impl Publisher {
     }
 
     async fn send(&self, env: &Envelope) -> Result<jetstream::context::PublishAckFuture, String> {
-        let payload = env.encode().map_err(|e| e.to_string())?;
-        let mut headers = HeaderMap::new();
-        for (name, value) in env.headers() {
-            headers.insert(name, value.as_str());
-        }
+        let (subject, headers, payload) = process::nats::message(env).map_err(|e| e.to_string())?;
         self.js
-            .publish_with_headers(env.subject(), headers, Bytes::from(payload))
+            .publish_with_headers(subject, headers, payload)
             .await
             .map_err(|e| e.to_string())
     }

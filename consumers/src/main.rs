@@ -6,7 +6,6 @@ use std::path::PathBuf;
 use anyhow::{bail, Context};
 use clap::Parser;
 use tokio_util::sync::CancellationToken;
-use tracing_subscriber::EnvFilter;
 
 /// Runs one bmon consumer: a durable JetStream consumer feeding ClickHouse, a detector or
 /// Alertmanager.
@@ -26,15 +25,7 @@ async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     let config = consumers::Config::load(&args.config)
         .with_context(|| format!("cannot load {}", args.config.display()))?;
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
-    if config.log.json {
-        tracing_subscriber::fmt()
-            .with_env_filter(filter)
-            .json()
-            .init();
-    } else {
-        tracing_subscriber::fmt().with_env_filter(filter).init();
-    }
+    process::logging::init(process::logging::Format::json(config.log.json), "info");
     tracing::info!(consumer = %args.name, config = ?config, "starting");
 
     let shutdown = CancellationToken::new();

@@ -7,11 +7,6 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use axum::extract::State;
-use axum::http::header;
-use axum::response::IntoResponse;
-use axum::routing::get;
-use axum::Router;
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
@@ -402,16 +397,6 @@ impl StreamMetrics {
     }
 }
 
-async fn serve_metrics(State(metrics): State<Arc<Metrics>>) -> impl IntoResponse {
-    (
-        [(
-            header::CONTENT_TYPE,
-            "application/openmetrics-text; version=1.0.0; charset=utf-8",
-        )],
-        metrics.encode(),
-    )
-}
-
 /// Binds `addr` and serves `/metrics` until `shutdown`; returns the bound address (useful
 /// with port 0) once listening.
 pub async fn serve(
@@ -419,23 +404,12 @@ pub async fn serve(
     metrics: Arc<Metrics>,
     shutdown: CancellationToken,
 ) -> Result<SocketAddr, Error> {
-    let listener = tokio::net::TcpListener::bind(addr)
+    let (bound, _task) = process::metrics::serve(addr, move || metrics.encode(), shutdown)
         .await
-        .map_err(|source| Error::MetricsListen { addr, source })?;
-    let bound = listener
-        .local_addr()
-        .map_err(|source| Error::MetricsListen { addr, source })?;
-    let app = Router::new()
-        .route("/metrics", get(serve_metrics))
-        .with_state(metrics);
-    tokio::spawn(async move {
-        let result = axum::serve(listener, app)
-            .with_graceful_shutdown(shutdown.cancelled_owned())
-            .await;
-        if let Err(e) = result {
-            tracing::warn!(error = %e, "metrics endpoint stopped");
-        }
-    });
+        .map_err(|e| Error::MetricsListen {
+            addr,
+            source: e.source,
+        })?;
     Ok(bound)
 }
 

@@ -134,16 +134,13 @@ impl Publisher {
     pub async fn publish_all(&self, envelopes: &[Envelope]) -> Result<Published, HandleError> {
         let mut acks = Vec::with_capacity(envelopes.len());
         for env in envelopes {
-            let payload = env.encode().map_err(|e| HandleError::Fatal {
-                reason: format!("cannot encode output {}: {e}", env.id),
-            })?;
-            let mut headers = HeaderMap::new();
-            for (name, value) in env.headers() {
-                headers.insert(name, value.as_str());
-            }
+            let (subject, headers, payload) =
+                process::nats::message(env).map_err(|e| HandleError::Fatal {
+                    reason: format!("cannot encode output {}: {e}", env.id),
+                })?;
             let ack = self
                 .js
-                .publish_with_headers(env.subject(), headers, payload.into())
+                .publish_with_headers(subject, headers, payload)
                 .await
                 .map_err(|e| HandleError::Transient {
                     reason: format!("publish of output {}: {e}", env.id),

@@ -1,8 +1,11 @@
 //! What every bmon process shares, written once: the NATS connection ([`nats`]: a list of
 //! servers for a cluster, user and password, a credentials file or an nkey seed, TLS with
 //! the operator's CA and client certificate, and the user's own inbox prefix), secrets that
-//! never print ([`Secret`]), and waiting for SIGTERM or SIGINT ([`shutdown`]).
+//! never print ([`Secret`]), waiting for SIGTERM or SIGINT ([`shutdown`]), and structured logs
+//! ([`logging`]), and the `/metrics` endpoint ([`metrics`]).
 
+pub mod logging;
+pub mod metrics;
 pub mod nats;
 pub mod secret;
 pub mod shutdown;

@@ -102,6 +102,20 @@ pub enum ConnectError {
     },
 }
 
+/// An envelope as a NATS message: its subject, its headers (`Nats-Msg-Id` = the event id, so
+/// JetStream drops a re-send within the duplicate window; `Bmon-Kind`, `Bmon-Node`,
+/// `Content-Type`) and its MessagePack payload.
+pub fn message(
+    env: &schema::Envelope,
+) -> Result<(String, async_nats::HeaderMap, bytes::Bytes), schema::Error> {
+    let payload = env.encode()?;
+    let mut headers = async_nats::HeaderMap::new();
+    for (name, value) in env.headers() {
+        headers.insert(name, value.as_str());
+    }
+    Ok((env.subject(), headers, bytes::Bytes::from(payload)))
+}
+
 /// The servers of a comma-separated list.
 pub fn server_addrs(urls: &str) -> Result<Vec<ServerAddr>, ConnectError> {
     let list: Vec<&str> = urls
@@ -236,6 +250,26 @@ fn error_chain(e: &dyn std::error::Error) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_envelope_becomes_its_subject_headers_and_payload() {
+        let env = schema::Envelope::new(
+            schema::NodeId::new("node3").unwrap(),
+            schema::UnixMicros(1_000),
+            schema::event::Warning {
+                message: "x".into(),
+            },
+        );
+        let (subject, headers, payload) = message(&env).unwrap();
+        assert_eq!(subject, "bmon.ev.warning.node3");
+        assert_eq!(
+            headers
+                .get(schema::subject::HEADER_MSG_ID)
+                .map(|v| v.to_string()),
+            Some(env.id.to_hex())
+        );
+        assert_eq!(schema::Envelope::decode(&payload).unwrap(), env);
+    }
 
     #[test]
     fn a_list_of_servers_is_a_cluster_and_a_bad_entry_is_named() {

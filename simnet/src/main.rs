@@ -29,12 +29,7 @@ struct Args {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
-        )
-        .with_writer(std::io::stderr)
-        .init();
+    process::logging::init(process::logging::Format::Text, "info");
     let args = Args::parse();
     let scenario = Scenario::load(&args.scenario).context("loading the scenario")?;
     let sink = TruthSink::file(&args.truth).context("creating the truth file")?;

@@ -5,7 +5,6 @@ use std::path::PathBuf;
 use anyhow::{bail, Context};
 use clap::Parser;
 use tokio_util::sync::CancellationToken;
-use tracing_subscriber::EnvFilter;
 
 /// Serves bmon's web view (fleet, fork tree, blocks, transactions, alerts, logs, mempools,
 /// validation, peers) over ClickHouse, read-only.
@@ -25,32 +24,23 @@ async fn main() -> anyhow::Result<()> {
         Some(p) => format!("cannot load {}", p.display()),
         None => "cannot load the configuration".into(),
     })?;
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
-    if config.log.json {
-        tracing_subscriber::fmt()
-            .with_env_filter(filter)
-            .json()
-            .init();
-    } else {
-        tracing_subscriber::fmt().with_env_filter(filter).init();
-    }
+    process::logging::init(process::logging::Format::json(config.log.json), "info");
     tracing::info!(config = ?config, "starting");
 
     let shutdown = CancellationToken::new();
     let deadline = config.web.shutdown_timeout();
     let token = shutdown.clone();
     let mut task = tokio::spawn(async move { web::run(config, token).await });
-    let mut sigterm = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-        .context("cannot install the SIGTERM handler")?;
     let finished = tokio::select! {
         r = &mut task => Some(r),
-        _ = tokio::signal::ctrl_c() => None,
-        _ = sigterm.recv() => None,
+        s = process::shutdown::signal() => {
+            tracing::info!(signal = s.name(), "shutting down");
+            None
+        }
     };
     let result = match finished {
         Some(r) => r,
         None => {
-            tracing::info!("shutting down");
             shutdown.cancel();
             match tokio::time::timeout(deadline, &mut task).await {
                 Ok(r) => r,
