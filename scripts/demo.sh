@@ -61,10 +61,8 @@ for _ in $(seq 1 200); do [ -s "$dir/endpoints.json" ] && break; sleep 0.1; done
 
 echo "==> starting one bmon-agent per node"
 python3 - "$dir" "$nats_url" <<'PY'
-import json, sys, socket
+import json, sys
 d, nats = sys.argv[1], sys.argv[2]
-def port():
-    s = socket.socket(); s.bind(("127.0.0.1", 0)); p = s.getsockname()[1]; s.close(); return p
 for n in json.load(open(f"{d}/endpoints.json")):
     z = n["zmq"]
     open(f"{d}/agent-{n['name']}.toml", "w").write(f'''node = "{n['name']}"
@@ -91,7 +89,7 @@ path = "{n.get('debug_log', '')}"
 backfill = true
 
 [metrics]
-listen = "127.0.0.1:{port()}"
+listen = "127.0.0.1:0"
 ''')
     print(n["name"])
 PY
@@ -127,7 +125,7 @@ url = "$ch_url"
 database = "bmon"
 
 [metrics]
-listen = "127.0.0.1:$(free_port)"
+listen = "127.0.0.1:0"
 
 [alertmanager]
 url = "http://127.0.0.1:$am_port"

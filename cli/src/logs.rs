@@ -110,7 +110,10 @@ pub async fn run(services: &Services, args: Args) -> anyhow::Result<()> {
             .subscribe(subject.clone())
             .await
             .with_context(|| format!("cannot subscribe to {subject}"))?;
-        client.flush().await.context("cannot reach NATS")?;
+        tokio::time::timeout(std::time::Duration::from_secs(10), client.flush())
+            .await
+            .context("NATS did not confirm the subscription within 10 s")?
+            .context("cannot reach NATS")?;
         Some((client, sub))
     } else {
         None

@@ -82,7 +82,10 @@ pub async fn run(services: &Services, args: Args) -> anyhow::Result<()> {
         );
     }
     // Make sure the server has the subscriptions before saying we listen.
-    client.flush().await.context("cannot reach NATS")?;
+    tokio::time::timeout(std::time::Duration::from_secs(10), client.flush())
+        .await
+        .context("NATS did not confirm the subscription within 10 s")?
+        .context("cannot reach NATS")?;
     eprintln!(
         "listening on {}",
         subjects(kind, args.node.as_deref()).join(", ")

@@ -378,16 +378,50 @@ async fn block_tx_alerts_logs_and_tips_tell_the_fleet_story() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let mut err = BufReader::new(child.stderr.take().unwrap());
-    let mut line = String::new();
-    // "following new lines" on stderr means the subscription is in place.
-    while !line.contains("following") {
-        line.clear();
-        assert!(
-            err.read_line(&mut line).unwrap() > 0,
-            "bmon logs ended early"
-        );
+    // Both pipes are read on threads, so a silent child fails the test instead of hanging it.
+    let (tx, rx) = std::sync::mpsc::channel::<(bool, String)>();
+    for (is_out, pipe) in [
+        (
+            false,
+            Box::new(child.stderr.take().unwrap()) as Box<dyn std::io::Read + Send>,
+        ),
+        (true, Box::new(child.stdout.take().unwrap())),
+    ] {
+        let tx = tx.clone();
+        std::thread::spawn(move || {
+            for l in BufReader::new(pipe).lines().map_while(Result::ok) {
+                if tx.send((is_out, l)).is_err() {
+                    break;
+                }
+            }
+        });
     }
+    let mut seen = Vec::new();
+    let mut wait_for = |pred: &dyn Fn(bool, &str) -> bool, what: &str| {
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        loop {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            match rx.recv_timeout(left) {
+                Ok((is_out, l)) => {
+                    let hit = pred(is_out, &l);
+                    seen.push((is_out, l));
+                    if hit {
+                        return;
+                    }
+                }
+                Err(_) => {
+                    let _ = child.kill();
+                    let _ = child.wait();
+                    panic!("bmon logs --follow: no {what} within 20 s; it printed {seen:?}");
+                }
+            }
+        }
+    };
+    // "following new lines" on stderr means the subscription is in place.
+    wait_for(
+        &|is_out, l| !is_out && l.contains("following"),
+        "`following`",
+    );
     let batch = LogBatch {
         file_id: "file-n1".into(),
         start_offset: 5000,
@@ -404,25 +438,17 @@ async fn block_tx_alerts_logs_and_tips_tell_the_fleet_story() {
     };
     let env = Envelope::new(NodeId::new("n1").unwrap(), UnixMicros(now_us()), batch);
     common::publish(&s.js, &[env], true).await;
-    let out = child.stdout.take().unwrap();
-    let lines = tokio::task::spawn_blocking(move || {
-        let mut got = Vec::new();
-        for l in BufReader::new(out).lines() {
-            let l = l.unwrap();
-            let done = l.contains("a new line while following");
-            got.push(l);
-            if done {
-                break;
-            }
-        }
-        got
-    });
-    let lines = tokio::time::timeout(Duration::from_secs(10), lines)
-        .await
-        .expect("the live line within 10 s")
-        .unwrap();
+    wait_for(
+        &|is_out, l| is_out && l.contains("a new line while following"),
+        "live line",
+    );
     let _ = child.kill();
     let _ = child.wait();
+    let lines: Vec<&String> = seen
+        .iter()
+        .filter(|(is_out, _)| *is_out)
+        .map(|(_, l)| l)
+        .collect();
     assert_eq!(lines.len(), 2, "history then the live line: {lines:?}");
     assert!(lines[0].contains("UpdateTip"), "{lines:?}");
     assert!(

@@ -14,7 +14,7 @@ use std::time::Duration;
 use figment::providers::{Format, Toml};
 use figment::Figment;
 use simnet::{Fleet, Scenario, TruthRecord, TruthSink};
-use test_support::{free_port, ClickHouse, NatsServer};
+use test_support::{ClickHouse, NatsServer};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
@@ -344,7 +344,7 @@ listen = "127.0.0.1:{metrics}"
             rawtx = n.zmq_rawtx,
             nats = self.nats_url(),
             spool = self.spool_root.path().join(&n.name).display(),
-            metrics = free_port(),
+            metrics = 0,
         );
         let config = agent::Config::from_figment(Figment::from(Toml::string(&toml)))
             .unwrap_or_else(|e| panic!("agent config for {}: {e}", n.name));
@@ -378,7 +378,7 @@ linger_ms = 20
             defs = self.definitions.display(),
             ch = self.clickhouse.url(),
             db = self.database,
-            metrics = free_port(),
+            metrics = 0,
         );
         let config = consumers::Config::from_toml(&toml).expect("consumer config");
         let token = CancellationToken::new();
@@ -415,7 +415,7 @@ resend_interval_secs = 5
             defs = self.definitions.display(),
             ch = self.clickhouse.url(),
             db = self.database,
-            metrics = free_port(),
+            metrics = 0,
             am = alertmanager_url,
             extra = self.opts.consumer_toml,
         );
