@@ -11,11 +11,14 @@
 #                                  and events/s through a detector consumer
 #   web/benches/pages.rs           every bmon-web page on a ClickHouse holding ~1M events, p50/max
 #                                  beside the 200 ms target
+#   e2e/benches/fleet.rs           50 simnet nodes at mainnet's transaction rate, one bmon-agent
+#                                  process each: events/s, ch-writer lag p99, agent CPU and RSS
 # The services the benches need are started by the benches themselves on free loopback ports.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 status=0
-for b in "bmon-debuglog parse" "bmon-consumers pipeline" "bmon-detectors apply" "bmon-detectors compare" "bmon-agent mirror" "bmon-consumers alert_latency" "bmon-web pages"; do
+cargo build --release --quiet -p bmon-agent   # the fleet bench runs one agent process per node
+for b in "bmon-debuglog parse" "bmon-consumers pipeline" "bmon-detectors apply" "bmon-detectors compare" "bmon-agent mirror" "bmon-consumers alert_latency" "bmon-web pages" "bmon-e2e fleet"; do
   set -- $b
   echo "==> cargo bench -p $1 --bench $2"
   cargo bench --quiet -p "$1" --bench "$2" 2>&1 | grep -v '^\s*\(Compiling\|Finished\|Running\)' || status=1
