@@ -18,6 +18,27 @@ use test_support::{ClickHouse, NatsServer};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
+/// Detector thresholds for short simnet runs with a block every 2 s (the defaults are sized for
+/// mainnet's 10 minutes), for tests that run every detector but judge the pipeline, not one
+/// detector's timing.
+pub const SHORT_RUN_DETECTORS: &str = r#"
+[detectors.chain]
+rapid_run_blocks = 1000
+selfish_release_window_secs = 5
+selfish_check_secs = 1
+[detectors.inflation]
+network = "regtest"
+[detectors.health]
+tip_max_age_secs = 60
+silent_after_secs = 60
+peers_min_baseline = 1000
+alert_on_ibd = false
+[detectors.propagation]
+block_settle_secs = 4
+tx_settle_secs = 4
+tx_alerts = false
+"#;
+
 /// What a run starts besides simnet, the agents and `ch-writer`.
 #[derive(Debug, Clone, Default)]
 pub struct Options {

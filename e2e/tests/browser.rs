@@ -10,24 +10,6 @@ use bmon_e2e::{Options, Pipeline};
 use test_support::Browser;
 use tokio_util::sync::CancellationToken;
 
-const SHORT_RUN: &str = r#"
-[detectors.chain]
-rapid_run_blocks = 1000
-selfish_release_window_secs = 5
-selfish_check_secs = 1
-[detectors.inflation]
-network = "regtest"
-[detectors.health]
-tip_max_age_secs = 60
-silent_after_secs = 60
-peers_min_baseline = 1000
-alert_on_ibd = false
-[detectors.propagation]
-block_settle_secs = 4
-tx_settle_secs = 4
-tx_alerts = false
-"#;
-
 /// Opens `path`, waits for `needles` in its text, saves `web-<shot>.png`.
 async fn look(b: &Browser, base: &str, path: &str, shot: &str, needles: &[&str]) -> String {
     b.open(&format!("{base}{path}")).await;
@@ -54,7 +36,7 @@ async fn every_page_shows_a_simnet_run_in_a_real_browser() {
         Options {
             debug_logs: true,
             detectors: true,
-            consumer_toml: SHORT_RUN.to_string(),
+            consumer_toml: bmon_e2e::SHORT_RUN_DETECTORS.to_string(),
             mempool_secs: Some(2),
             ..Options::default()
         },

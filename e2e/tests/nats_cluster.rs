@@ -11,25 +11,6 @@ use std::time::Duration;
 use bmon_e2e::{Expected, Options, Pipeline};
 use futures::StreamExt;
 
-/// Thresholds for a 20-second scenario with a block every 2 s.
-const SHORT_RUN: &str = r#"
-[detectors.chain]
-rapid_run_blocks = 1000
-selfish_release_window_secs = 5
-selfish_check_secs = 1
-[detectors.inflation]
-network = "regtest"
-[detectors.health]
-tip_max_age_secs = 60
-silent_after_secs = 60
-peers_min_baseline = 1000
-alert_on_ibd = false
-[detectors.propagation]
-block_settle_secs = 4
-tx_settle_secs = 4
-tx_alerts = false
-"#;
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn killing_the_stream_leader_mid_run_loses_and_duplicates_nothing() {
     let scenario = std::fs::read_to_string(
@@ -40,7 +21,7 @@ async fn killing_the_stream_leader_mid_run_loses_and_duplicates_nothing() {
         &scenario,
         Options {
             detectors: true,
-            consumer_toml: SHORT_RUN.to_string(),
+            consumer_toml: bmon_e2e::SHORT_RUN_DETECTORS.to_string(),
             mempool_secs: Some(2),
             nats_cluster: 3,
             ..Options::default()
