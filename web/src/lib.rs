@@ -1,6 +1,7 @@
 //! bmon-web: the built-in web view of a bmon fleet, read-only, over ClickHouse.
 //!
-//! Server-rendered HTML with pictures drawn in Rust as inline SVG; no script, no framework.
+//! Server-rendered HTML with pictures drawn in Rust as inline SVG; no framework, and no script
+//! but the live log tail's ([`pages::live`], the only page that reads NATS).
 //!
 //! - [`server`]: the router (GET only), the request middleware (metrics, tracing, security
 //!   headers), [`run`] and [`server::serve`] with graceful shutdown.
