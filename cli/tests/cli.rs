@@ -3,38 +3,18 @@
 
 #[path = "../../consumers/tests/common/mod.rs"]
 mod common;
+mod run;
 
 use std::io::{BufRead, BufReader};
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::Duration;
 
 use common::{samples, Services, PIPELINE_TIMEOUT};
 use consumers::metrics::Metrics;
 use consumers::writer::Rows;
+use run::{bmon, stdout, BIN};
 use tokio_util::sync::CancellationToken;
-
-const BIN: &str = env!("CARGO_BIN_EXE_bmon");
-
-fn bmon(s: &Services, args: &[&str]) -> Output {
-    Command::new(BIN)
-        .args(["--nats-url", &s.nats.url()])
-        .args(["--clickhouse-url", &s.ch.url()])
-        .args(["--clickhouse-database", &s.db])
-        .args(args)
-        .output()
-        .expect("run bmon")
-}
-
-fn stdout(o: &Output) -> String {
-    assert!(
-        o.status.success(),
-        "bmon failed: {}\n{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    );
-    String::from_utf8_lossy(&o.stdout).into_owned()
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn setup_creates_everything_once_and_a_second_run_changes_nothing() {

@@ -6,36 +6,16 @@
 
 #[path = "../../consumers/tests/common/mod.rs"]
 mod common;
+mod run;
 
 use std::io::{BufRead, BufReader};
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use common::Services;
+use run::{bmon, stdout, BIN};
 use schema::event::{LogBatch, LogLine};
 use schema::{Envelope, NodeId, UnixMicros};
-
-const BIN: &str = env!("CARGO_BIN_EXE_bmon");
-
-fn bmon(s: &Services, args: &[&str]) -> Output {
-    Command::new(BIN)
-        .args(["--nats-url", &s.nats.url()])
-        .args(["--clickhouse-url", &s.ch.url()])
-        .args(["--clickhouse-database", &s.db])
-        .args(args)
-        .output()
-        .expect("run bmon")
-}
-
-fn stdout(o: &Output) -> String {
-    assert!(
-        o.status.success(),
-        "bmon failed: {}\n{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    );
-    String::from_utf8_lossy(&o.stdout).into_owned()
-}
 
 fn h(c: char) -> String {
     c.to_string().repeat(64)

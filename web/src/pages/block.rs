@@ -413,11 +413,7 @@ pub fn render(d: &BlockData) -> String {
             }
         })
         .collect();
-    let svg = timeline::render(&timeline_rows, "sightings per node");
-    if !svg.is_empty() {
-        out.push_str("<h2>Timeline</h2>");
-        out.push_str(&svg);
-    }
+    out.push_str(&timeline::section(&timeline_rows, "sightings per node"));
     out
 }
 

@@ -336,11 +336,10 @@ pub fn render(d: &TxData) -> String {
             }
         })
         .collect();
-    let svg = timeline::render(&timeline_rows, "the transaction per node");
-    if !svg.is_empty() {
-        out.push_str("<h2>Timeline</h2>");
-        out.push_str(&svg);
-    }
+    out.push_str(&timeline::section(
+        &timeline_rows,
+        "the transaction per node",
+    ));
     out
 }
 

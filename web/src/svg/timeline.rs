@@ -57,6 +57,16 @@ fn x_of(us: i64, t0: i64, max_ms: f64) -> f64 {
     LEFT + PLOT_W * (1.0 + ms).ln() / (1.0 + max_ms).ln()
 }
 
+/// A page's "Timeline" section around [`render`]: nothing when no row has a mark.
+pub fn section(rows: &[Row], label: &str) -> String {
+    let svg = render(rows, label);
+    if svg.is_empty() {
+        svg
+    } else {
+        format!("<h2>Timeline</h2>{svg}")
+    }
+}
+
 /// The picture; `rows` in the order to draw them. Empty rows are skipped.
 pub fn render(rows: &[Row], label: &str) -> String {
     let rows: Vec<&Row> = rows.iter().filter(|r| !r.marks.is_empty()).collect();
