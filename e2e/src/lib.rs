@@ -307,6 +307,40 @@ impl Pipeline {
         format!("http://{addr}")
     }
 
+    /// Waits until ClickHouse holds the truth's connected blocks and transaction sightings,
+    /// lets stragglers land, then asserts each is there exactly once and that every table of
+    /// `tables` has one row per event id.
+    pub async fn assert_truth_stored_once(&self, exp: &Expected, tables: &[&str]) {
+        self.wait_count(
+            "SELECT count() FROM block_connected FINAL",
+            exp.connected_rows(),
+            Duration::from_secs(60),
+        )
+        .await;
+        self.wait_count(
+            "SELECT count() FROM tx_seen FINAL",
+            exp.tx_seen.len() as u64,
+            Duration::from_secs(60),
+        )
+        .await;
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        assert_eq!(
+            self.count("SELECT count() FROM block_connected FINAL"),
+            exp.connected_rows(),
+            "every connected block once"
+        );
+        assert_eq!(
+            self.count("SELECT count() FROM tx_seen FINAL"),
+            exp.tx_seen.len() as u64,
+            "every transaction sighting once"
+        );
+        for table in tables {
+            let rows = self.count(&format!("SELECT count() FROM {table} FINAL"));
+            let ids = self.count(&format!("SELECT uniqExact(event_id) FROM {table}"));
+            assert_eq!(rows, ids, "{table}: {rows} rows for {ids} event ids");
+        }
+    }
+
     /// Every NATS server's URL, comma-separated (one for a lone server).
     pub fn nats_url(&self) -> String {
         std::iter::once(&self.nats)

@@ -54,38 +54,16 @@ async fn events_during_a_nats_outage_arrive_once_afterwards() {
         "most transactions must happen during the outage ({before} before, {} in all)",
         exp.tx_seen.len()
     );
-    p.wait_count(
-        "SELECT count() FROM block_connected FINAL",
-        exp.connected_rows(),
-        Duration::from_secs(60),
+    p.assert_truth_stored_once(
+        &exp,
+        &[
+            "block_connected",
+            "tx_seen",
+            "node_status",
+            "mempool_snapshot",
+        ],
     )
     .await;
-    p.wait_count(
-        "SELECT count() FROM tx_seen FINAL",
-        exp.tx_seen.len() as u64,
-        Duration::from_secs(60),
-    )
-    .await;
-    // Let stragglers land, then compare exactly.
-    tokio::time::sleep(Duration::from_secs(2)).await;
-    assert_eq!(
-        p.count("SELECT count() FROM block_connected FINAL"),
-        exp.connected_rows()
-    );
-    assert_eq!(
-        p.count("SELECT count() FROM tx_seen FINAL"),
-        exp.tx_seen.len() as u64
-    );
-    for table in [
-        "block_connected",
-        "tx_seen",
-        "node_status",
-        "mempool_snapshot",
-    ] {
-        let rows = p.count(&format!("SELECT count() FROM {table} FINAL"));
-        let ids = p.count(&format!("SELECT uniqExact(event_id) FROM {table}"));
-        assert_eq!(rows, ids, "{table}: {rows} rows for {ids} event ids");
-    }
     let stored: std::collections::HashSet<(String, String)> = p
         .rows("SELECT node, txid FROM tx_seen FINAL")
         .iter()
