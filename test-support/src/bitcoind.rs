@@ -43,8 +43,16 @@ pub fn core_binaries() -> Option<CoreBinaries> {
         .filter(|p| !p.is_file())
         .map(|p| p.display().to_string())
         .collect();
+    // Its own empty datadir: Core reads and rewrites `settings.json` in the default one even
+    // for `-version`, and concurrent tests racing on ~/.bitcoin fail at random.
+    let scratch = tempfile::tempdir().ok();
+    let datadir = scratch
+        .as_ref()
+        .map(|d| format!("-datadir={}", d.path().display()))
+        .unwrap_or_else(|| "-version".into());
     let unrunnable = missing.is_empty()
         && !Command::new(&bitcoind)
+            .arg(&datadir)
             .arg("-version")
             .stdout(Stdio::null())
             .stderr(Stdio::null())
