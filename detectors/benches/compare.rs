@@ -106,7 +106,7 @@ fn main() {
     let mut rows = Vec::new();
     for _ in 0..RUNS {
         let t0 = Instant::now();
-        rows = det.round(at(120));
+        rows = det.analysis_mut().round(at(120));
         times.push(t0.elapsed());
     }
     times.sort();

@@ -39,9 +39,10 @@ use schema::event::{
 use schema::{Envelope, EventId, Height, NodeId, UnixMicros};
 use serde::{Deserialize, Serialize};
 
+use crate::guard::{Analysis, Guarded};
 use crate::incident::{evidence, firing, fmt_secs, fmt_time, join, set_evidence, OneShots};
 use crate::seen::SeenSet;
-use crate::{secs, secs_f64, Detector, Input, Output};
+use crate::{secs, secs_f64, Input, Output};
 
 mod withholding;
 
@@ -132,12 +133,14 @@ struct SelfishCandidate {
     deadline: UnixMicros,
 }
 
-/// Reorgs, stale tips, invalid blocks, consensus splits, selfish mining, rapid runs.
+/// Reorgs, stale tips, invalid blocks, consensus splits, selfish mining, rapid runs: the
+/// chain analysis with its duplicate filter and event clock.
+pub type ChainDetector = Guarded<ChainAnalysis>;
+
+/// The chain analysis (see the module docs).
 #[derive(Debug, Clone)]
-pub struct ChainDetector {
+pub struct ChainAnalysis {
     config: ChainConfig,
-    seen: SeenSet,
-    now: UnixMicros,
     blocks: HashMap<BlockHash, BlockInfo>,
     incidents: OneShots,
     in_rapid_run: HashSet<BlockHash>,
@@ -147,22 +150,7 @@ pub struct ChainDetector {
     next_prune: UnixMicros,
 }
 
-impl ChainDetector {
-    /// A detector with no history.
-    pub fn new(config: ChainConfig) -> Self {
-        ChainDetector {
-            seen: SeenSet::new(config.seen_capacity),
-            incidents: OneShots::new(config.incident_hold_secs, config.remember_secs),
-            config,
-            now: UnixMicros(i64::MIN),
-            blocks: HashMap::new(),
-            in_rapid_run: HashSet::new(),
-            selfish: Vec::new(),
-            judged: SeenSet::new(JUDGED_REORGS),
-            next_prune: UnixMicros(i64::MIN),
-        }
-    }
-
+impl ChainAnalysis {
     /// Records that `node` saw `hash` at `at`; returns whether the block was new to the fleet.
     /// `source` says how precise `at` is (see [`coarse`]); `None` for RPC answers.
     fn observe(
@@ -417,14 +405,14 @@ impl ChainDetector {
 
     /// Judges pending reorgs once every node that knew the fork has the whole winning branch,
     /// or at their deadline: a withheld branch released at once, or a partition healing.
-    fn check_selfish(&mut self, cause: EventId, out: &mut Vec<Output>) {
+    fn check_selfish(&mut self, now: UnixMicros, cause: EventId, out: &mut Vec<Output>) {
         if self.selfish.is_empty() {
             return;
         }
         let window = secs_f64(self.config.selfish_release_window_secs);
         let mut done = Vec::new();
         for (idx, c) in self.selfish.iter().enumerate() {
-            if self.now < c.deadline && !self.branch_everywhere(c) {
+            if now < c.deadline && !self.branch_everywhere(c) {
                 continue;
             }
             done.push(idx);
@@ -689,15 +677,15 @@ impl ChainDetector {
         }
     }
 
-    fn prune(&mut self) {
-        if self.now < self.next_prune {
+    fn prune(&mut self, now: UnixMicros) {
+        if now < self.next_prune {
             return;
         }
-        let horizon = self.now.plus_micros(-secs(self.config.remember_secs));
+        let horizon = now.plus_micros(-secs(self.config.remember_secs));
         self.blocks.retain(|_, b| b.first_seen >= horizon);
         let blocks = &self.blocks;
         self.in_rapid_run.retain(|h| blocks.contains_key(h));
-        self.next_prune = self.now.plus_micros(600_000_000);
+        self.next_prune = now.plus_micros(600_000_000);
     }
 }
 
@@ -791,7 +779,25 @@ fn merge_rejection(a: &mut Alert, r: &Rejection<'_>) {
     }
 }
 
-impl Detector for ChainDetector {
+impl Analysis for ChainAnalysis {
+    type Config = ChainConfig;
+
+    fn new(config: ChainConfig) -> Self {
+        ChainAnalysis {
+            incidents: OneShots::new(config.incident_hold_secs, config.remember_secs),
+            config,
+            blocks: HashMap::new(),
+            in_rapid_run: HashSet::new(),
+            selfish: Vec::new(),
+            judged: SeenSet::new(JUDGED_REORGS),
+            next_prune: UnixMicros(i64::MIN),
+        }
+    }
+
+    fn seen_capacity(&self) -> usize {
+        self.config.seen_capacity
+    }
+
     fn name(&self) -> crate::DetectorName {
         crate::DetectorName::Chain
     }
@@ -807,14 +813,8 @@ impl Detector for ChainDetector {
         ]
     }
 
-    fn apply(&mut self, input: Input<'_>) -> Vec<Output> {
+    fn analyse(&mut self, input: Input<'_>, now: UnixMicros) -> Vec<Output> {
         let mut out = Vec::new();
-        if let Input::Event(env) = input {
-            if !self.seen.insert(env.id) {
-                return out;
-            }
-        }
-        self.now = self.now.max(input.time());
         if let Input::Event(env) = input {
             let mut block_news = false;
             match &env.event {
@@ -836,18 +836,18 @@ impl Detector for ChainDetector {
                 _ => {}
             }
             if block_news {
-                self.check_selfish(env.id, &mut out);
+                self.check_selfish(now, env.id, &mut out);
             }
         } else {
-            self.check_selfish(input.cause(), &mut out);
+            self.check_selfish(now, input.cause(), &mut out);
         }
         out.extend(
             self.incidents
-                .expire(self.now, input.cause())
+                .expire(now, input.cause())
                 .into_iter()
                 .map(Output::Alert),
         );
-        self.prune();
+        self.prune(now);
         out
     }
 }

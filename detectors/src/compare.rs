@@ -52,7 +52,7 @@
 //!   and of what was too young to have reached it.
 //!
 //! Fleets of up to [`MAX_NODES`] nodes are compared; later nodes are ignored (and named in the
-//! log by the shell through [`CompareDetector::ignored_nodes`]).
+//! log by the shell through [`CompareAnalysis::ignored_nodes`]).
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 
@@ -61,9 +61,9 @@ use schema::event::{RemovalReason, Severity};
 use schema::{Envelope, Event, EventId, Height, Kind, NodeId, UnixMicros};
 use serde::{Deserialize, Serialize};
 
+use crate::guard::{Analysis, Guarded};
 use crate::incident::{evidence, firing, join, Incidents};
-use crate::seen::SeenSet;
-use crate::{consumer_name, Detector, Input, Output};
+use crate::{consumer_name, Input, Output};
 
 /// How far up a chain of unconfirmed parents a missing transaction's reason is looked for.
 const MAX_PARENT_DEPTH: usize = 32;
@@ -341,11 +341,14 @@ struct VersionTimes {
     slow_blocks: usize,
 }
 
-/// The comparison detector (`det-compare`).
+/// The comparison detector (`det-compare`): the comparison with its duplicate filter and event
+/// clock.
+pub type CompareDetector = Guarded<CompareAnalysis>;
+
+/// The fleet comparison (see the module docs).
 #[derive(Debug)]
-pub struct CompareDetector {
+pub struct CompareAnalysis {
     config: CompareConfig,
-    seen: SeenSet,
     index: HashMap<NodeId, u8>,
     nodes: Vec<NodeState>,
     ignored: Vec<NodeId>,
@@ -434,24 +437,7 @@ fn coin_key(o: &bitcoin::OutPoint) -> u64 {
     head ^ u64::from(o.vout).wrapping_mul(0x9E37_79B9_7F4A_7C15)
 }
 
-impl CompareDetector {
-    /// A detector with `config`.
-    pub fn new(config: CompareConfig) -> CompareDetector {
-        CompareDetector {
-            seen: SeenSet::new(config.seen_capacity),
-            config,
-            index: HashMap::new(),
-            nodes: Vec::new(),
-            ignored: Vec::new(),
-            txs: HashMap::new(),
-            spenders: HashMap::new(),
-            next_round: None,
-            incidents: Incidents::new(),
-            versions: BTreeMap::new(),
-            templates: BTreeMap::new(),
-        }
-    }
-
+impl CompareAnalysis {
     /// Nodes beyond [`MAX_NODES`], not compared.
     pub fn ignored_nodes(&self) -> &[NodeId] {
         &self.ignored
@@ -1140,7 +1126,28 @@ fn fee_rate(fee_sat: u64, vsize: u64) -> Option<u64> {
     (vsize > 0).then(|| fee_sat.saturating_mul(1000) / vsize)
 }
 
-impl Detector for CompareDetector {
+impl Analysis for CompareAnalysis {
+    type Config = CompareConfig;
+
+    fn new(config: CompareConfig) -> CompareAnalysis {
+        CompareAnalysis {
+            config,
+            index: HashMap::new(),
+            nodes: Vec::new(),
+            ignored: Vec::new(),
+            txs: HashMap::new(),
+            spenders: HashMap::new(),
+            next_round: None,
+            incidents: Incidents::new(),
+            versions: BTreeMap::new(),
+            templates: BTreeMap::new(),
+        }
+    }
+
+    fn seen_capacity(&self) -> usize {
+        self.config.seen_capacity
+    }
+
     fn name(&self) -> crate::DetectorName {
         crate::DetectorName::Compare
     }
@@ -1156,14 +1163,11 @@ impl Detector for CompareDetector {
         ]
     }
 
-    fn apply(&mut self, input: Input<'_>) -> Vec<Output> {
+    fn analyse(&mut self, input: Input<'_>, now: UnixMicros) -> Vec<Output> {
         let mut out = Vec::new();
         if let Input::Event(env) = input {
-            if !self.seen.insert(env.id) {
-                return out;
-            }
             // A round boundary passed before this event: compare first, without it.
-            self.rounds_due(env.observed_at, env.id, &mut out);
+            self.rounds_due(now, env.id, &mut out);
             let at = env.observed_at;
             if let Some(node) = self.node(&env.node) {
                 let state = &mut self.nodes[node as usize];
@@ -1225,7 +1229,7 @@ impl Detector for CompareDetector {
                 }
             }
         } else {
-            self.rounds_due(input.time(), input.cause(), &mut out);
+            self.rounds_due(now, input.cause(), &mut out);
         }
         out
     }

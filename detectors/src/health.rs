@@ -35,9 +35,9 @@ use schema::event::{Event, MempoolSnapshot, NodeStatus, Severity, TxRejected};
 use schema::{Envelope, EventId, NodeId, UnixMicros};
 use serde::{Deserialize, Serialize};
 
+use crate::guard::{Analysis, Guarded};
 use crate::incident::{evidence, firing, fmt_secs, fmt_time, set_evidence, Incidents};
-use crate::seen::SeenSet;
-use crate::{secs, Detector, Input, Output};
+use crate::{secs, Input, Output};
 
 /// Thresholds of the health detector.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -118,32 +118,21 @@ struct NodeState {
     peers_line: Option<u32>,
 }
 
-/// Per-node health: stale tip, silence, empty mempool, rejection bursts, IBD, peer drops.
+/// Per-node health: stale tip, silence, empty mempool, rejection bursts, IBD, peer drops; the
+/// health analysis with its duplicate filter and event clock.
+pub type HealthDetector = Guarded<HealthAnalysis>;
+
+/// The health analysis (see the module docs).
 #[derive(Debug, Clone)]
-pub struct HealthDetector {
+pub struct HealthAnalysis {
     config: HealthConfig,
-    seen: SeenSet,
-    now: UnixMicros,
     nodes: BTreeMap<NodeId, NodeState>,
     rejections: BTreeMap<(NodeId, String), VecDeque<UnixMicros>>,
     incidents: Incidents,
     last_sweep: UnixMicros,
 }
 
-impl HealthDetector {
-    /// A detector with no history.
-    pub fn new(config: HealthConfig) -> Self {
-        HealthDetector {
-            seen: SeenSet::new(config.seen_capacity),
-            config,
-            now: UnixMicros(i64::MIN),
-            nodes: BTreeMap::new(),
-            rejections: BTreeMap::new(),
-            incidents: Incidents::new(),
-            last_sweep: UnixMicros(i64::MIN),
-        }
-    }
-
+impl HealthAnalysis {
     fn fire(&mut self, alert: schema::event::Alert, out: &mut Vec<Output>) {
         if let Some(a) = self.incidents.fire(alert) {
             out.push(Output::Alert(a));
@@ -411,8 +400,7 @@ impl HealthDetector {
     }
 
     /// Silence, forgetting and the end of rejection bursts, by the watermark.
-    fn sweep(&mut self, cause: EventId, out: &mut Vec<Output>) {
-        let now = self.now;
+    fn sweep(&mut self, now: UnixMicros, cause: EventId, out: &mut Vec<Output>) {
         let silent = secs(self.config.silent_after_secs);
         let forget = secs(self.config.forget_node_after_secs);
         let mut forgotten = Vec::new();
@@ -504,7 +492,23 @@ impl HealthDetector {
     }
 }
 
-impl Detector for HealthDetector {
+impl Analysis for HealthAnalysis {
+    type Config = HealthConfig;
+
+    fn new(config: HealthConfig) -> Self {
+        HealthAnalysis {
+            config,
+            nodes: BTreeMap::new(),
+            rejections: BTreeMap::new(),
+            incidents: Incidents::new(),
+            last_sweep: UnixMicros(i64::MIN),
+        }
+    }
+
+    fn seen_capacity(&self) -> usize {
+        self.config.seen_capacity
+    }
+
     fn name(&self) -> crate::DetectorName {
         crate::DetectorName::Health
     }
@@ -514,14 +518,8 @@ impl Detector for HealthDetector {
         &[Kind::NodeStatus, Kind::MempoolSnapshot, Kind::TxRejected]
     }
 
-    fn apply(&mut self, input: Input<'_>) -> Vec<Output> {
+    fn analyse(&mut self, input: Input<'_>, now: UnixMicros) -> Vec<Output> {
         let mut out = Vec::new();
-        if let Input::Event(env) = input {
-            if !self.seen.insert(env.id) {
-                return out;
-            }
-        }
-        self.now = self.now.max(input.time());
         if let Input::Event(env) = input {
             match &env.event {
                 Event::NodeStatus(s) => self.on_status(s, env, &mut out),
@@ -531,9 +529,9 @@ impl Detector for HealthDetector {
             }
         }
         // Sweeping once per second of event time is plenty for limits of minutes.
-        if self.now.micros_since(self.last_sweep) >= 1_000_000 {
-            self.last_sweep = self.now;
-            self.sweep(input.cause(), &mut out);
+        if now.micros_since(self.last_sweep) >= 1_000_000 {
+            self.last_sweep = now;
+            self.sweep(now, input.cause(), &mut out);
         }
         out
     }

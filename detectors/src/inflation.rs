@@ -32,9 +32,9 @@ use schema::subsidy::{subsidy, total_supply_through};
 use schema::{Envelope, Height, NodeId, UnixMicros};
 use serde::{Deserialize, Serialize};
 
+use crate::guard::{Analysis, Guarded};
 use crate::incident::{evidence, firing, join, set_evidence, OneShots};
-use crate::seen::SeenSet;
-use crate::{Detector, Input, Output};
+use crate::{Input, Output};
 
 /// Thresholds of the inflation detector.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -108,28 +108,19 @@ impl UtxoView {
     }
 }
 
-/// Coinbase, supply and UTXO-agreement checks.
+/// Coinbase, supply and UTXO-agreement checks: the inflation analysis with its duplicate filter
+/// and event clock.
+pub type InflationDetector = Guarded<InflationAnalysis>;
+
+/// The inflation analysis (see the module docs).
 #[derive(Debug, Clone)]
-pub struct InflationDetector {
+pub struct InflationAnalysis {
     config: InflationConfig,
-    seen: SeenSet,
-    now: UnixMicros,
     incidents: OneShots,
     utxo: BTreeMap<Height, HashMap<BlockHash, BTreeMap<NodeId, UtxoView>>>,
 }
 
-impl InflationDetector {
-    /// A detector with no history.
-    pub fn new(config: InflationConfig) -> Self {
-        InflationDetector {
-            seen: SeenSet::new(config.seen_capacity),
-            incidents: OneShots::new(config.incident_hold_secs, config.remember_secs),
-            config,
-            now: UnixMicros(i64::MIN),
-            utxo: BTreeMap::new(),
-        }
-    }
-
+impl InflationAnalysis {
     fn on_connected(&mut self, b: &BlockConnected, env: &Envelope, out: &mut Vec<Output>) {
         let schedule = subsidy(b.height, self.config.network);
         let (allowed, severity) = match b.fees {
@@ -311,7 +302,21 @@ impl InflationDetector {
     }
 }
 
-impl Detector for InflationDetector {
+impl Analysis for InflationAnalysis {
+    type Config = InflationConfig;
+
+    fn new(config: InflationConfig) -> Self {
+        InflationAnalysis {
+            incidents: OneShots::new(config.incident_hold_secs, config.remember_secs),
+            config,
+            utxo: BTreeMap::new(),
+        }
+    }
+
+    fn seen_capacity(&self) -> usize {
+        self.config.seen_capacity
+    }
+
     fn name(&self) -> crate::DetectorName {
         crate::DetectorName::Inflation
     }
@@ -321,14 +326,8 @@ impl Detector for InflationDetector {
         &[Kind::BlockConnected, Kind::UtxoStats]
     }
 
-    fn apply(&mut self, input: Input<'_>) -> Vec<Output> {
+    fn analyse(&mut self, input: Input<'_>, now: UnixMicros) -> Vec<Output> {
         let mut out = Vec::new();
-        if let Input::Event(env) = input {
-            if !self.seen.insert(env.id) {
-                return out;
-            }
-        }
-        self.now = self.now.max(input.time());
         if let Input::Event(env) = input {
             match &env.event {
                 Event::BlockConnected(b) => self.on_connected(b, env, &mut out),
@@ -338,7 +337,7 @@ impl Detector for InflationDetector {
         }
         out.extend(
             self.incidents
-                .expire(self.now, input.cause())
+                .expire(now, input.cause())
                 .into_iter()
                 .map(Output::Alert),
         );

@@ -19,11 +19,15 @@
 //! - [`compare`]: where nodes differ: mempools against the fleet's (with the reason for each
 //!   missing transaction), validation time by the version that connected each block.
 //!
-//! Shared pieces: [`incident`] (alert construction, open incidents, one-shot incidents) and
-//! [`seen`] (the bounded duplicate filter).
+//! Each detector is an [`Analysis`] inside [`Guarded`], which gives it the duplicate filter and
+//! the event clock, so the analysis holds only what it makes of each input.
+//!
+//! Shared pieces: [`guard`] (that wrapper), [`incident`] (alert construction, open incidents,
+//! one-shot incidents) and [`seen`] (the bounded duplicate filter).
 
 pub mod chain;
 pub mod compare;
+pub mod guard;
 pub mod health;
 pub mod incident;
 pub mod inflation;
@@ -37,13 +41,17 @@ use schema::event::Alert;
 use schema::{Envelope, EventId, NodeId, UnixMicros};
 use serde::{Deserialize, Serialize};
 
-pub use chain::{ChainConfig, ChainDetector};
+pub use chain::{ChainAnalysis, ChainConfig, ChainDetector};
 pub use compare::{
-    BlockValidation, CompareConfig, CompareDetector, MempoolDivergence, TemplateComparison,
+    BlockValidation, CompareAnalysis, CompareConfig, CompareDetector, MempoolDivergence,
+    TemplateComparison,
 };
-pub use health::{HealthConfig, HealthDetector};
-pub use inflation::{InflationConfig, InflationDetector};
-pub use propagation::{PropagationConfig, PropagationDetector, PropagationSummary};
+pub use guard::{Analysis, Guarded};
+pub use health::{HealthAnalysis, HealthConfig, HealthDetector};
+pub use inflation::{InflationAnalysis, InflationConfig, InflationDetector};
+pub use propagation::{
+    PropagationAnalysis, PropagationConfig, PropagationDetector, PropagationSummary,
+};
 
 /// The detectors, by name: parsed once where a name comes in (a consumer's name on the command
 /// line, an alert envelope's node), and written out only here.

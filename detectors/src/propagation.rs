@@ -38,9 +38,10 @@ use schema::event::{BlockStage, ChainTips, Event, Severity, TipStatus};
 use schema::{EventId, Height, NodeId, UnixMicros};
 use serde::{Deserialize, Serialize};
 
+use crate::guard::{Analysis, Guarded};
 use crate::incident::{evidence, firing, fmt_secs, fmt_time, Incidents};
 use crate::seen::SeenSet;
-use crate::{consumer_name, secs, Detector, Input, Output};
+use crate::{consumer_name, secs, Input, Output};
 
 /// Thresholds of the propagation detector.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -327,13 +328,15 @@ impl KindStats {
     }
 }
 
-/// First-seen, spread and lag of blocks and transactions across the fleet.
+/// First-seen, spread and lag of blocks and transactions across the fleet: the propagation
+/// analysis with its duplicate filter and event clock.
+pub type PropagationDetector = Guarded<PropagationAnalysis>;
+
+/// The propagation analysis (see the module docs).
 #[derive(Debug, Clone)]
-pub struct PropagationDetector {
+pub struct PropagationAnalysis {
     config: PropagationConfig,
-    seen: SeenSet,
     settled: SeenSet<PropagatedObject>,
-    now: UnixMicros,
     nodes: Vec<NodeId>,
     node_idx: HashMap<NodeId, u16>,
     last_event: Vec<UnixMicros>,
@@ -347,35 +350,7 @@ pub struct PropagationDetector {
     at_height: BTreeMap<Height, Vec<(u16, BlockHash)>>,
 }
 
-impl PropagationDetector {
-    /// A detector with no history.
-    pub fn new(config: PropagationConfig) -> Self {
-        PropagationDetector {
-            seen: SeenSet::new(config.seen_capacity),
-            settled: SeenSet::new(config.seen_capacity),
-            now: UnixMicros(i64::MIN),
-            nodes: Vec::new(),
-            node_idx: HashMap::new(),
-            last_event: Vec::new(),
-            pending: HashMap::new(),
-            queue: BTreeSet::new(),
-            pending_txs: 0,
-            blocks: KindStats::new(
-                config.block_lag_floor_ms,
-                config.block_spread_floor_ms,
-                config.block_window,
-            ),
-            txs: KindStats::new(
-                config.tx_lag_floor_ms,
-                config.tx_spread_floor_ms,
-                config.tx_window,
-            ),
-            incidents: Incidents::new(),
-            at_height: BTreeMap::new(),
-            config,
-        }
-    }
-
+impl PropagationAnalysis {
     fn node_index(&mut self, node: &NodeId, at: UnixMicros) -> Option<u16> {
         let idx = match self.node_idx.get(node) {
             Some(i) => *i,
@@ -503,13 +478,13 @@ impl PropagationDetector {
     }
 
     /// Settles every object due by `now`, and the oldest transactions past the pending bound.
-    fn settle_due(&mut self, cause: EventId, out: &mut Vec<Output>) {
+    fn settle_due(&mut self, now: UnixMicros, cause: EventId, out: &mut Vec<Output>) {
         loop {
             let Some(&(deadline, object)) = self.queue.first() else {
                 return;
             };
             let over = self.pending_txs > self.config.max_pending_txs;
-            if deadline > self.now && !over {
+            if deadline > now && !over {
                 return;
             }
             self.queue.pop_first();
@@ -830,7 +805,38 @@ fn baseline_text(b: Option<(i64, i64)>) -> String {
     }
 }
 
-impl Detector for PropagationDetector {
+impl Analysis for PropagationAnalysis {
+    type Config = PropagationConfig;
+
+    fn new(config: PropagationConfig) -> Self {
+        PropagationAnalysis {
+            settled: SeenSet::new(config.seen_capacity),
+            nodes: Vec::new(),
+            node_idx: HashMap::new(),
+            last_event: Vec::new(),
+            pending: HashMap::new(),
+            queue: BTreeSet::new(),
+            pending_txs: 0,
+            blocks: KindStats::new(
+                config.block_lag_floor_ms,
+                config.block_spread_floor_ms,
+                config.block_window,
+            ),
+            txs: KindStats::new(
+                config.tx_lag_floor_ms,
+                config.tx_spread_floor_ms,
+                config.tx_window,
+            ),
+            incidents: Incidents::new(),
+            at_height: BTreeMap::new(),
+            config,
+        }
+    }
+
+    fn seen_capacity(&self) -> usize {
+        self.config.seen_capacity
+    }
+
     fn name(&self) -> crate::DetectorName {
         crate::DetectorName::Propagation
     }
@@ -847,14 +853,8 @@ impl Detector for PropagationDetector {
         ]
     }
 
-    fn apply(&mut self, input: Input<'_>) -> Vec<Output> {
+    fn analyse(&mut self, input: Input<'_>, now: UnixMicros) -> Vec<Output> {
         let mut out = Vec::new();
-        if let Input::Event(env) = input {
-            if !self.seen.insert(env.id) {
-                return out;
-            }
-        }
-        self.now = self.now.max(input.time());
         if let Input::Event(env) = input {
             if let Some(node) = self.node_index(&env.node, env.observed_at) {
                 let at = env.observed_at;
@@ -880,7 +880,7 @@ impl Detector for PropagationDetector {
                 }
             }
         }
-        self.settle_due(input.cause(), &mut out);
+        self.settle_due(now, input.cause(), &mut out);
         out
     }
 }

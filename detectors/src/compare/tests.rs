@@ -266,7 +266,11 @@ fn removals_are_reasons_and_mined_transactions_are_forgotten() {
         e.missing_by_reason,
         BTreeMap::from([(MissingReason::Removed, 1)])
     );
-    assert_eq!(det.tracked_txs(), 1, "tx 2 was mined everywhere: forgotten");
+    assert_eq!(
+        det.analysis().tracked_txs(),
+        1,
+        "tx 2 was mined everywhere: forgotten"
+    );
 }
 
 fn timing(node: &str, at: f64, height: u32, ms: f64) -> Envelope {
@@ -870,7 +874,7 @@ fn a_node_holding_a_double_spend_misses_the_other_side_as_a_conflict_and_never_a
         outs.iter().filter_map(Output::as_alert).collect::<Vec<_>>()
     );
     // A block takes them all: once nobody holds them, the coins they spent are forgotten too.
-    assert!(!det.spenders.is_empty());
+    assert!(!det.analysis().spenders.is_empty());
     let mut evs = Vec::new();
     for node in ["a", "b", "c", "d"] {
         for i in [1, 2, 3, 4, 5, 20, 21, 22] {
@@ -880,8 +884,12 @@ fn a_node_holding_a_double_spend_misses_the_other_side_as_a_conflict_and_never_a
     evs.extend(statuses(120.0));
     evs.extend(statuses(130.0));
     testkit::run(&mut det, &evs);
-    assert_eq!(det.tracked_txs(), 0);
-    assert!(det.spenders.is_empty(), "{:?}", det.spenders);
+    assert_eq!(det.analysis().tracked_txs(), 0);
+    assert!(
+        det.analysis().spenders.is_empty(),
+        "{:?}",
+        det.analysis().spenders
+    );
 }
 
 #[test]
