@@ -855,6 +855,9 @@ mod tests {
         assert_eq!(cfg.spool.max_bytes, 1 << 30);
         assert_eq!(cfg.rpc.timeout, Duration::from_secs(30));
         assert_eq!(cfg.zmq.endpoints.len(), 3);
+        // A template on each new tip and every 30 s; peers every minute.
+        assert_eq!(cfg.template_interval, Some(Duration::from_secs(30)));
+        assert_eq!(cfg.peers_interval, Some(Duration::from_secs(60)));
     }
 
     #[test]

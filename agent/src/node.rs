@@ -199,9 +199,9 @@ impl NodeDriver {
                     if block_msg && (self.chain.has_pending() || !self.pending.is_empty()) {
                         settle_at = Some(Instant::now() + REORG_SETTLE);
                     }
-                    if block_msg {
-                        self.template_on_new_tip().await?;
-                    }
+                    // Any message may move the tip: a `sequence` connect waits for its
+                    // `rawblock` when that comes second.
+                    self.template_on_new_tip().await?;
                 }
                 _ = settle => {
                     settle_at = None;
@@ -209,6 +209,7 @@ impl NodeDriver {
                     if let Some(ev) = self.chain.flush() {
                         self.emit(ev, self.clock.now()).await?;
                     }
+                    self.template_on_new_tip().await?;
                 }
                 _ = status_tick.tick() => self.poll_status().await?,
                 _ = mempool_tick.tick() => self.poll_mempool().await?,

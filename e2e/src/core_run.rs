@@ -99,6 +99,8 @@ pub struct Script {
     pub bumped: (String, String),
     /// The RBF conflict: A (accepted), B (relayed by n3, rejected by n0–n2).
     pub conflict: (String, String),
+    /// The fleet's tip at the end, and its height.
+    pub tip: (String, u64),
 }
 
 impl Script {
@@ -123,6 +125,22 @@ impl Script {
             }
         }
         format!("unknown {}", txid.get(..12).unwrap_or(txid))
+    }
+
+    /// What the script made block `hash` for ("partition.winning[2]", "invalid[0]"), or
+    /// "main" for the other blocks of the fleet's chain.
+    pub fn block_role(&self, hash: &str) -> String {
+        for (name, b) in [("partition", &self.partition), ("withheld", &self.withheld)] {
+            for (side, list) in [("losing", &b.losing), ("winning", &b.winning)] {
+                if let Some(i) = list.iter().position(|h| h == hash) {
+                    return format!("{name}.{side}[{i}]");
+                }
+            }
+        }
+        if let Some(i) = self.invalid.iter().position(|(h, _)| h == hash) {
+            return format!("invalid[{i}]");
+        }
+        "main".to_string()
     }
 
     /// A few lines an operator can read when a test fails: counts per node and the incidents,
@@ -376,7 +394,7 @@ fn drive(fleet: &CoreFleet) -> Script {
         fleet.wait_for_mempool_tx(&[0, 1, 3], t, wait);
     }
     // Let the comparison see the low-fee payments settled in every mempool but n2's (its
-    // settle time is 5 s, one round a second).
+    // settle time is 20 s, one round a second).
     std::thread::sleep(COMPARE_SPACING);
     let bumped = n[0].call_named(
         "bumpfee",
@@ -504,6 +522,7 @@ fn drive(fleet: &CoreFleet) -> Script {
     s.mined_by[1].extend(last.iter().cloned());
     fleet.wait_for_tip(&all, &last[0], wait);
     connect_all(&mut s, &all, &last);
+    s.tip = (last[0].clone(), n[1].height());
     s
 }
 
