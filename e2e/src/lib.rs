@@ -8,7 +8,7 @@
 
 pub mod core_run;
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
 
 use figment::providers::{Format, Toml};
@@ -125,6 +125,7 @@ pub struct Pipeline {
     /// The emulated fleet.
     pub fleet: Option<Fleet>,
     agents: Vec<(CancellationToken, JoinHandle<()>)>,
+    agent_metrics: BTreeMap<String, agent::Metrics>,
     writer: Option<(CancellationToken, JoinHandle<()>)>,
     spool_root: tempfile::TempDir,
     definitions: std::path::PathBuf,
@@ -249,6 +250,7 @@ impl Pipeline {
             database,
             fleet: None,
             agents: Vec::new(),
+            agent_metrics: BTreeMap::new(),
             writer: None,
             spool_root,
             definitions,
@@ -406,12 +408,21 @@ listen = "127.0.0.1:{metrics}"
         let token = CancellationToken::new();
         let t = token.clone();
         let name = n.name.clone();
+        let metrics = agent::Metrics::new(&config.node);
+        self.agent_metrics.insert(name.clone(), metrics.clone());
         let handle = tokio::spawn(async move {
-            if let Err(e) = agent::run(config, t).await {
+            if let Err(e) = agent::run_with_metrics(config, metrics, t).await {
                 panic!("agent {name} failed: {e}");
             }
         });
         self.agents.push((token, handle));
+    }
+
+    /// The counters of the agent of `node` (started by [`Pipeline::start_agent`]).
+    pub fn agent_metrics(&self, node: &str) -> &agent::Metrics {
+        self.agent_metrics
+            .get(node)
+            .unwrap_or_else(|| panic!("no agent was started for {node}"))
     }
 
     /// Starts `ch-writer` in this process.

@@ -99,6 +99,16 @@ async fn the_mirror_recovers_from_lost_notifications_and_equals_the_node() {
     )
     .await;
     assert_eq!(tap.dropped(), 2);
+    let counters = p.agent_metrics("n0");
+    assert!(
+        counters.resync_count("gap") >= 1,
+        "the gap is counted as a resync"
+    );
+    assert_eq!(
+        counters.mirror_check_count("differs"),
+        0,
+        "a visible loss is mended by its resync before any mirror check"
+    );
 
     // A silent loss: one `A` dropped and the later numbers rewritten. The next payment's `A`
     // brings the mirror to the node's sequence, where the check sees the difference.
@@ -113,6 +123,19 @@ async fn the_mirror_recovers_from_lost_notifications_and_equals_the_node() {
     )
     .await;
     assert_eq!(tap.dropped(), 3);
+    let counters = p.agent_metrics("n0");
+    assert!(
+        counters.mirror_check_count("differs") >= 1,
+        "the silent loss is counted as a mirror mismatch"
+    );
+    assert!(
+        counters.resync_count("mirror_differs") >= 1,
+        "the mismatch is counted as the reason of a resync"
+    );
+    assert!(
+        counters.mirror_check_count("equal") >= 1,
+        "checks in step count as equal"
+    );
 
     // The mirror equals the node's mempool: every payment is in it, and the latest snapshot
     // shows mirror and node with the same set.
