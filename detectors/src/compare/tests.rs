@@ -169,6 +169,57 @@ fn each_missing_transaction_is_attributed_to_the_node_policy_that_keeps_it_out()
 }
 
 #[test]
+fn what_only_one_node_holds_is_its_own_and_missing_nowhere_else() {
+    // a, b, c hold txs 1–5; a alone also holds 20 and 21 (a local wallet's, say).
+    let mut evs = statuses(1.0);
+    evs.truncate(3);
+    for i in 1..=5 {
+        for node in ["a", "b", "c"] {
+            evs.push(seen(node, 2.0, i, 25));
+        }
+    }
+    for i in [20, 21] {
+        evs.push(seen("a", 3.0, i, 25));
+    }
+    evs.extend(statuses(30.0).into_iter().take(3));
+    evs.extend(statuses(45.0).into_iter().take(3));
+    let outs = testkit::run(&mut CompareDetector::new(cfg()), &evs);
+    let a = last_row(&outs, "a");
+    assert_eq!(a.at, t(40.0));
+    assert_eq!((a.fleet_txs, a.held, a.missing_count()), (5, 7, 0));
+    assert_eq!(a.only_here_count, 2);
+    let only: BTreeSet<Txid> = a.only_here.iter().copied().collect();
+    assert_eq!(only, BTreeSet::from([txid(20), txid(21)]));
+    for node in ["b", "c"] {
+        let r = last_row(&outs, node);
+        assert_eq!(
+            (r.fleet_txs, r.held, r.missing_count(), r.only_here_count),
+            (5, 5, 0, 0),
+            "{node} misses nothing a single node holds"
+        );
+    }
+    assert!(outs.iter().all(|o| o.as_alert().is_none()), "{outs:?}");
+}
+
+#[test]
+fn each_round_has_one_row_per_node() {
+    let outs = testkit::run(&mut CompareDetector::new(cfg()), &policy_fleet());
+    let mut per_round: BTreeMap<UnixMicros, Vec<&str>> = BTreeMap::new();
+    for d in divergences(&outs) {
+        per_round.entry(d.at).or_default().push(d.node.as_str());
+    }
+    // No event between 4.5 s and 30 s: one round for the boundaries passed meanwhile (at
+    // 30 s), then the one at 40 s.
+    let rounds: Vec<UnixMicros> = per_round.keys().copied().collect();
+    assert_eq!(rounds, vec![t(30.0), t(40.0)]);
+    for (at, nodes) in &per_round {
+        assert_eq!(nodes, &vec!["a", "b", "c", "d"], "round at {at:?}");
+    }
+    let ids: BTreeSet<EventId> = divergences(&outs).iter().map(|d| d.id()).collect();
+    assert_eq!(ids.len(), 8, "each row its own id");
+}
+
+#[test]
 fn transactions_younger_than_the_settle_time_are_not_compared() {
     let mut evs = statuses(1.0);
     evs.push(seen("a", 25.0, 1, 25));
@@ -479,6 +530,11 @@ fn a_template_is_compared_with_the_templates_on_the_same_parent() {
         (4, 25_000, 50_000)
     );
     assert!((d.jaccard - 0.5).abs() < 1e-9, "{}", d.jaccard);
+    assert_eq!(
+        (d.weight, d.fleet_median_weight),
+        (4_000, 8_000),
+        "half the transactions, half the weight"
+    );
     assert_eq!(d.left_out_count, 5);
     let why: BTreeMap<Txid, &str> = d
         .left_out
