@@ -565,8 +565,9 @@ impl CompareAnalysis {
                 continue;
             }
             // The majority is taken among the nodes whose policy admits the transaction: a
-            // fleet with a strict node still has a mempool the others agree on.
-            let eligible = active_mask & !self.barred(e, &active);
+            // fleet with a strict node still has a mempool the others agree on. A node that
+            // holds it admitted it, whatever its minimum fee has become since.
+            let eligible = (active_mask & !self.barred(e, &active)) | holders;
             let count = (holders & eligible).count_ones();
             let fleet = count * 2 > eligible.count_ones();
             if fleet {

@@ -202,6 +202,45 @@ fn what_only_one_node_holds_is_its_own_and_missing_nowhere_else() {
 }
 
 #[test]
+fn a_node_holding_a_transaction_below_its_risen_minimum_fee_still_counts_for_the_fleet() {
+    // a and b hold tx 1 (2 sat/vB); then b's mempool fills and its minimum fee rises to 5
+    // sat/vB. b admitted tx 1 all the same: with a, a majority of a, b and c (d is
+    // blocks-only), so c, whose policy admits it, misses a fleet transaction.
+    let mut evs = vec![
+        policy_status(1.0, "a", 1000, false, "v"),
+        policy_status(1.0, "b", 1000, false, "v"),
+        policy_status(1.0, "c", 1000, false, "v"),
+        policy_status(1.0, "d", 1000, true, "v"),
+        seen("a", 2.0, 1, 2),
+        seen("b", 2.0, 1, 2),
+    ];
+    for at in [12.0, 30.0, 45.0] {
+        evs.push(policy_status(at, "a", 1000, false, "v"));
+        evs.push(policy_status(at, "b", 5000, false, "v"));
+        evs.push(policy_status(at, "c", 1000, false, "v"));
+        evs.push(policy_status(at, "d", 1000, true, "v"));
+    }
+    let outs = testkit::run(&mut CompareDetector::new(cfg()), &evs);
+    let c = last_row(&outs, "c");
+    assert_eq!(c.at, t(40.0));
+    assert_eq!(c.fleet_txs, 1);
+    assert_eq!(
+        c.missing,
+        vec![(txid(1), MissingReason::Unexplained, String::new())]
+    );
+    let b = last_row(&outs, "b");
+    assert_eq!(
+        (b.held, b.only_here_count),
+        (1, 0),
+        "b's own is the fleet's"
+    );
+    assert_eq!(
+        last_row(&outs, "d").missing_by_reason,
+        BTreeMap::from([(MissingReason::BlocksOnly, 1)])
+    );
+}
+
+#[test]
 fn each_round_has_one_row_per_node() {
     let outs = testkit::run(&mut CompareDetector::new(cfg()), &policy_fleet());
     let mut per_round: BTreeMap<UnixMicros, Vec<&str>> = BTreeMap::new();
