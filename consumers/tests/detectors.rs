@@ -182,6 +182,48 @@ async fn a_restarted_detector_rebuilds_its_state_from_acknowledged_events() {
     common::stop_consumer(running).await;
 }
 
+/// A consumer restarted right after a stop gets what was published in between at once, not
+/// after `ack_wait`: the stopped one's waiting pull request is ended on the server, so the
+/// server never hands a message to a process that is gone. (On a loaded machine that message
+/// sat unacknowledged for the whole `ack_wait`, 30 s, and a restart test timed out.) The
+/// window is small on an idle machine, so the stop-publish-restart cycle runs 100 times:
+/// without the fix, a round waits out `ack_wait` within the first 50 or so.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_consumer_restarted_at_once_gets_new_events_without_waiting_for_ack_wait() {
+    const ACK_WAIT: Duration = Duration::from_secs(30);
+    let s = Services::start(Some(ACK_WAIT.as_secs())).await;
+    let config = s.config();
+    for round in 0..100u8 {
+        let running = common::spawn_consumer("det-chain", config.clone(), Arc::new(Metrics::new()));
+        // Idle, with a pull request waiting on the server.
+        test_support::wait_until(TIMEOUT, "det-chain waits for messages", || async {
+            let Ok(mut stream) = s.js.get_stream("BMON_EVENTS").await else {
+                return false;
+            };
+            stream
+                .consumer_info("det-chain")
+                .await
+                .is_ok_and(|i| i.num_waiting > 0)
+        })
+        .await;
+        common::stop_consumer(running).await;
+        let at = 1_000_000 * (i64::from(round) + 1);
+        common::publish(&s.js, &[reorg(&format!("node{round}"), at)], true).await;
+        let started = std::time::Instant::now();
+        let running = common::spawn_consumer("det-chain", config.clone(), Arc::new(Metrics::new()));
+        test_support::wait_until(
+            ACK_WAIT / 3,
+            &format!("round {round}: the restarted det-chain takes the new event"),
+            || async { s.backlog("det-chain").await == 0 },
+        )
+        .await;
+        if started.elapsed() > Duration::from_secs(1) {
+            println!("round {round}: taken after {:?}", started.elapsed());
+        }
+        common::stop_consumer(running).await;
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ticks_resolve_a_one_shot_incident_while_the_stream_is_quiet() {
     let s = Services::start(None).await;
