@@ -197,7 +197,7 @@ async fn a_consumer_restarted_at_once_gets_new_events_without_waiting_for_ack_wa
         let running = common::spawn_consumer("det-chain", config.clone(), Arc::new(Metrics::new()));
         // Idle, with a pull request waiting on the server.
         test_support::wait_until(TIMEOUT, "det-chain waits for messages", || async {
-            let Ok(mut stream) = s.js.get_stream("BMON_EVENTS").await else {
+            let Ok(stream) = s.js.get_stream("BMON_EVENTS").await else {
                 return false;
             };
             stream
