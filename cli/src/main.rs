@@ -45,8 +45,9 @@ enum Command {
     Tail(tail::Args),
     /// Parse a debug.log file offline and print the events found, one JSON object per line.
     ParseLog(parse_log::Args),
-    /// Block validation time by Core version (median and p90 `Connect total`), each block
-    /// credited to the version its node ran when it connected it.
+    /// Block validation time by Core version (median and p90 `Connect total`, and per stage)
+    /// over each version's last 1000 block connections, each block credited to the version its
+    /// node ran when it connected it.
     Validation(validation::Args),
     /// One block across the fleet: when each node saw its header, compact block and block,
     /// connected it, how long validation took, which peer delivered it; invalid verdicts.

@@ -369,16 +369,22 @@ fn parse_log_of_a_missing_file_fails_with_the_path() {
     assert!(err.contains("/nonexistent/debug.log"), "{err}");
 }
 
+/// Microseconds since the epoch, a minute ago: recent rows for the validation tests.
+fn a_minute_ago_us() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_micros() as i64
+        - 60_000_000
+}
+
 /// `bmon validation` credits each block to the version in its row and puts the slowest first.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn validation_shows_connect_time_by_version_slowest_first() {
     let s = Services::start(None).await;
-    // Two nodes on 29.0 (one block each), one on 30.0 (three blocks); and a block of two days
-    // ago that the default window leaves out.
-    let now_us = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_micros() as i64;
+    // Two nodes on 29.0 (one block each), one on 30.0 (three recent blocks and one of two
+    // days ago, which counts: the window is each version's last 1000 blocks, not hours).
+    let now_us = a_minute_ago_us();
     let rows = [
         ("a", "/Satoshi:29.0.0/", 1, 200.0, 0i64),
         ("b", "/Satoshi:29.0.0/", 2, 300.0, 0),
@@ -388,7 +394,7 @@ async fn validation_shows_connect_time_by_version_slowest_first() {
         ("c", "/Satoshi:30.0.0/", 6, 9000.0, 48 * 3600),
     ];
     for (node, version, n, ms, ago_secs) in rows {
-        let at = now_us - ago_secs * 1_000_000 - 60_000_000;
+        let at = now_us - ago_secs * 1_000_000 - n * 1_000_000;
         s.sql(&format!(
             "INSERT INTO {{db}}.block_validation (event_id, node, observed_at_us, observed_at, \
              block_node, version, hash, height, connect_ms, stage, stage_ms) VALUES \
@@ -403,27 +409,177 @@ async fn validation_shows_connect_time_by_version_slowest_first() {
     assert!(lines[0].starts_with("VERSION"), "{text}");
     let cells = |l: &str| l.split_whitespace().map(str::to_string).collect::<Vec<_>>();
     assert_eq!(
-        cells(lines[1]),
+        cells(lines[1])[..5],
         ["Satoshi:29.0.0", "2", "2", "250.0", "290.0"],
         "29.0: 2 blocks on 2 nodes, median 250, p90 290: {text}"
     );
     assert_eq!(
-        cells(lines[2]),
-        ["Satoshi:30.0.0", "3", "1", "60.0", "68.0"],
-        "30.0: the 3 recent blocks only: {text}"
+        cells(lines[2])[..5],
+        ["Satoshi:30.0.0", "4", "1", "65.0", "6321.0"],
+        "30.0: the old block among its 4: {text}"
     );
-    let json = stdout(&bmon(&s, &["validation", "--json", "--hours", "72"]));
+    let json = stdout(&bmon(&s, &["validation", "--json"]));
     let versions: Vec<serde_json::Value> = json
         .lines()
         .map(|l| serde_json::from_str(l).unwrap())
         .collect();
-    let v30 = versions
-        .iter()
-        .find(|v| v["version"] == "/Satoshi:30.0.0/")
-        .expect("30.0 listed");
-    assert_eq!(
-        v30["blocks"], 4,
-        "the block of two days ago counts at 72 h: {json}"
-    );
+    assert_eq!(versions.len(), 2, "{json}");
+    let v30 = &versions[1];
+    assert_eq!(v30["version"], "/Satoshi:30.0.0/", "{json}");
+    assert_eq!(v30["blocks"], 4, "{json}");
     assert_eq!(v30["nodes"], 1);
+    assert_eq!(
+        v30["last_block_us"],
+        (now_us - 3_000_000) / 1_000_000 * 1_000_000,
+        "its newest block, in whole seconds: {json}"
+    );
+    assert!(v30.get("stages").is_none(), "{json}");
+    // The table shows the same time, UTC.
+    let last = lines[2]
+        .split_whitespace()
+        .skip(5)
+        .collect::<Vec<_>>()
+        .join(" ");
+    let want = s.sql(&format!(
+        "SELECT toString(toDateTime({}), 'UTC')",
+        (now_us - 3_000_000) / 1_000_000
+    ));
+    assert_eq!(last, want.trim(), "{text}");
+}
+
+/// The views, and so `bmon validation`, cover each version's last 1000 block connections:
+/// 29.0's 1100 oldest (slow, on a node since gone; over all 2100 the median would be slow)
+/// fall out, while 30.0, whose few blocks are older than all of 29.0's, keeps them (the limit
+/// is per version, not overall).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn validation_counts_only_the_last_1000_blocks_of_each_version() {
+    let s = Services::start(None).await;
+    let now_us = a_minute_ago_us();
+    // Row i of 2100 for 29.0 is i minutes older than now: rows 0..1000 are the newest, fast
+    // (10..14 ms, median 12) on nodes a and b; rows 1000..2100 are slow (5000 ms) on node old.
+    s.sql(&format!(
+        "INSERT INTO {{db}}.block_validation (event_id, node, observed_at_us, observed_at, \
+         block_node, version, hash, height, connect_ms, stage, stage_ms) \
+         SELECT concat('v29-', toString(number)), 'det-compare', \
+         toInt64({now_us} - number * 60000000) AS at, toDateTime(intDiv(at, 1000000)), \
+         if(number >= 1000, 'old', if(number % 2 = 0, 'a', 'b')), '/Satoshi:29.0.0/', \
+         concat('h', toString(number)), toUInt32(9000 - number), \
+         if(number >= 1000, 5000., 10. + number % 5), \
+         ['Connect block', 'Verify txins'], \
+         [if(number >= 1000, 4000., 8.), if(number >= 1000, 900., 1.5)] \
+         FROM system.numbers LIMIT 2100"
+    ));
+    // 30.0: three blocks older than any of 29.0's.
+    for (n, ms) in [(1, 30.0), (2, 40.0), (3, 50.0)] {
+        let at = now_us - (3000 + n) * 60_000_000;
+        s.sql(&format!(
+            "INSERT INTO {{db}}.block_validation (event_id, node, observed_at_us, observed_at, \
+             block_node, version, hash, height, connect_ms, stage, stage_ms) VALUES \
+             ('v30-{n}', 'det-compare', {at}, {secs}, 'c', '/Satoshi:30.0.0/', 'x{n}', {n}, \
+             {ms}, ['Connect block'], [{ms}])",
+            secs = at / 1_000_000
+        ));
+    }
+    // The view itself: all 2100 rows of 29.0 are in the table, 1000 in the figures.
+    assert_eq!(
+        s.sql("SELECT count() FROM {db}.block_validation FINAL WHERE version = '/Satoshi:29.0.0/'")
+            .trim(),
+        "2100"
+    );
+    assert_eq!(
+        s.sql(
+            "SELECT blocks, nodes, median_connect_ms FROM {db}.validation_by_version \
+             WHERE version = '/Satoshi:29.0.0/'"
+        )
+        .trim(),
+        "1000\t2\t12"
+    );
+    let json = stdout(&bmon(&s, &["validation", "--json", "--stages"]));
+    let versions: Vec<serde_json::Value> = json
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(versions.len(), 2, "{json}");
+    let (v30, v29) = (&versions[0], &versions[1]);
+    assert_eq!(v29["version"], "/Satoshi:29.0.0/", "slowest first: {json}");
+    assert_eq!(v29["blocks"], 1000, "{json}");
+    assert_eq!(v29["nodes"], 2, "node old's blocks fell out: {json}");
+    assert_eq!(v29["median_ms"], 12.0, "{json}");
+    assert!(
+        v29["p90_ms"].as_f64().is_some_and(|p| p <= 14.0),
+        "no slow block in the p90: {json}"
+    );
+    assert_eq!(
+        v29["last_block_us"],
+        now_us / 1_000_000 * 1_000_000,
+        "{json}"
+    );
+    let stage = |v: &serde_json::Value, name: &str| {
+        v["stages"]
+            .as_array()
+            .and_then(|s| s.iter().find(|s| s["stage"] == name).cloned())
+            .unwrap_or_else(|| panic!("no {name} in {v}"))
+    };
+    let connect = stage(v29, "Connect block");
+    assert_eq!(connect["blocks"], 1000, "{json}");
+    assert_eq!(connect["median_ms"], 8.0, "{json}");
+    assert_eq!(connect["p90_ms"], 8.0, "{json}");
+    assert_eq!(stage(v29, "Verify txins")["median_ms"], 1.5, "{json}");
+    assert_eq!(v30["version"], "/Satoshi:30.0.0/", "{json}");
+    assert_eq!(v30["blocks"], 3, "30.0's old blocks are its last 3: {json}");
+    assert_eq!(v30["median_ms"], 40.0, "{json}");
+    assert_eq!(stage(v30, "Connect block")["blocks"], 3, "{json}");
+}
+
+/// `bmon validation --stages` prints the version table, then one line per stage and version.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn validation_stages_lists_each_stage_by_version() {
+    let s = Services::start(None).await;
+    let now_us = a_minute_ago_us();
+    let rows = [
+        ("a", "/Satoshi:29.0.0/", 1, 120.0, [100.0, 6.0]),
+        ("a", "/Satoshi:29.0.0/", 2, 140.0, [120.0, 8.0]),
+        ("b", "/Satoshi:30.0.0/", 3, 60.0, [40.0, 10.0]),
+    ];
+    for (node, version, n, ms, [connect, verify]) in rows {
+        let at = now_us - n * 1_000_000;
+        s.sql(&format!(
+            "INSERT INTO {{db}}.block_validation (event_id, node, observed_at_us, observed_at, \
+             block_node, version, hash, height, connect_ms, stage, stage_ms) VALUES \
+             ('e{n}', 'det-compare', {at}, {secs}, '{node}', '{version}', 'h{n}', {n}, {ms}, \
+             ['Connect block', 'Verify 2 txins'], [{connect}, {verify}])",
+            secs = at / 1_000_000
+        ));
+    }
+    let text = stdout(&bmon(&s, &["validation", "--stages"]));
+    let (versions, stages) = text.split_once("\n\n").expect("two tables");
+    assert_eq!(versions.lines().count(), 3, "{text}");
+    assert!(versions
+        .lines()
+        .nth(1)
+        .unwrap()
+        .starts_with("Satoshi:29.0.0"));
+    let rows: Vec<Vec<&str>> = stages
+        .lines()
+        .map(|l| {
+            l.split("  ")
+                .map(str::trim)
+                .filter(|c| !c.is_empty())
+                .collect()
+        })
+        .collect();
+    assert_eq!(
+        rows,
+        [
+            vec!["STAGE", "VERSION", "BLOCKS", "MEDIAN MS", "P90 MS"],
+            vec!["Connect block", "Satoshi:29.0.0", "2", "110.00", "118.00"],
+            vec!["Connect block", "Satoshi:30.0.0", "1", "40.00", "40.00"],
+            vec!["Verify 2 txins", "Satoshi:30.0.0", "1", "10.00", "10.00"],
+            vec!["Verify 2 txins", "Satoshi:29.0.0", "2", "7.00", "7.80"],
+        ],
+        "by stage, slowest version first within each: {text}"
+    );
+    // Without --stages, only the version table.
+    let plain = stdout(&bmon(&s, &["validation"]));
+    assert_eq!(plain, format!("{versions}\n"), "{plain}");
 }

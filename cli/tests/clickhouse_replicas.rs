@@ -88,4 +88,36 @@ async fn rows_written_on_one_replica_are_read_on_the_other() {
         .unwrap()
         .normalized();
     assert!(r1_rows == r2_rows, "both replicas hold the same rows");
+
+    // Views are per server: setup made 0004's on each replica, over its replicated table.
+    r1.query(
+        "INSERT INTO bmon.block_validation (event_id, node, observed_at_us, observed_at, \
+         block_node, version, hash, height, connect_ms, stage, stage_ms) VALUES \
+         ('v1', 'det-compare', 1768478400000000, 1768478400, 'n1', '/Satoshi:30.0.0/', 'h1', \
+         1, 42.5, ['Connect block'], [40.0])",
+    )
+    .unwrap();
+    for ch in [&r1, &r2] {
+        let view = ch
+            .query("SHOW CREATE TABLE bmon.validation_stage_by_version")
+            .unwrap();
+        assert!(view.contains("LIMIT 1000 BY version"), "{view}");
+    }
+    test_support::wait_until(
+        Duration::from_secs(60),
+        "r1's block_validation row in r2's views",
+        || async {
+            r2.query(
+                "SELECT version, blocks, median_connect_ms FROM bmon.validation_by_version \
+                 UNION ALL SELECT stage_name, blocks, median_ms \
+                 FROM bmon.validation_stage_by_version",
+            )
+            .is_ok_and(|t| {
+                let mut lines: Vec<&str> = t.lines().collect();
+                lines.sort();
+                lines == ["/Satoshi:30.0.0/\t1\t42.5", "Connect block\t1\t40"]
+            })
+        },
+    )
+    .await;
 }

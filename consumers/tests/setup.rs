@@ -102,3 +102,40 @@ async fn an_applied_migration_that_changed_is_refused() {
         .to_string();
     assert!(err.contains("0001_t") && err.contains("changed"), "{err}");
 }
+
+/// An install set up before 0004 has the all-history validation views of 0003: the next
+/// setup applies 0004 alone and the views then cover each version's last 1000 blocks.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_install_from_before_0004_gets_the_last_1000_blocks_views() {
+    let ch = test_support::ClickHouse::shared();
+    let db = ch.fresh_database();
+    let mut config = consumers::Config::default();
+    config.clickhouse.url = ch.url();
+    let server = consumers::clickhouse_server_client(&config.clickhouse);
+    let before: Vec<_> = MIGRATIONS
+        .iter()
+        .copied()
+        .filter(|m| m.version <= 3)
+        .collect();
+    migrations::apply_list(&server, &db, &before, migrations::Engines::Local)
+        .await
+        .unwrap();
+    let view = |name: &str| ch.query(&format!("SHOW CREATE TABLE {db}.{name}")).unwrap();
+    assert!(!view("validation_by_version").contains("LIMIT"));
+    let report = migrations::apply(&server, &db).await.unwrap();
+    assert_eq!(
+        report.applied,
+        ["0004_validation_last_blocks"],
+        "{report:?}"
+    );
+    for name in ["validation_by_version", "validation_stage_by_version"] {
+        let text = view(name);
+        assert!(text.contains("LIMIT 1000 BY version"), "{text}");
+    }
+    assert_eq!(
+        ch.query(&format!("SELECT count() FROM {db}.validation_by_version"))
+            .unwrap()
+            .trim(),
+        "0"
+    );
+}
