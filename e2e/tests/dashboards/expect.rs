@@ -169,6 +169,15 @@ fn subversion(node: &str) -> &'static str {
         .unwrap_or("?")
 }
 
+/// The node of the fleet that runs `version` (each runs its own).
+fn version_node(version: &str) -> &'static str {
+    NODES
+        .iter()
+        .find(|(_, s)| *s == version)
+        .map(|(n, _)| *n)
+        .unwrap_or_default()
+}
+
 /// Every node of the fleet has a row (series) in `column`.
 fn every_node(r: &Rows, column: &str) -> Result<(), String> {
     let got = r.set(column)?;
@@ -652,31 +661,75 @@ pub fn clickhouse(uid: &str, title: &str) -> Option<Expect> {
         ),
         // -- validation
         ("bmon-validation", "Connect total (ms) by node") => R(|r, _| every_node(r, "node")),
-        ("bmon-validation", "Connect time by the Core version that connected each block (ms)") => {
-            R(|r, run| {
-                let want: BTreeSet<String> = NODES.iter().map(|(_, s)| s.to_string()).collect();
-                ensure!(r.set("version")? == want, "{:?}", r.set("version"));
-                // One row per block a node connected, credited to the node's version.
-                let connects = run.connects();
-                for (version, blocks) in r.strings("version")?.iter().zip(r.numbers("blocks")?) {
-                    let node = NODES
-                        .iter()
-                        .find(|(_, s)| s == version)
-                        .map(|(n, _)| *n)
-                        .unwrap_or_default();
-                    let want = connects.get(node).copied().unwrap_or_default();
-                    ensure!(
-                        blocks == want as f64,
-                        "{version}: {blocks} blocks, {node} connected {want}"
-                    );
-                }
-                Ok(())
-            })
-        }
-        ("bmon-validation", "Connect time by version (ms)")
-        | ("bmon-validation", "Validation stages by version (ms)") => R(|r, _| {
+        (
+            "bmon-validation",
+            "Connect time by Core version, each version's last 1000 blocks (ms)",
+        ) => R(|r, run| {
             let want: BTreeSet<String> = NODES.iter().map(|(_, s)| s.to_string()).collect();
             ensure!(r.set("version")? == want, "{:?}", r.set("version"));
+            // One row per block a node connected, credited to the node's version: every
+            // block of the run, since no version reaches the view's 1000.
+            let connects = run.connects();
+            for (((version, blocks), nodes), (median, p90)) in r
+                .strings("version")?
+                .iter()
+                .zip(r.numbers("blocks")?)
+                .zip(r.numbers("nodes")?)
+                .zip(
+                    r.numbers("median_ms")?
+                        .into_iter()
+                        .zip(r.numbers("p90_ms")?),
+                )
+            {
+                let node = version_node(version);
+                let want = connects.get(node).copied().unwrap_or_default();
+                ensure!(
+                    want < 1000,
+                    "{node} connected {want}: past the view's window"
+                );
+                ensure!(
+                    blocks == want as f64,
+                    "{version}: {blocks} blocks, {node} connected {want}"
+                );
+                ensure!(nodes == 1.0, "{version} runs on {node} only: {nodes} nodes");
+                ensure!(
+                    median > 0.0 && median <= p90,
+                    "{version}: median {median}, p90 {p90}"
+                );
+            }
+            ensure!(
+                r.strings("last_block")?.iter().all(|t| !t.is_empty()),
+                "every version has its latest block"
+            );
+            Ok(())
+        }),
+        ("bmon-validation", "Connect time by version (ms)") => R(|r, _| {
+            let want: BTreeSet<String> = NODES.iter().map(|(_, s)| s.to_string()).collect();
+            ensure!(r.set("version")? == want, "{:?}", r.set("version"));
+            Ok(())
+        }),
+        (
+            "bmon-validation",
+            "Validation stages by version, each version's last 1000 blocks (ms)",
+        ) => R(|r, run| {
+            let want: BTreeSet<String> = NODES.iter().map(|(_, s)| s.to_string()).collect();
+            ensure!(r.set("version")? == want, "{:?}", r.set("version"));
+            // A stage is counted once per block that logged it: at most every block the
+            // version's node connected.
+            let connects = run.connects();
+            for ((version, stage), blocks) in r
+                .strings("version")?
+                .iter()
+                .zip(r.strings("stage_name")?)
+                .zip(r.numbers("blocks")?)
+            {
+                let node = version_node(version);
+                let most = connects.get(node).copied().unwrap_or_default();
+                ensure!(
+                    blocks >= 1.0 && blocks <= most as f64,
+                    "{version} {stage}: {blocks} blocks, {node} connected {most}"
+                );
+            }
             Ok(())
         }),
         ("bmon-validation", "Compact block reconstruction") => R(any_rows),

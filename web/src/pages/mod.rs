@@ -338,6 +338,7 @@ mod tests {
         let versions = vec![sql::validation::VersionRow {
             version: s(),
             blocks: 1,
+            nodes: 1,
             median_connect_ms: 1.0,
             p90_connect_ms: 2.0,
             last_block: 1,

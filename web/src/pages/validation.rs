@@ -1,6 +1,6 @@
 //! `/validation`: how long each Core version takes to connect a block (`Connect total`,
 //! median and p90, each block credited to the version its node ran then), overall and per
-//! validation stage.
+//! validation stage, over each version's last 1000 block connections (the views decide).
 
 use std::collections::BTreeMap;
 
@@ -33,12 +33,17 @@ pub fn render(versions: &[VersionRow], stages: &[StageRow]) -> String {
         })
         .collect();
     out.push_str(&bars::render(&picture, "ms", "connect time by version"));
+    out.push_str(
+        "<p class=\"dim\">Each version's last 1000 block connections (one per node and block), \
+         whenever they were.</p>",
+    );
     let rows: Vec<Vec<String>> = versions
         .iter()
         .map(|v| {
             vec![
                 esc(v.version.trim_matches('/')),
                 num(html::group(v.blocks)),
+                num(v.nodes),
                 num(html::ms(v.median_connect_ms)),
                 num(html::ms(v.p90_connect_ms)),
                 esc(&time::fmt_secs(i64::from(v.last_block))),
@@ -46,7 +51,14 @@ pub fn render(versions: &[VersionRow], stages: &[StageRow]) -> String {
         })
         .collect();
     out.push_str(&html::table(
-        &["version", "blocks", "median", "p90", "latest block (UTC)"],
+        &[
+            "version",
+            "blocks",
+            "nodes",
+            "median",
+            "p90",
+            "latest block (UTC)",
+        ],
         &rows,
     ));
 
@@ -108,6 +120,7 @@ mod tests {
         let versions = vec![VersionRow {
             version: "/Satoshi:29.0.0/".into(),
             blocks: 144,
+            nodes: 2,
             median_connect_ms: 210.25,
             p90_connect_ms: 480.0,
             last_block: 1_768_478_400,
@@ -123,6 +136,7 @@ mod tests {
         assert!(page.contains("<svg"), "{page}");
         assert!(page.contains("<td>Satoshi:29.0.0</td>"), "{page}");
         assert!(page.contains("210.2 ms"), "{page}");
+        assert!(page.contains("last 1000 block connections"), "{page}");
         assert!(
             page.contains("<td>Connect block</td><td class=\"n\">12.50 / 20.00</td>"),
             "{page}"

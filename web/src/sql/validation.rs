@@ -1,6 +1,7 @@
 //! Validation page SQL: `Connect total` by Core version (the `validation_by_version` view)
-//! and by version and stage (`validation_stage_by_version`), both over `block_validation`
-//! as `det-compare` credits each block to the version its node ran.
+//! and by version and stage (`validation_stage_by_version`), both over each version's last
+//! 1000 rows of `block_validation`, where `det-compare` credits each block to the version its
+//! node ran.
 
 use serde::Deserialize;
 
@@ -9,7 +10,7 @@ use super::Sql;
 /// Median and p90 per version, slowest first.
 pub fn by_version() -> Sql {
     Sql::new(
-        "SELECT version, blocks, median_connect_ms, p90_connect_ms, last_block \
+        "SELECT version, blocks, nodes, median_connect_ms, p90_connect_ms, last_block \
          FROM validation_by_version ORDER BY median_connect_ms DESC, version LIMIT 200",
     )
 }
@@ -19,8 +20,10 @@ pub fn by_version() -> Sql {
 pub struct VersionRow {
     /// `/Satoshi:30.0.0/`.
     pub version: String,
-    /// Blocks validated.
+    /// Blocks validated (the view's last 1000 at most).
     pub blocks: u64,
+    /// Nodes that validated them.
+    pub nodes: u64,
     /// Median `Connect total`, ms.
     pub median_connect_ms: f64,
     /// 90th percentile, ms.
