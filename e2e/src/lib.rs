@@ -374,6 +374,7 @@ dir = "{spool}"
 [poll]
 status_secs = 2
 mempool_secs = {mempool_secs}
+peers_secs = 2
 [metrics]
 listen = "127.0.0.1:{metrics}"
 {debug_log}{clock}"#,

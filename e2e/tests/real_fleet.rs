@@ -849,7 +849,8 @@ fn check_node_state(run: &CoreRun) {
 }
 
 /// Every node's templates were compared on a common parent, its peers polled, and the blocks
-/// n0 mined reached the others through a peer the log names.
+/// n0 mined reached the others through a peer the log names; n0's peers came and went as the
+/// script moved them, and the withheld blocks reached it from the peer that came back.
 fn check_templates_and_peers(run: &CoreRun) {
     let p = &run.pipeline;
     for node in ["n0", "n1", "n2", "n3"] {
@@ -875,6 +876,56 @@ fn check_templates_and_peers(run: &CoreRun) {
             "{node}: no block credited to the peer that delivered it"
         );
     }
+    // n0's peer set as the script changed it (polled every 2 s): its three peers left and
+    // came back around the partition, and n3 left and came back around the withholding.
+    let changes = p.rows(
+        "SELECT observed_at_us, joined, left FROM peer_snapshot FINAL WHERE node = 'n0' \
+         ORDER BY observed_at_us",
+    );
+    let ids = |r: &Value, k: &str| -> Vec<i64> {
+        r[k].as_array()
+            .map(|a| a.iter().map(bmon_e2e::int).collect())
+            .unwrap_or_default()
+    };
+    let left: Vec<i64> = changes.iter().flat_map(|r| ids(r, "left")).collect();
+    let joined: Vec<i64> = changes
+        .iter()
+        .skip(1)
+        .flat_map(|r| ids(r, "joined"))
+        .collect();
+    assert!(
+        left.len() >= 4 && joined.len() >= 4,
+        "n0's peers left {left:?} and joined {joined:?} (partition: 3, withholding: 1)"
+    );
+    // The withheld blocks reached n0 first from one peer, a connection made during the run
+    // (n3's, back after the release): the log's peer ids are the ids getpeerinfo reports.
+    let s = &run.script;
+    let hashes = s
+        .withheld
+        .winning
+        .iter()
+        .map(|h| format!("'{h}'"))
+        .collect::<Vec<_>>()
+        .join(",");
+    let firsts: BTreeSet<i64> = p
+        .rows(&format!(
+            "SELECT hash, argMin(assumeNotNull(peer), observed_at_us) AS first_peer \
+             FROM block_seen FINAL WHERE node = 'n0' AND isNotNull(peer) AND hash IN ({hashes}) GROUP BY hash"
+        ))
+        .iter()
+        .map(|r| bmon_e2e::int(&r["first_peer"]))
+        .collect();
+    assert_eq!(
+        firsts.len(),
+        1,
+        "one peer brought the withheld blocks: {firsts:?}"
+    );
+    let peer = firsts.into_iter().next().unwrap_or_default();
+    assert!(
+        joined.contains(&peer),
+        "peer {peer} that brought the withheld blocks is one that joined during the run: \
+         {joined:?}"
+    );
 }
 
 /// Every debug.log line is in `logs` once, and its prefix was read: thread names and source
