@@ -5,7 +5,8 @@
 //!   takes the transactions older than `settle_secs` (younger ones may simply not have been
 //!   relayed yet) and calls *fleet transactions* those held by a strict majority of the
 //!   compared nodes whose policy admits them (a blocks-only node, or one whose minimum fee is
-//!   above the transaction's known fee rate, does not count against it). Compared nodes:
+//!   above the transaction's known fee rate, does not count against it; a node holding it
+//!   admitted it and counts, whatever its minimum since). Compared nodes:
 //!   those with a `node_status` in the last `node_silence_secs`, not in initial block
 //!   download. For each node it reports the fleet transactions it misses and the
 //!   transactions only it (or a minority) holds, and gives each missing one a reason:
@@ -51,8 +52,8 @@
 //!   counting as paid the fees of what its own policy keeps out (that is its policy's price)
 //!   and of what was too young to have reached it.
 //!
-//! Fleets of up to [`MAX_NODES`] nodes are compared; later nodes are ignored (and named in the
-//! log by the shell through [`CompareAnalysis::ignored_nodes`]).
+//! Fleets of up to [`MAX_NODES`] nodes are compared; later nodes are ignored
+//! ([`CompareAnalysis::ignored_nodes`] names them).
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 
@@ -1193,14 +1194,14 @@ impl Analysis for CompareAnalysis {
                         state.last_status = Some(at);
                         state.version = Some(s.subversion.clone());
                         let relay = s.policy.min_relay_fee_sat_per_kvb.unwrap_or(0);
-                        let now = relay.max(s.mempool_min_fee_sat_per_kvb);
+                        let min_fee = relay.max(s.mempool_min_fee_sat_per_kvb);
                         let memory =
                             (self.config.min_fee_memory_secs as i64).saturating_mul(1_000_000);
                         let peaks = &mut state.min_fee_peaks;
-                        while peaks.back().is_some_and(|(_, fee)| *fee <= now) {
+                        while peaks.back().is_some_and(|(_, fee)| *fee <= min_fee) {
                             peaks.pop_back();
                         }
-                        peaks.push_back((at, now));
+                        peaks.push_back((at, min_fee));
                         while peaks.front().is_some_and(|(t, _)| at.0 - t.0 > memory) {
                             peaks.pop_front();
                         }

@@ -6,7 +6,7 @@
 //! (an event observed earlier than one already applied does not turn the clock back). The
 //! analysis then holds only what it makes of each input.
 
-use schema::{Envelope, Kind, UnixMicros};
+use schema::{Kind, UnixMicros};
 
 use crate::seen::SeenSet;
 use crate::{Detector, DetectorName, Input, Output};
@@ -67,10 +67,6 @@ impl<A: Analysis> Guarded<A> {
     pub fn now(&self) -> UnixMicros {
         self.now
     }
-
-    fn is_new(&mut self, env: &Envelope) -> bool {
-        self.seen.insert(env.id)
-    }
 }
 
 impl<A: Analysis> Detector for Guarded<A> {
@@ -84,7 +80,7 @@ impl<A: Analysis> Detector for Guarded<A> {
 
     fn apply(&mut self, input: Input<'_>) -> Vec<Output> {
         if let Input::Event(env) = input {
-            if !self.is_new(env) {
+            if !self.seen.insert(env.id) {
                 return Vec::new();
             }
         }
