@@ -159,7 +159,10 @@ fn render(lines: &[VersionLine]) -> String {
             format!("{:.1}", l.median_ms),
             format!("{:.1}", l.p90_ms),
             // Whole seconds: the view keeps `observed_at`.
-            clock(l.last_block_us)[..19].to_string(),
+            {
+                let at = clock(l.last_block_us);
+                at.get(..19).unwrap_or(&at).to_string()
+            },
         ]);
     }
     render_with(&rows, &[1, 2, 3, 4])
