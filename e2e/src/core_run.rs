@@ -220,6 +220,7 @@ pub async fn run(format: LogFormat, extra_consumer_toml: &str) -> Option<CoreRun
         detectors: true,
         consumer_toml: format!("{REGTEST_DETECTORS}\n{extra_consumer_toml}"),
         mempool_secs: Some(2),
+        peers_secs: Some(2),
         ..Options::default()
     })
     .await;
@@ -486,6 +487,9 @@ fn drive(fleet: &CoreFleet) -> Script {
         fleet.wait_for_tip(&[0, 1, 2], &h[0], wait);
         open.extend(h);
     }
+    // The last open block stays the tip a while, as it would on a real network, before the
+    // release overtakes it.
+    std::thread::sleep(OPEN_SPACING);
     for i in 0..3 {
         n[3].connect(n[i]);
     }

@@ -50,6 +50,8 @@ pub struct Options {
     pub consumer_toml: String,
     /// Agent mempool poll interval, seconds (default 5).
     pub mempool_secs: Option<u64>,
+    /// Agent `getpeerinfo` poll interval, seconds (default: the agent's, 60).
+    pub peers_secs: Option<u64>,
     /// Stamp agent events on simnet's clock (accelerated scenarios).
     pub agent_clock: bool,
     /// Run NATS as a cluster of this many servers, every stream with as many replicas
@@ -374,11 +376,12 @@ dir = "{spool}"
 [poll]
 status_secs = 2
 mempool_secs = {mempool_secs}
-peers_secs = 2
+peers_secs = {peers_secs}
 [metrics]
 listen = "127.0.0.1:{metrics}"
 {debug_log}{clock}"#,
             mempool_secs = self.opts.mempool_secs.unwrap_or(5),
+            peers_secs = self.opts.peers_secs.unwrap_or(60),
             clock = match (&n.clock, self.opts.agent_clock) {
                 (Some((origin_us, scale)), true) => {
                     format!("[clock]\norigin_us = {origin_us}\nscale = {scale}\n")
@@ -600,6 +603,35 @@ pub fn int(v: &serde_json::Value) -> i64 {
     v.as_i64()
         .or_else(|| v.as_str().and_then(|s| s.parse().ok()))
         .unwrap_or_else(|| panic!("not an integer: {v}"))
+}
+
+/// A JSON row's text column `key` ("" when absent or not text).
+pub fn str_of(row: &serde_json::Value, key: &str) -> String {
+    row.get(key)
+        .and_then(serde_json::Value::as_str)
+        .unwrap_or_default()
+        .to_string()
+}
+
+/// A JSON row's `Array(String)` column `key` (empty when absent).
+pub fn strings(row: &serde_json::Value, key: &str) -> Vec<String> {
+    row.get(key)
+        .and_then(serde_json::Value::as_array)
+        .map(|a| {
+            a.iter()
+                .filter_map(serde_json::Value::as_str)
+                .map(str::to_string)
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// A JSON row's integer array column `key` (empty when absent).
+pub fn ints(row: &serde_json::Value, key: &str) -> Vec<i64> {
+    row.get(key)
+        .and_then(serde_json::Value::as_array)
+        .map(|a| a.iter().map(int).collect())
+        .unwrap_or_default()
 }
 
 /// Truth records grouped as the tables hold them.

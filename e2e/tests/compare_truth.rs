@@ -21,8 +21,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use bitcoin::Txid;
-use bmon_e2e::{Options, Pipeline};
-use serde_json::Value;
+use bmon_e2e::{str_of, strings, Options, Pipeline};
 use simnet::{mempools_at_end, MempoolAtEnd, NotHeldReason};
 
 /// Empty blocks (every transaction stays in some mempool), 4 s of transactions, then quiet.
@@ -73,25 +72,6 @@ round_secs = 1
 settle_secs = 3
 max_listed = 100000
 "#;
-
-fn str_of(v: &Value, key: &str) -> String {
-    v.get(key)
-        .and_then(Value::as_str)
-        .unwrap_or_default()
-        .to_string()
-}
-
-fn strings(v: &Value, key: &str) -> Vec<String> {
-    v.get(key)
-        .and_then(Value::as_array)
-        .map(|a| {
-            a.iter()
-                .filter_map(Value::as_str)
-                .map(str::to_string)
-                .collect()
-        })
-        .unwrap_or_default()
-}
 
 /// The comparison reasons a truth reason may read as.
 fn readings(reason: NotHeldReason) -> &'static [&'static str] {
@@ -151,22 +131,25 @@ async fn the_last_round_says_what_the_truth_says_of_every_node() {
         .max()
         .expect("truth records");
 
-    // A round well after the last transaction settled, with a row for every node.
+    // A round well after the last transaction settled whose four rows are all stored (a
+    // round's rows may reach ClickHouse in two batches).
     let round_after = ended_us + 5_000_000;
+    let complete = format!(
+        "SELECT observed_at_us FROM mempool_divergence FINAL \
+         WHERE observed_at_us >= {round_after} GROUP BY observed_at_us \
+         HAVING uniqExact(mempool_node) = 4"
+    );
     p.wait_count(
-        &format!(
-            "SELECT uniqExact(mempool_node) FROM mempool_divergence \
-             WHERE observed_at_us >= {round_after}"
-        ),
-        4,
+        &format!("SELECT count() FROM ({complete})"),
+        1,
         Duration::from_secs(60),
     )
     .await;
     let rows = p.rows(&format!(
         "SELECT mempool_node, fleet_txs, held, young, missing, only_here, missing_txid, \
          missing_reason, only_here_txid FROM mempool_divergence FINAL \
-         WHERE observed_at_us = (SELECT max(observed_at_us) FROM mempool_divergence \
-         WHERE observed_at_us >= {round_after}) ORDER BY mempool_node"
+         WHERE observed_at_us = (SELECT max(observed_at_us) FROM ({complete})) \
+         ORDER BY mempool_node"
     ));
     assert_eq!(rows.len(), 4, "one row per node in the round: {rows:?}");
 

@@ -11,7 +11,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use bmon_e2e::core_run::{self, CoreRun};
-use bmon_e2e::Pipeline;
+use bmon_e2e::{ints, str_of, strings, Pipeline};
 use serde_json::Value;
 use test_support::LogFormat;
 
@@ -23,13 +23,6 @@ const EXPECTED_INFO: &[&str] = &["rapid_blocks", "stale_tip"];
 
 fn set(v: &[String]) -> BTreeSet<String> {
     v.iter().cloned().collect()
-}
-
-fn str_of(v: &Value, key: &str) -> String {
-    v.get(key)
-        .and_then(Value::as_str)
-        .unwrap_or_default()
-        .to_string()
 }
 
 /// (node -> set of `column`) for the rows of `sql` (which selects `node` and `column`).
@@ -501,25 +494,35 @@ fn check_mempool_divergence(run: &CoreRun) {
     }
 }
 
-/// What each node said of itself and of its chain, and the tables no incident should fill:
-/// - `node_status`: every node ends on the script's tip, out of IBD, with the same version, and
-///   n2 with its 5 sat/vB min relay fee;
-/// - `chain_tips`: at the end every node's active tip is the script's; n0 holds both losing
-///   branches as `valid-fork` tips and two of the three invalid blocks as `invalid` (a block
-///   with a bad merkle root may be a corrupted copy of a valid one: Core does not mark it);
-///   every tip any node listed is a block of the script;
-/// - `tx_removed`: every transaction a node held left it once, mined (`block`), but for the
-///   bumped original and, on n3, B: ZMQ's `R` says no why (the log's `tx_replaced` does);
-/// - `mempool_snapshot`: the agent's mirror equals the node's list at each snapshot taken at
-///   the mirror's own sequence, and every mempool ends empty;
-/// - `block_validation`: every block each node connected, credited to its version (a block
-///   timed before the node's first `node_status` is `unknown`);
-/// - `template_snapshot`: a template on every tip mined in the open, on each node that had it,
-///   and on the last tip;
-/// - `propagation`: one summary per block and per transaction of the script;
-/// - `warning`: only Core's own start-up warning on the plain-text RPC password, once a node;
-/// - `gap`, `block_download_timeout`: none.
+/// What each node said of itself and of its chain, and the tables no incident should fill
+/// (one check per table below).
 fn check_node_state(run: &CoreRun) {
+    let statuses = check_node_status(run);
+    check_chain_tips(run);
+    check_tx_removed(run);
+    check_mempool_snapshots(run);
+    check_block_validation(run, statuses);
+    check_template_snapshots(run);
+    check_propagation(run);
+    check_quiet_tables(run);
+}
+
+/// Every block of the script (connected by some node, or submitted invalid) and genesis.
+fn script_blocks(s: &core_run::Script) -> BTreeSet<String> {
+    let mut known: BTreeSet<String> = s.connected.values().flatten().cloned().collect();
+    known.extend(s.invalid.iter().map(|(h, _)| h.clone()));
+    known.insert(
+        "0f9188f13cb7b2c71f2a335e3a4fc328bf5beb436012afca590b1a11466e2206".into(), // genesis
+    );
+    known
+}
+
+/// Each node's first `node_status` time and its version, by node.
+type Statuses = (BTreeMap<String, i64>, BTreeMap<String, String>);
+
+/// `node_status`: every node ends on the script's tip, out of IBD, with the same version, and
+/// n2 with its 5 sat/vB min relay fee.
+fn check_node_status(run: &CoreRun) -> Statuses {
     let p = &run.pipeline;
     let s = &run.script;
     let (tip, height) = &s.tip;
@@ -571,7 +574,17 @@ fn check_node_state(run: &CoreRun) {
         versions["n0"].starts_with("/Satoshi:"),
         "subversion: {versions:?}"
     );
+    (first_status, versions)
+}
 
+/// `chain_tips`: at the end every node's active tip is the script's; n0 holds both losing
+/// branches as `valid-fork` tips and two of the three invalid blocks as `invalid` (a block with
+/// a bad merkle root may be a corrupted copy of a valid one: Core does not mark it); every tip
+/// any node listed is a block of the script.
+fn check_chain_tips(run: &CoreRun) {
+    let p = &run.pipeline;
+    let s = &run.script;
+    let (tip, _) = &s.tip;
     // chain_tips: the last answer of each node.
     let last_tips = p.rows(
         "SELECT node, argMax(tip_hash, observed_at_us) AS hashes, \
@@ -583,20 +596,11 @@ fn check_node_state(run: &CoreRun) {
             .iter()
             .find(|r| str_of(r, "node") == node)
             .unwrap_or_else(|| panic!("{node}: no chain_tips"));
-        let list = |k: &str| r[k].as_array().cloned().unwrap_or_default();
-        list("hashes")
-            .iter()
-            .zip(list("statuses"))
-            .zip(list("lens"))
-            .map(|((h, st), len)| {
-                (
-                    h.as_str().unwrap_or_default().to_string(),
-                    (
-                        st.as_str().unwrap_or_default().to_string(),
-                        bmon_e2e::int(&len),
-                    ),
-                )
-            })
+        strings(r, "hashes")
+            .into_iter()
+            .zip(strings(r, "statuses"))
+            .zip(ints(r, "lens"))
+            .map(|((h, status), len)| (h, (status, len)))
             .collect()
     };
     for node in ["n0", "n1", "n2", "n3"] {
@@ -628,11 +632,7 @@ fn check_node_state(run: &CoreRun) {
             assert_eq!(status, None, "n0: a bad merkle root is not marked: {n0:?}");
         }
     }
-    let mut known: BTreeSet<String> = s.connected.values().flatten().cloned().collect();
-    known.extend(s.invalid.iter().map(|(h, _)| h.clone()));
-    known.insert(
-        "0f9188f13cb7b2c71f2a335e3a4fc328bf5beb436012afca590b1a11466e2206".into(), // genesis
-    );
+    let known = script_blocks(s);
     let listed: BTreeSet<String> = p
         .rows("SELECT DISTINCT arrayJoin(tip_hash) AS hash FROM chain_tips")
         .iter()
@@ -643,7 +643,13 @@ fn check_node_state(run: &CoreRun) {
         strangers.is_empty(),
         "tips of no block of the script: {strangers:?}"
     );
+}
 
+/// `tx_removed`: every transaction a node held left it once, mined (`block`), but for the
+/// bumped original and, on n3, B: ZMQ's `R` says no why (the log's `tx_replaced` does).
+fn check_tx_removed(run: &CoreRun) {
+    let p = &run.pipeline;
+    let s = &run.script;
     // tx_removed: what each node held, mined, but the replaced original and, on n3, B.
     let (original, _) = &s.bumped;
     let (_, b) = &s.conflict;
@@ -676,7 +682,12 @@ fn check_node_state(run: &CoreRun) {
         named(want.difference(&removed).collect()),
         named(removed.difference(&want).collect())
     );
+}
 
+/// `mempool_snapshot`: the agent's mirror equals the node's list at each snapshot taken at the
+/// mirror's own sequence, and every mempool ends empty.
+fn check_mempool_snapshots(run: &CoreRun) {
+    let p = &run.pipeline;
     // mempool_snapshot: the mirror is the node's list wherever both are at one sequence.
     let differ = p.rows(
         "SELECT node, observed_at_us, count, mirror_count FROM mempool_snapshot \
@@ -705,7 +716,14 @@ fn check_node_state(run: &CoreRun) {
             "mirror left at the end: {r}"
         );
     }
+}
 
+/// `block_validation`: every block each node connected, credited to its version (a block
+/// timed before the node's first `node_status` is `unknown`).
+fn check_block_validation(run: &CoreRun, statuses: Statuses) {
+    let p = &run.pipeline;
+    let s = &run.script;
+    let (first_status, versions) = statuses;
     // block_validation: every block each node connected, under the version it ran.
     let credited =
         p.rows("SELECT block_node, version, hash, observed_at_us FROM block_validation FINAL");
@@ -741,7 +759,14 @@ fn check_node_state(run: &CoreRun) {
             "{node}: no block_validation for {missing:?}"
         );
     }
+}
 
+/// `template_snapshot`: a template on every tip mined in the open, on each node that had it,
+/// and on the last tip.
+fn check_template_snapshots(run: &CoreRun) {
+    let p = &run.pipeline;
+    let s = &run.script;
+    let (tip, height) = &s.tip;
     // template_snapshot: a template on each tip mined in the open, and on the last.
     let prevs = by_node(p, "SELECT node, prev FROM template_snapshot", "prev");
     let open_tips = [
@@ -793,7 +818,12 @@ fn check_node_state(run: &CoreRun) {
         );
         assert_eq!(bmon_e2e::int(&last[0]["h"]) as u64, height + 1, "{node}");
     }
+}
 
+/// `propagation`: one summary per block and per transaction of the script.
+fn check_propagation(run: &CoreRun) {
+    let p = &run.pipeline;
+    let s = &run.script;
     // propagation: one summary per block and per transaction of the script.
     let summaries = p.rows("SELECT object_kind, object_hash FROM propagation");
     let objects: BTreeSet<(String, String)> = summaries
@@ -816,6 +846,7 @@ fn check_node_state(run: &CoreRun) {
         unsummarised.is_empty(),
         "blocks without a summary: {unsummarised:?}"
     );
+    let known = script_blocks(s);
     let strangers: Vec<_> = blocks.difference(&known).collect();
     assert!(
         strangers.is_empty(),
@@ -826,9 +857,15 @@ fn check_node_state(run: &CoreRun) {
         .filter(|o| o.0 == "tx")
         .map(|o| o.1.clone())
         .collect();
+    let held = by_node(p, "SELECT node, txid FROM tx_seen", "txid");
     let script_txs: BTreeSet<String> = held.values().flatten().cloned().collect();
     assert_eq!(txs, script_txs, "one summary per transaction any node held");
+}
 
+/// `warning`: only Core's own start-up warning on the plain-text RPC password, once a node;
+/// `gap`, `block_download_timeout`: none.
+fn check_quiet_tables(run: &CoreRun) {
+    let p = &run.pipeline;
     // warning: Core's own, once a node.
     let warnings = p.rows("SELECT node, message FROM warning");
     let warned: BTreeSet<String> = warnings.iter().map(|r| str_of(r, "node")).collect();
@@ -897,8 +934,9 @@ fn check_templates_and_peers(run: &CoreRun) {
         left.len() >= 4 && joined.len() >= 4,
         "n0's peers left {left:?} and joined {joined:?} (partition: 3, withholding: 1)"
     );
-    // The withheld blocks reached n0 first from one peer, a connection made during the run
-    // (n3's, back after the release): the log's peer ids are the ids getpeerinfo reports.
+    // The withheld blocks reached n0 first from one peer (they travel together), and that
+    // peer is one whose connection the script made during the run (n3's return, or a link
+    // healed after the partition relaying them): the log's peer ids are getpeerinfo's.
     let s = &run.script;
     let hashes = s
         .withheld
@@ -923,8 +961,8 @@ fn check_templates_and_peers(run: &CoreRun) {
     let peer = firsts.into_iter().next().unwrap_or_default();
     assert!(
         joined.contains(&peer),
-        "peer {peer} that brought the withheld blocks is one that joined during the run: \
-         {joined:?}"
+        "peer {peer} that brought the withheld blocks is no connection getpeerinfo saw made \
+         during the run: {joined:?}"
     );
 }
 

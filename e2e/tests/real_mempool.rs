@@ -9,16 +9,9 @@
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
-use bmon_e2e::{AgentTarget, Options, Pipeline};
+use bmon_e2e::{str_of, AgentTarget, Options, Pipeline};
 use serde_json::Value;
 use test_support::{core_binaries, CoreNode, LogFormat, Loss, NodeOptions, ZmqTap};
-
-fn str_of(v: &Value, key: &str) -> String {
-    v.get(key)
-        .and_then(Value::as_str)
-        .unwrap_or_default()
-        .to_string()
-}
 
 /// Sends 1 BTC to a new address of the node's wallet; returns the txid.
 fn pay(node: &CoreNode) -> String {
