@@ -22,46 +22,7 @@ use simnet::{
 /// 20 sat/vB, `small` has room for about 25 transactions, `blocksonly` takes none. Blocks
 /// are empty (`max_txs = 0`), so every transaction made stays in some mempool, and the run
 /// is shorter than the 10 s before a raised minimum fee starts to decay.
-const POLICY: &str = r#"
-seed = 5
-duration_ms = 4000
-[blocks]
-interval_ms = 1000
-distribution = "fixed"
-max_txs = 0
-[txs]
-rate_per_s = 25.0
-min_feerate = 1
-max_feerate = 50
-[[nodes]]
-name = "node0"
-mines = true
-[[nodes]]
-name = "picky"
-min_relay_fee_sat_per_kvb = 20000
-[[nodes]]
-name = "small"
-max_mempool_vbytes = 3000
-[[nodes]]
-name = "blocksonly"
-blocks_only = true
-[[links]]
-a = "picky"
-b = "node0"
-delay_ms = 20
-[[links]]
-a = "small"
-b = "node0"
-delay_ms = 20
-[[links]]
-a = "blocksonly"
-b = "node0"
-delay_ms = 20
-[[links]]
-a = "small"
-b = "picky"
-delay_ms = 30
-"#;
+const POLICY: &str = include_str!("../scenarios/policy.toml");
 
 const PICKY_FEE: SatPerKvb = SatPerKvb::from_sat_per_kvb(20_000);
 
