@@ -3,19 +3,10 @@
 
 mod common;
 
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 
 use async_nats::jetstream;
-
-struct Server(Child);
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
 
 const PASSWORDS: [(&str, &str); 3] = [
     ("BMON_CONSUMERS_PASSWORD", "consumers-secret"),
@@ -76,34 +67,10 @@ async fn publish(js: &jetstream::Context, subject: &str) -> bool {
 async fn a_node_may_publish_only_its_own_subjects() {
     let dir = tempfile::tempdir().unwrap();
     let port = test_support::free_port();
-    let text = std::fs::read_to_string(config_path())
-        .unwrap()
-        .replace(
-            "listen: \"0.0.0.0:4222\"",
-            &format!("listen: \"127.0.0.1:{port}\""),
-        )
-        .replace("http: \"127.0.0.1:8222\"", "")
-        .replace(
-            "/var/lib/bmon/nats",
-            &dir.path().join("js").display().to_string(),
-        )
-        .replace("max_file_store: 300GB", "max_file_store: 8GB");
-    let conf = dir.path().join("server.conf");
-    std::fs::write(&conf, text).unwrap();
-    let _server = Server(
-        Command::new("nats-server")
-            .arg("-c")
-            .arg(&conf)
-            .envs(PASSWORDS)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("nats-server on PATH"),
-    );
-    test_support::wait_until(Duration::from_secs(20), "nats-server listening", || async {
-        std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
-    })
-    .await;
+    let conf = test_support::shipped_server_conf(dir.path(), port, |text| {
+        text.replace("max_file_store: 2GB", "max_file_store: 8GB")
+    });
+    let _server = test_support::ConfiguredNats::start(&conf, &PASSWORDS, port);
 
     let admin = connect(port, "bmon", "consumers-secret").await;
     let (defs, _) = common::test_definitions(30);

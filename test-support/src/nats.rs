@@ -1,6 +1,6 @@
 //! A real nats-server with JetStream for one test.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
@@ -169,5 +169,74 @@ fn spawn(bin: &PathBuf, port: u16, store: &TempDir, extra: &[String]) -> Result<
 impl Drop for NatsServer {
     fn drop(&mut self) {
         self.stop();
+    }
+}
+
+/// The shipped `nats/server.conf` made runnable by one test: listening on loopback `port`,
+/// without the monitoring port, its JetStream store under `dir` (capped at 2 GB), then
+/// changed by `edit` (turning on a commented block, pointing at test certificates). Written to
+/// `dir/server.conf`, whose path is returned.
+pub fn shipped_server_conf(dir: &Path, port: u16, edit: impl FnOnce(String) -> String) -> PathBuf {
+    let shipped = crate::workspace_root().join("nats/server.conf");
+    let text = std::fs::read_to_string(&shipped)
+        .unwrap_or_else(|e| panic!("read {}: {e}", shipped.display()))
+        .replace(
+            "listen: \"0.0.0.0:4222\"",
+            &format!("listen: \"127.0.0.1:{port}\""),
+        )
+        .replace("http: \"127.0.0.1:8222\"", "")
+        .replace("/var/lib/bmon/nats", &dir.join("js").display().to_string())
+        .replace("max_file_store: 300GB", "max_file_store: 2GB");
+    let conf = dir.join("server.conf");
+    std::fs::write(&conf, edit(text)).unwrap_or_else(|e| panic!("write {}: {e}", conf.display()));
+    conf
+}
+
+/// A nats-server run from a config file, as operators run it; killed on drop.
+pub struct ConfiguredNats {
+    child: Child,
+}
+
+impl ConfiguredNats {
+    /// Checks `conf` with `nats-server -t` (panics with the server's words if it is not
+    /// valid), starts the server with `env` (the passwords the config reads) and waits until
+    /// it listens on `port`.
+    pub fn start(conf: &Path, env: &[(&str, &str)], port: u16) -> ConfiguredNats {
+        let bin = find_binary("NATS_SERVER_EXE", &["nats-server"], HINT);
+        let check = Command::new(&bin)
+            .args(["-t", "-c"])
+            .arg(conf)
+            .envs(env.iter().copied())
+            .output()
+            .unwrap_or_else(|e| panic!("run {}: {e}", bin.display()));
+        assert!(
+            check.status.success(),
+            "{} is not a valid server config: {}{}",
+            conf.display(),
+            String::from_utf8_lossy(&check.stdout),
+            String::from_utf8_lossy(&check.stderr)
+        );
+        let mut child = Command::new(&bin)
+            .arg("-c")
+            .arg(conf)
+            .envs(env.iter().copied())
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| panic!("spawn {}: {e}", bin.display()));
+        if let Err(e) = wait_ready(&mut child, "nats-server", Duration::from_secs(20), || {
+            port_open(port)
+        }) {
+            kill(&mut child);
+            panic!("nats-server from {}: {e}", conf.display());
+        }
+        ConfiguredNats { child }
+    }
+}
+
+impl Drop for ConfiguredNats {
+    fn drop(&mut self) {
+        kill(&mut self.child);
     }
 }
