@@ -8,30 +8,11 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use figment::providers::{Env, Format, Serialized, Toml};
+use figment::providers::{Format, Toml};
 use figment::Figment;
 use serde::{Deserialize, Serialize};
 
-/// A configuration that cannot be used, named after the mistake.
-#[derive(Debug, thiserror::Error)]
-pub enum ConfigError {
-    /// The file given with `--config` does not exist.
-    #[error("config file {path} does not exist")]
-    Missing {
-        /// The path given.
-        path: PathBuf,
-    },
-    /// The file is not valid TOML, has an unknown key or a value of the wrong type.
-    #[error("cannot parse the configuration: {0}")]
-    Parse(#[source] Box<figment::Error>),
-    /// Values parse but do not make sense together; every problem is listed.
-    #[error("invalid configuration: {}", problems.join("; "))]
-    Invalid {
-        /// One line per problem.
-        problems: Vec<String>,
-    },
-}
-
+pub use process::config::ConfigError;
 pub use process::Secret;
 
 /// Everything `bmon-consumer` reads.
@@ -360,23 +341,7 @@ const ENV_SECTIONS: &[&str] = &[
 impl Config {
     /// Defaults, then `path`, then `BMON_<SECTION>__<KEY>` variables; validated.
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
-        if !path.is_file() {
-            return Err(ConfigError::Missing {
-                path: path.to_path_buf(),
-            });
-        }
-        // figment hands the filter the key after `split` and before lowercasing:
-        // `BMON_CLICKHOUSE__PASSWORD` arrives as `CLICKHOUSE.PASSWORD`.
-        let env = Env::prefixed("BMON_").split("__").filter(|key| {
-            let mut parts = key.as_str().splitn(2, '.');
-            match (parts.next(), parts.next()) {
-                (Some(section), Some(rest)) if !rest.is_empty() => {
-                    ENV_SECTIONS.iter().any(|s| section.eq_ignore_ascii_case(s))
-                }
-                _ => false,
-            }
-        });
-        Config::from_figment(Figment::new().merge(Toml::file(path)).merge(env))
+        Config::from_figment(process::config::file(path)?.merge(process::config::env(ENV_SECTIONS)))
     }
 
     /// Parses a TOML text (no environment), validated. For tests and `--check`.
@@ -386,10 +351,7 @@ impl Config {
 
     /// Extracts and validates a config from any figment (defaults are added underneath).
     pub fn from_figment(figment: Figment) -> Result<Config, ConfigError> {
-        let config: Config = Figment::from(Serialized::defaults(Config::default()))
-            .merge(figment)
-            .extract()
-            .map_err(|e| ConfigError::Parse(Box::new(e)))?;
+        let config: Config = process::config::extract(figment)?;
         config.validate()?;
         Ok(config)
     }

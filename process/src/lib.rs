@@ -2,8 +2,10 @@
 //! servers for a cluster, user and password, a credentials file or an nkey seed, TLS with
 //! the operator's CA and client certificate, and the user's own inbox prefix), secrets that
 //! never print ([`Secret`]), waiting for SIGTERM or SIGINT ([`shutdown`]), and structured logs
-//! ([`logging`]), and the `/metrics` endpoint ([`metrics`]).
+//! ([`logging`]), the `/metrics` endpoint ([`metrics`]), and reading a configuration from
+//! defaults, a file and the environment ([`config`]).
 
+pub mod config;
 pub mod logging;
 pub mod metrics;
 pub mod nats;

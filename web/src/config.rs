@@ -8,33 +8,15 @@
 //! bmon process.
 
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Duration;
 
 use consumers::config::{ClickHouseConfig, LogConfig, NatsConfig};
-use figment::providers::{Env, Format, Serialized, Toml};
+use figment::providers::{Format, Toml};
 use figment::Figment;
 use serde::{Deserialize, Serialize};
 
-/// A configuration that cannot be used, named after the mistake.
-#[derive(Debug, thiserror::Error)]
-pub enum ConfigError {
-    /// The file given with `--config` does not exist.
-    #[error("config file {path} does not exist")]
-    Missing {
-        /// The path given.
-        path: PathBuf,
-    },
-    /// The file is not valid TOML, has an unknown key or a value of the wrong type.
-    #[error("cannot parse the configuration: {0}")]
-    Parse(#[source] Box<figment::Error>),
-    /// Values parse but do not make sense; every problem is listed.
-    #[error("invalid configuration: {}", problems.join("; "))]
-    Invalid {
-        /// One line per problem.
-        problems: Vec<String>,
-    },
-}
+pub use process::config::ConfigError;
 
 /// Everything `bmon-web` reads.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -122,28 +104,11 @@ const ENV_SECTIONS: &[&str] = &["web", "clickhouse", "log"];
 impl Config {
     /// Defaults, then `path` when given, then `BMON_<SECTION>__<KEY>` variables.
     pub fn load(path: Option<&Path>) -> Result<Config, ConfigError> {
-        let mut figment = Figment::new();
-        if let Some(path) = path {
-            if !path.is_file() {
-                return Err(ConfigError::Missing {
-                    path: path.to_path_buf(),
-                });
-            }
-            figment = figment.merge(Toml::file(path));
-        }
-        // figment hands the filter the key after `split` and before lowercasing:
-        // `BMON_WEB__LISTEN` arrives as `WEB.LISTEN`. Other `BMON_` variables (the CLI's
-        // `BMON_CLICKHOUSE_URL`, the tests' `BMON_TEST_...`) are not ours.
-        let env = Env::prefixed("BMON_").split("__").filter(|key| {
-            let mut parts = key.as_str().splitn(2, '.');
-            match (parts.next(), parts.next()) {
-                (Some(section), Some(rest)) if !rest.is_empty() => {
-                    ENV_SECTIONS.iter().any(|s| section.eq_ignore_ascii_case(s))
-                }
-                _ => false,
-            }
-        });
-        Config::from_figment(figment.merge(env))
+        let file = match path {
+            Some(path) => process::config::file(path)?,
+            None => Figment::new(),
+        };
+        Config::from_figment(file.merge(process::config::env(ENV_SECTIONS)))
     }
 
     /// A configuration from TOML text alone (tests, the example file).
@@ -153,10 +118,7 @@ impl Config {
 
     /// Defaults merged with `figment`, then validated.
     pub fn from_figment(figment: Figment) -> Result<Config, ConfigError> {
-        let config: Config = Figment::from(Serialized::defaults(Config::default()))
-            .merge(figment)
-            .extract()
-            .map_err(|e| ConfigError::Parse(Box::new(e)))?;
+        let config: Config = process::config::extract(figment)?;
         config.validate()?;
         Ok(config)
     }
