@@ -126,6 +126,18 @@ fn verdict(ok: bool) -> &'static str {
 }
 
 /// The age of the oldest event ch-writer has not acknowledged, seconds (0 when caught up).
+/// The last sequence number in `BMON_EVENTS`.
+async fn events_last_sequence(js: &async_nats::jetstream::Context) -> u64 {
+    js.get_stream("BMON_EVENTS")
+        .await
+        .expect("BMON_EVENTS")
+        .info()
+        .await
+        .expect("BMON_EVENTS info")
+        .state
+        .last_sequence
+}
+
 async fn writer_lag(js: &async_nats::jetstream::Context) -> Option<f64> {
     let mut stream = js.get_stream("BMON_EVENTS").await.ok()?;
     let last = stream.info().await.ok()?.state.last_sequence;
@@ -189,15 +201,7 @@ async fn run(nodes: usize, secs: u64, agent_bin: &Path, label: &str) {
         .iter()
         .map(|p| usage(*p).map_or(0.0, |u| u.0))
         .collect();
-    let seq0 = js
-        .get_stream("BMON_EVENTS")
-        .await
-        .unwrap()
-        .info()
-        .await
-        .unwrap()
-        .state
-        .last_sequence;
+    let seq0 = events_last_sequence(&js).await;
     let started = Instant::now();
     let mut lags = Vec::new();
     let mut peak_rss = vec![0.0f64; pids.len()];
@@ -213,15 +217,7 @@ async fn run(nodes: usize, secs: u64, agent_bin: &Path, label: &str) {
         tokio::time::sleep(Duration::from_secs(1)).await;
     }
     let wall = started.elapsed().as_secs_f64();
-    let seq1 = js
-        .get_stream("BMON_EVENTS")
-        .await
-        .unwrap()
-        .info()
-        .await
-        .unwrap()
-        .state
-        .last_sequence;
+    let seq1 = events_last_sequence(&js).await;
     let mut cpu_pct: Vec<f64> = pids
         .iter()
         .zip(&cpu0)
